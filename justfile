@@ -1,0 +1,57 @@
+# Task runner for orch. Run through `scripts/just`, which installs the pinned
+# `just` on first use: `scripts/just test`, `scripts/just --list`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+root := justfile_directory()
+venv := root / ".tools/venv"
+
+# Exported once here so every recipe (and the terraform/moto/checkov processes
+# the tests start) sees the same tool setup:
+# - terraform installs providers from the local mirror via this CLI config
+#   (written by scripts/setup-terraform), never from the network;
+# - the tests find moto_server and checkov in the project venv;
+# - the venv is appended, not prepended, to PATH so its python never shadows
+#   the one the user chose.
+export TF_CLI_CONFIG_FILE := root / ".tools/terraformrc"
+export ORCH_TOOLS_VENV := venv
+export PATH := env("PATH") + ":" + venv / "bin"
+
+# List the recipes.
+[private]
+default:
+    @{{ just_executable() }} --justfile {{ quote(justfile()) }} --list
+
+# Install the tools the tests need (terraform CLI config, moto, checkov) into .tools/.
+setup:
+    scripts/setup-terraform
+    scripts/setup-python
+
+# Release build of the orch binary.
+build:
+    cargo build --release
+
+# Fail if any Rust source is not rustfmt-formatted.
+fmt-check:
+    cargo fmt --all -- --check
+
+# Clippy on everything, warnings are errors.
+lint:
+    cargo clippy --all-targets -- -D warnings
+
+# --release because the end-to-end tests run the real binary (and terraform
+# against moto) many times; on 2 cores an optimized build pays for itself.
+
+# What CI runs: tools, formatting, lints, then the whole test suite.
+test: setup fmt-check lint
+    cargo test --release
+
+# Fleet-scale benchmark (benches/fleet.rs).
+bench:
+    cargo bench --bench fleet
+
+# Show orch on the example live/ tree.
+demo: setup build
+    target/release/orch --live live validate
+    target/release/orch --live live graph
+    target/release/orch --live live render --all
