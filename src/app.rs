@@ -1,0 +1,473 @@
+//! Wires the stages together for each command: load and validate the tree, build the DAG, render,
+//! print. The only module that knows them all; the only one that maps errors to exit codes.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::cli::{Cli, Command, Filters, Generate, GraphFormat, TfvarsFormat};
+use crate::config::{self, Address, Fleet, Profile, BUILTIN_KINDS};
+use crate::diag::{Diagnostic, Diagnostics, Sources};
+use crate::graph::{glob_match, Dag};
+use crate::policy::{self, KeyFacts};
+use crate::render::{self, hcl, Renderer, Templates};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The tree did not validate; the diagnostics are rendered on stderr.
+    #[error("{count} error(s) in {live}; nothing was run")]
+    Invalid { count: usize, live: PathBuf },
+    #[error(transparent)]
+    Templates(#[from] render::templates::TemplateError),
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(1)
+    }
+}
+
+/// A validated tree, ready for any command.
+struct Loaded {
+    fleet: Fleet,
+    dag: Dag,
+    templates: Templates,
+}
+
+pub fn run(cli: Cli) -> Result<(), AppError> {
+    let global = &cli.global;
+    match &cli.command {
+        Command::Validate => {
+            let loaded = load(&global.live, global.strict)?;
+            let keys = loaded
+                .fleet
+                .nodes
+                .iter()
+                .filter(|n| n.key_ref().is_none() || matches!(n.kind, config::NodeKind::Replica(_)))
+                .count();
+            println!(
+                "{}: {} nodes ({} keys and replicas, {} consumers) in {} accounts, {} dependencies; valid",
+                global.live.display(),
+                loaded.fleet.nodes.len(),
+                keys,
+                loaded.fleet.nodes.len() - keys,
+                loaded.fleet.accounts.len(),
+                loaded.dag.graph.edge_count()
+            );
+            Ok(())
+        }
+        Command::Graph { format } => {
+            let loaded = load(&global.live, global.strict)?;
+            print(&graph_text(&loaded, *format));
+            Ok(())
+        }
+        Command::Explain { address } => {
+            let loaded = load(&global.live, global.strict)?;
+            let i = find(&loaded.fleet, address)?;
+            let deps: Vec<String> = loaded
+                .dag
+                .dependencies(i)
+                .map(|d| loaded.fleet.nodes[d].address.to_string())
+                .collect();
+            print(&crate::explain::explain(
+                &loaded.fleet,
+                &loaded.fleet.nodes[i],
+                &deps,
+            ));
+            Ok(())
+        }
+        Command::Policy { address, explain } => {
+            let loaded = load(&global.live, global.strict)?;
+            let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
+            let facts = KeyFacts::of(&loaded.fleet, node).ok_or_else(|| {
+                AppError::Usage(format!(
+                    "{address} is a {}, not a key: it has no key policy",
+                    node.kind_name()
+                ))
+            })?;
+            let built = policy::build(&facts);
+            if *explain {
+                print(&policy::explain(&facts, &built));
+            } else {
+                print(&(built.to_pretty_json() + "\n"));
+            }
+            Ok(())
+        }
+        Command::Render { filters } => {
+            let loaded = load(&global.live, global.strict)?;
+            let selected = select(&loaded, filters)?;
+            let profile = profile(&loaded.fleet, global.profile.as_deref())?;
+            let renderer = Renderer::new(&loaded.fleet, &loaded.templates, profile);
+            let nodes: Vec<usize> = selected.into_iter().collect();
+            let stats = renderer.render_all(&nodes)?;
+            println!(
+                "rendered {} nodes into {}: {} files written, {} unchanged, {} removed",
+                nodes.len(),
+                loaded.fleet.state_dir().join("work").display(),
+                stats.written,
+                stats.unchanged,
+                stats.removed
+            );
+            if stats.provisional > 0 {
+                println!(
+                    "{} nodes use placeholders for outputs of dependencies that are not applied yet",
+                    stats.provisional
+                );
+            }
+            Ok(())
+        }
+        Command::Generate {
+            what: Generate::Tfvars { env, out, format },
+        } => {
+            let loaded = load(&global.live, global.strict)?;
+            let profile = profile(&loaded.fleet, global.profile.as_deref())?;
+            generate_tfvars(&loaded, profile, env, out, *format)
+        }
+    }
+}
+
+fn print(text: &str) {
+    // A closed pipe (`orch graph | head`) is not an error worth a message.
+    let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// Loads, validates and builds the DAG; on any error prints every diagnostic and runs nothing.
+fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
+    let templates = Templates::for_live(live)?;
+    let custom: BTreeSet<String> = templates
+        .kinds
+        .iter()
+        .filter(|k| !BUILTIN_KINDS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    let mut fleet = match config::load(live, &custom) {
+        Ok(fleet) => fleet,
+        Err(invalid) => return Err(report(&invalid.sources, &invalid.diagnostics, live)),
+    };
+    let mut diags = std::mem::take(&mut fleet.warnings);
+    for kind in BUILTIN_KINDS
+        .iter()
+        .filter(|k| **k != "replica" || fleet.nodes.iter().any(|n| n.kind_name() == "replica"))
+    {
+        let used = fleet.nodes.iter().any(|n| n.kind_name() == *kind);
+        if used && !templates.kinds.contains(*kind) {
+            return Err(AppError::Usage(format!(
+                "the templates in {} have no `{kind}/` folder, which nodes of this tree use",
+                templates
+                    .dir
+                    .as_deref()
+                    .unwrap_or(Path::new("(built in)"))
+                    .display()
+            )));
+        }
+    }
+    for node in &fleet.nodes {
+        if let Some(facts) = KeyFacts::of(&fleet, node) {
+            let built = policy::build(&facts);
+            for (problem, help) in policy::check(&facts, &built) {
+                diags.push(
+                    Diagnostic::error(node.span, format!("{}: {problem}", node.address))
+                        .with_help(help),
+                );
+            }
+            for warning in policy::warnings(&facts) {
+                let d = Diagnostic::warning(node.span, format!("{}: {}", node.address, warning.0))
+                    .with_help(warning.1);
+                diags.push(if strict {
+                    Diagnostic {
+                        severity: crate::diag::Severity::Error,
+                        ..d
+                    }
+                } else {
+                    d
+                });
+            }
+        }
+    }
+    let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
+    for wave in &fleet.settings.waves {
+        for pattern in &wave.patterns {
+            if !addresses.iter().any(|a| glob_match(pattern, a)) {
+                diags.push(
+                    Diagnostic::warning(
+                        wave.span,
+                        format!("wave `{}`: `{pattern}` matches no node", wave.name),
+                    )
+                    .with_help("check the pattern against `orch graph`"),
+                );
+            }
+        }
+    }
+    let dag = match Dag::build(&fleet) {
+        Ok(dag) => dag,
+        Err(cycles) => {
+            cycles.into_iter().for_each(|d| diags.push(d));
+            return Err(report(&fleet.sources, &diags, live));
+        }
+    };
+    if diags.has_errors() {
+        return Err(report(&fleet.sources, &diags, live));
+    }
+    if !diags.is_empty() {
+        eprint!("{}", diags.render(&fleet.sources));
+    }
+    Ok(Loaded {
+        fleet,
+        dag,
+        templates,
+    })
+}
+
+fn report(sources: &Sources, diags: &Diagnostics, live: &Path) -> AppError {
+    eprint!("{}", diags.render(sources));
+    AppError::Invalid {
+        count: diags.error_count(),
+        live: live.to_path_buf(),
+    }
+}
+
+fn find(fleet: &Fleet, text: &str) -> Result<usize, AppError> {
+    let address = Address::parse(text).map_err(AppError::Usage)?;
+    fleet
+        .nodes
+        .binary_search_by(|n| n.address.cmp(&address))
+        .map_err(|_| {
+            let all: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
+            let hint = crate::diag::did_you_mean(text, all.iter().map(String::as_str))
+                .map(|near| format!("; did you mean {near}?"))
+                .unwrap_or_default();
+            AppError::Usage(format!("no node {text} in this tree{hint}"))
+        })
+}
+
+fn profile<'a>(fleet: &'a Fleet, name: Option<&str>) -> Result<Option<&'a Profile>, AppError> {
+    let Some(name) = name else { return Ok(None) };
+    fleet.settings.profiles.get(name).map(Some).ok_or_else(|| {
+        let known: Vec<&str> = fleet.settings.profiles.keys().map(String::as_str).collect();
+        AppError::Usage(format!(
+            "no profile `{name}` in orch.yaml (profiles: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+/// The nodes a command's filters select, as indexes into `fleet.nodes`.
+fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppError> {
+    let fleet = &loaded.fleet;
+    if !filters.all
+        && filters.patterns.is_empty()
+        && filters.account.is_empty()
+        && filters.region.is_empty()
+    {
+        return Err(AppError::Usage(
+            "name the nodes to work on (address globs, --account, --region) or pass --all".into(),
+        ));
+    }
+    for account in &filters.account {
+        if !fleet.accounts.contains_key(account) {
+            return Err(AppError::Usage(format!(
+                "no account `{account}` in this tree"
+            )));
+        }
+    }
+    for pattern in &filters.patterns {
+        if !fleet
+            .nodes
+            .iter()
+            .any(|n| glob_match(pattern, &n.address.to_string()))
+        {
+            return Err(AppError::Usage(format!(
+                "`{pattern}` matches no node of this tree (see `orch graph`)"
+            )));
+        }
+    }
+    let selected: BTreeSet<usize> = fleet
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            let address = n.address.to_string();
+            (filters.patterns.is_empty()
+                || filters.patterns.iter().any(|p| glob_match(p, &address)))
+                && (filters.account.is_empty() || filters.account.contains(&n.address.account))
+                && (filters.region.is_empty() || filters.region.contains(&n.address.region))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if selected.is_empty() {
+        return Err(AppError::Usage("the filters select no node".into()));
+    }
+    Ok(if filters.with_deps {
+        loaded.dag.with_dependencies(&selected)
+    } else {
+        selected
+    })
+}
+
+fn graph_text(loaded: &Loaded, format: GraphFormat) -> String {
+    let fleet = &loaded.fleet;
+    let dag = &loaded.dag;
+    match format {
+        GraphFormat::Text => {
+            let width = fleet
+                .nodes
+                .iter()
+                .map(|n| n.address.to_string().len())
+                .max()
+                .unwrap_or(0);
+            let mut out = String::new();
+            for &i in &dag.order {
+                let node = &fleet.nodes[i];
+                let deps: Vec<String> = dag
+                    .dependencies(i)
+                    .map(|d| fleet.nodes[d].address.to_string())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let after = if deps.is_empty() {
+                    String::new()
+                } else {
+                    format!("  after {}", deps.join(", "))
+                };
+                let line = format!(
+                    "{:<width$}  {:<10}{after}",
+                    node.address.to_string(),
+                    node.kind_name()
+                );
+                out.push_str(line.trim_end());
+                out.push('\n');
+            }
+            out
+        }
+        GraphFormat::Dot => {
+            let mut out = String::from("digraph orch {\n  rankdir=LR;\n");
+            for node in &fleet.nodes {
+                out.push_str(&format!(
+                    "  \"{}\" [label=\"{}\\n{}\"];\n",
+                    node.address,
+                    node.address,
+                    node.kind_name()
+                ));
+            }
+            let mut edges: Vec<_> = dag.edges().collect();
+            edges.sort_by_key(|(a, b, _)| (*a, *b));
+            for (from, to, edge) in edges {
+                out.push_str(&format!(
+                    "  \"{}\" -> \"{}\" [label=\"{}\"];\n",
+                    fleet.nodes[from].address,
+                    fleet.nodes[to].address,
+                    serde_json::to_value(edge.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(String::from))
+                        .unwrap_or_default()
+                ));
+            }
+            out.push_str("}\n");
+            out
+        }
+        GraphFormat::Json => {
+            let nodes: Vec<_> = dag
+                .order
+                .iter()
+                .map(|&i| {
+                    let node = &fleet.nodes[i];
+                    let deps: BTreeSet<String> = dag
+                        .dependencies(i)
+                        .map(|d| fleet.nodes[d].address.to_string())
+                        .collect();
+                    json!({
+                        "address": node.address.to_string(),
+                        "kind": node.kind_name(),
+                        "account_id": fleet.account_of(node).account_id,
+                        "dependencies": deps,
+                    })
+                })
+                .collect();
+            let mut edges: Vec<_> = dag.edges().collect();
+            edges.sort_by_key(|(a, b, _)| (*a, *b));
+            let edges: Vec<_> = edges
+                .into_iter()
+                .map(|(from, to, edge)| {
+                    json!({
+                        "from": fleet.nodes[from].address.to_string(),
+                        "to": fleet.nodes[to].address.to_string(),
+                        "kind": edge.kind,
+                        "declared_at": fleet.sources.locate(edge.span),
+                    })
+                })
+                .collect();
+            serde_json::to_string_pretty(&json!({"nodes": nodes, "edges": edges}))
+                .expect("JSON serializes")
+                + "\n"
+        }
+    }
+}
+
+fn generate_tfvars(
+    loaded: &Loaded,
+    profile: Option<&Profile>,
+    env: &str,
+    out: &Path,
+    format: TfvarsFormat,
+) -> Result<(), AppError> {
+    let fleet = &loaded.fleet;
+    let accounts: Vec<&str> = fleet
+        .accounts
+        .values()
+        .filter(|a| a.environment == env)
+        .map(|a| a.name.as_str())
+        .collect();
+    if accounts.is_empty() {
+        let envs: BTreeSet<&str> = fleet
+            .accounts
+            .values()
+            .map(|a| a.environment.as_str())
+            .collect();
+        return Err(AppError::Usage(format!(
+            "no account has environment `{env}` (environments: {})",
+            envs.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let outputs = render::RecordedOutputs::for_fleet(fleet);
+    let endpoint = profile.and_then(|p| p.endpoint.as_deref());
+    let mut count = 0;
+    for node in fleet
+        .nodes
+        .iter()
+        .filter(|n| accounts.contains(&n.address.account.as_str()))
+    {
+        let inputs = render::inputs::inputs(fleet, node, endpoint, &outputs);
+        let (name, text) = match format {
+            TfvarsFormat::Json => (
+                format!("{}.tfvars.json", node.address.name),
+                serde_json::to_string_pretty(&serde_json::Value::Object(inputs.vars))
+                    .expect("JSON serializes")
+                    + "\n",
+            ),
+            TfvarsFormat::Hcl => (
+                format!("{}.tfvars", node.address.name),
+                hcl::tfvars(&inputs.vars),
+            ),
+        };
+        let dir = out.join(&node.address.account).join(&node.address.region);
+        render::write_files(&dir, &[(name.as_str(), text)]).map_err(AppError::from)?;
+        count += 1;
+    }
+    println!(
+        "wrote tfvars of {count} nodes of environment {env} ({}) into {}",
+        accounts.join(", "),
+        out.display()
+    );
+    Ok(())
+}

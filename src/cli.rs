@@ -1,0 +1,115 @@
+//! The command line (clap). Parsing only: `app.rs` turns these into work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orch",
+    version,
+    about = "Orchestrates a fleet of AWS KMS keys across accounts and regions with Terraform"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The live/ tree to read.
+    #[arg(long, global = true, default_value = "live", env = "ORCH_LIVE")]
+    pub live: PathBuf,
+    /// Provider profile from orch.yaml (e.g. sandbox).
+    #[arg(long, global = true, env = "ORCH_PROFILE")]
+    pub profile: Option<String>,
+    /// Disable colors and progress bars.
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Treat warnings (e.g. administrators who can also decrypt) as errors.
+    #[arg(long, global = true)]
+    pub strict: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the whole tree; report every error with its file and line.
+    Validate,
+    /// Print the dependency graph.
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
+    /// Print a node's effective configuration, each value with the file:line it came from.
+    Explain {
+        /// Node address, account/region/node.
+        address: String,
+    },
+    /// Print the key policy orch computes for a key or replica.
+    Policy {
+        address: String,
+        /// Say who can do what, in plain words.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Render Terraform root modules into .orch/work/<address>/.
+    Render {
+        #[command(flatten)]
+        filters: Filters,
+    },
+    /// Write per-node tfvars for pipelines of one's own.
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// tfvars of every node of every account of one environment.
+    Tfvars {
+        /// Environment, as in account.yaml's `environment`.
+        #[arg(long)]
+        env: String,
+        /// Directory to write into.
+        #[arg(long, default_value = "tfvars")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = TfvarsFormat::Json)]
+        format: TfvarsFormat,
+    },
+}
+
+/// Which nodes a command works on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Filters {
+    /// Every node of the tree.
+    #[arg(long, conflicts_with_all = ["patterns", "account", "region"])]
+    pub all: bool,
+    /// Address globs: prod/*/s3-*, dev/**
+    #[arg(value_name = "ADDRESS")]
+    pub patterns: Vec<String>,
+    /// Only nodes of this account (repeatable).
+    #[arg(long)]
+    pub account: Vec<String>,
+    /// Only nodes in this region (repeatable).
+    #[arg(long)]
+    pub region: Vec<String>,
+    /// Add every dependency of the selected nodes.
+    #[arg(long)]
+    pub with_deps: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Text,
+    Dot,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TfvarsFormat {
+    Json,
+    Hcl,
+}

@@ -1,0 +1,165 @@
+//! The `live/` tree, from YAML files to a validated [`Fleet`]. Knows no processes and no templates.
+//! Stages, in order: `tree` (discover and parse files), `settings` (orch.yaml, account.yaml),
+//! `layer` (defaults), `node` (one node's kind), `link` (rules across nodes).
+
+pub mod address;
+mod decode;
+mod layer;
+mod link;
+pub mod model;
+mod node;
+mod principal;
+pub mod regions;
+mod settings;
+mod tree;
+mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+pub use address::Address;
+pub use model::*;
+pub use node::BUILTIN_KINDS;
+
+use crate::diag::{Diagnostic, Diagnostics, Sources};
+
+/// A tree that did not validate: every error found, and the files to quote them from.
+pub struct Invalid {
+    pub sources: Sources,
+    pub diagnostics: Diagnostics,
+}
+
+/// Loads and validates the tree under `live`. `custom_kinds` are the user's template folders.
+pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Invalid> {
+    let mut sources = Sources::default();
+    let mut diags = Diagnostics::default();
+    if !live.is_dir() {
+        diags.push(
+            Diagnostic::at_path(live, format!("{} is not a directory", live.display()))
+                .with_help("run orch where live/ is, or pass --live DIR"),
+        );
+        return Err(Invalid {
+            sources,
+            diagnostics: diags,
+        });
+    }
+    let raw = tree::discover(live, &mut sources, &mut diags);
+    let (settings, fleet_defaults) = match &raw.fleet {
+        Some(file) => settings::read_orch_yaml(file, &mut diags),
+        None => (settings::default_settings(), settings::empty_mapping()),
+    };
+
+    let mut accounts = BTreeMap::new();
+    let mut layers = BTreeMap::new();
+    let mut declared = Vec::new();
+    let mut ids: BTreeMap<String, (String, crate::diag::Span)> = BTreeMap::new();
+    for raw_account in &raw.accounts {
+        let Some(file) = &raw_account.file else {
+            continue;
+        };
+        let Some((account, defaults)) = settings::read_account(&raw_account.name, file, &mut diags)
+        else {
+            continue;
+        };
+        if let Some((other, span)) = ids.get(&account.account_id) {
+            diags.push(
+                Diagnostic::error(
+                    account.span,
+                    format!(
+                        "accounts `{other}` and `{}` have the same account_id",
+                        account.name
+                    ),
+                )
+                .with_note(*span, format!("`{other}` is declared here")),
+            );
+        }
+        ids.insert(
+            account.account_id.clone(),
+            (account.name.clone(), account.span),
+        );
+        let account_layer = layer::merge(&fleet_defaults, &defaults);
+        for region in &account.regions {
+            layers.insert(
+                (account.name.clone(), region.clone()),
+                account_layer.clone(),
+            );
+        }
+        for raw_region in &raw_account.regions {
+            let region_defaults = match &raw_region.file {
+                Some(file) => settings::read_region(file, &mut diags),
+                None => settings::empty_mapping(),
+            };
+            if !account.regions.contains(&raw_region.name) {
+                let anchor = raw_region
+                    .file
+                    .as_ref()
+                    .or(raw_region.nodes.first().map(|n| &n.file))
+                    .map(|f| crate::diag::Span::file(f.source));
+                if let Some(span) = anchor {
+                    diags.push(
+                        Diagnostic::error(
+                            span,
+                            format!(
+                                "region {} is not enabled for account {}",
+                                raw_region.name, account.name
+                            ),
+                        )
+                        .with_note(account.span, "the account's regions are listed here")
+                        .with_help(format!(
+                            "add {} to `regions` in account.yaml",
+                            raw_region.name
+                        )),
+                    );
+                }
+                continue;
+            }
+            let region_layer = layer::merge(&account_layer, &region_defaults);
+            for raw_node in &raw_region.nodes {
+                let Some(own) = raw_node.file.root.as_mapping() else {
+                    diags.push(Diagnostic::error(
+                        crate::diag::Span::file(raw_node.file.source),
+                        "node.yaml must be a mapping of `field: value` pairs",
+                    ));
+                    continue;
+                };
+                let effective = layer::merge(&region_layer, own);
+                let address = Address::new(&account.name, &raw_region.name, &raw_node.name);
+                if let Some(d) = node::decode(
+                    address,
+                    raw_node.file.source as u32,
+                    effective,
+                    custom_kinds,
+                    &mut diags,
+                ) {
+                    declared.push(d);
+                }
+            }
+            layers.insert(
+                (account.name.clone(), raw_region.name.clone()),
+                region_layer,
+            );
+        }
+        accounts.insert(account.name.clone(), account);
+    }
+
+    let linker = link::Linker {
+        accounts: &accounts,
+        layers: &layers,
+    };
+    let nodes = linker.link(declared, &mut diags);
+    diags.dedup();
+    if diags.has_errors() {
+        return Err(Invalid {
+            sources,
+            diagnostics: diags,
+        });
+    }
+    Ok(Fleet {
+        live: live.to_path_buf(),
+        settings,
+        accounts,
+        nodes,
+        sources,
+        warnings: diags,
+    })
+}

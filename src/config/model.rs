@@ -1,0 +1,403 @@
+//! The validated fleet: what the rest of orch works from. Everything here has passed every check;
+//! spans are kept only where later stages still report against the source (edges, principals).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use marked_yaml::types::MarkedMappingNode;
+
+use super::address::Address;
+use super::decode::Spanned;
+use crate::diag::{Diagnostics, Sources, Span};
+
+/// The whole `live/` tree, validated.
+pub struct Fleet {
+    /// The `live/` directory; orch's own files go to `.orch/` beside it.
+    pub live: PathBuf,
+    pub settings: Settings,
+    pub accounts: BTreeMap<String, Account>,
+    /// Every node, synthesized replicas included, sorted by address.
+    pub nodes: Vec<Node>,
+    pub sources: Sources,
+    /// Findings that do not stop a run (separation-of-duties hints and the like).
+    pub warnings: Diagnostics,
+}
+
+impl Fleet {
+    pub fn node(&self, address: &Address) -> Option<&Node> {
+        self.nodes
+            .binary_search_by(|n| n.address.cmp(address))
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+
+    pub fn account_of(&self, node: &Node) -> &Account {
+        &self.accounts[&node.address.account]
+    }
+
+    /// `.orch/` beside `live/`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.live
+            .parent()
+            .map(|p| p.join(".orch"))
+            .unwrap_or_else(|| PathBuf::from(".orch"))
+    }
+}
+
+/// Tool settings from `orch.yaml`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub terraform_binary: Option<String>,
+    /// Version constraint of the hashicorp/aws provider, e.g. `>= 5.0, < 7.0`.
+    pub aws_provider: String,
+    pub required_version: String,
+    pub parallelism: Option<usize>,
+    pub backend: Backend,
+    pub profiles: BTreeMap<String, Profile>,
+    pub waves: Vec<Wave>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// State under `.orch/state/<address>/terraform.tfstate`.
+    Local,
+    /// One state object per node; `{account_id}` in the bucket name is replaced per account.
+    S3 {
+        bucket: String,
+        region: String,
+        key_prefix: String,
+        dynamodb_table: Option<String>,
+    },
+}
+
+/// A named set of provider settings chosen with `--profile` (e.g. `sandbox`, an emulator).
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// Every AWS API call goes to this URL.
+    pub endpoint: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Wave {
+    pub name: String,
+    pub patterns: Vec<String>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct Account {
+    pub name: String,
+    pub account_id: String,
+    pub environment: String,
+    pub role_arn: Option<String>,
+    /// Enabled regions: what `replicas: "*"` expands to.
+    pub regions: Vec<String>,
+    pub span: Span,
+}
+
+/// One node of the fleet: a root module of its own.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub address: Address,
+    /// Where the node is declared: its node.yaml, or the `replicas:` entry that synthesized it.
+    pub span: Span,
+    pub kind: NodeKind,
+    pub tags: BTreeMap<String, String>,
+    pub depends_on: Vec<Spanned<Address>>,
+    /// The layered configuration, with every value's span, for `orch explain`.
+    pub effective: MarkedMappingNode,
+}
+
+impl Node {
+    /// The template folder this node renders from.
+    pub fn kind_name(&self) -> &str {
+        match &self.kind {
+            NodeKind::Key(_) => "key",
+            NodeKind::Replica(_) => "replica",
+            NodeKind::Grant(_) => "grant",
+            NodeKind::KeyAccess(_) => "key-access",
+            NodeKind::S3Bucket(_) => "s3-bucket",
+            NodeKind::Custom(c) => &c.kind,
+        }
+    }
+
+    /// The key this node uses, if it is a replica or a consumer.
+    pub fn key_ref(&self) -> Option<&Spanned<Address>> {
+        match &self.kind {
+            NodeKind::Key(_) => None,
+            NodeKind::Replica(r) => Some(&r.primary),
+            NodeKind::Grant(g) => Some(&g.key),
+            NodeKind::KeyAccess(k) => Some(&k.key),
+            NodeKind::S3Bucket(b) => Some(&b.key),
+            NodeKind::Custom(c) => c.key.as_ref(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    Key(Key),
+    Replica(Replica),
+    Grant(Grant),
+    KeyAccess(KeyAccess),
+    S3Bucket(S3Bucket),
+    Custom(Custom),
+}
+
+/// A primary customer-managed key.
+#[derive(Clone, Debug)]
+pub struct Key {
+    pub description: String,
+    pub aliases: Vec<String>,
+    pub spec: KeySpec,
+    pub usage: KeyUsage,
+    pub rotation: Rotation,
+    pub deletion_window_days: u32,
+    pub is_enabled: bool,
+    pub multi_region: bool,
+    /// Regions of the replicas this key has (synthesized or explicit), sorted.
+    pub replica_regions: Vec<String>,
+    pub access: Access,
+    pub prevent_destroy: bool,
+    pub bypass_policy_lockout_safety_check: bool,
+    /// A `policy:` override, as compact JSON; replaces the generated policy.
+    pub policy_override: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub enabled: bool,
+    pub period_days: Option<u32>,
+}
+
+/// A multi-region replica of a primary key, in another region of the same account.
+#[derive(Clone, Debug)]
+pub struct Replica {
+    pub primary: Spanned<Address>,
+    pub description: String,
+    pub deletion_window_days: u32,
+    pub is_enabled: bool,
+    pub prevent_destroy: bool,
+    /// The primary's aliases, so an alias resolves in every region the key is in.
+    pub aliases: Vec<String>,
+    /// The primary's access model, widened by key-access consumers of this replica.
+    pub access: Access,
+    pub spec: KeySpec,
+    pub usage: KeyUsage,
+    pub bypass_policy_lockout_safety_check: bool,
+    pub policy_override: Option<String>,
+    /// Declared by a node.yaml with `replica_of` rather than synthesized from `replicas:`.
+    pub explicit: bool,
+}
+
+/// `aws_kms_grant` for a principal, possibly in another account.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    pub key: Spanned<Address>,
+    pub grantee: String,
+    pub operations: Vec<String>,
+    pub retiring_principal: Option<String>,
+    pub encryption_context_equals: BTreeMap<String, String>,
+    pub encryption_context_subset: BTreeMap<String, String>,
+    pub grant_name: String,
+}
+
+/// An IAM policy in the consumer's own account that lets its roles use a key of another account;
+/// the key's policy is widened for that account automatically.
+#[derive(Clone, Debug)]
+pub struct KeyAccess {
+    pub key: Spanned<Address>,
+    pub roles: Vec<String>,
+    pub capabilities: Vec<Capability>,
+    pub policy_name: String,
+}
+
+/// An S3 bucket encrypted with SSE-KMS under the key, with a bucket key, public access blocked.
+#[derive(Clone, Debug)]
+pub struct S3Bucket {
+    pub key: Spanned<Address>,
+    pub bucket: String,
+    pub versioning: bool,
+    pub force_destroy: bool,
+}
+
+/// A kind a user added as a folder under `templates/`: its `inputs:` go to the module as they are.
+#[derive(Clone, Debug)]
+pub struct Custom {
+    pub kind: String,
+    pub key: Option<Spanned<Address>>,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The access model of a key: who may do what, by capability.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub grants: BTreeMap<Capability, Vec<String>>,
+    /// AWS services allowed to use the key on behalf of principals of this account.
+    pub services: Vec<ServiceAccess>,
+    /// Other accounts widened in by key-access consumers: account id -> capabilities.
+    pub external_accounts: BTreeMap<String, Vec<Capability>>,
+    /// Keep the statement that gives the account root full access (lockout safety).
+    pub root_access: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceAccess {
+    /// Service name as in `kms:ViaService`, e.g. `s3` (becomes `s3.<region>.amazonaws.com`).
+    pub service: String,
+    pub capabilities: Vec<Capability>,
+}
+
+/// What a principal may do with a key (k9 Security's access capability model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    AdministerResource,
+    ReadConfig,
+    ReadData,
+    WriteData,
+    DeleteData,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 5] = [
+        Capability::AdministerResource,
+        Capability::ReadConfig,
+        Capability::ReadData,
+        Capability::WriteData,
+        Capability::DeleteData,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::AdministerResource => "administer-resource",
+            Capability::ReadConfig => "read-config",
+            Capability::ReadData => "read-data",
+            Capability::WriteData => "write-data",
+            Capability::DeleteData => "delete-data",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeySpec {
+    SymmetricDefault,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EccNistP256,
+    EccNistP384,
+    EccNistP521,
+    EccSecgP256k1,
+    Hmac224,
+    Hmac256,
+    Hmac384,
+    Hmac512,
+}
+
+impl KeySpec {
+    pub const ALL: [KeySpec; 12] = [
+        KeySpec::SymmetricDefault,
+        KeySpec::Rsa2048,
+        KeySpec::Rsa3072,
+        KeySpec::Rsa4096,
+        KeySpec::EccNistP256,
+        KeySpec::EccNistP384,
+        KeySpec::EccNistP521,
+        KeySpec::EccSecgP256k1,
+        KeySpec::Hmac224,
+        KeySpec::Hmac256,
+        KeySpec::Hmac384,
+        KeySpec::Hmac512,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeySpec::SymmetricDefault => "SYMMETRIC_DEFAULT",
+            KeySpec::Rsa2048 => "RSA_2048",
+            KeySpec::Rsa3072 => "RSA_3072",
+            KeySpec::Rsa4096 => "RSA_4096",
+            KeySpec::EccNistP256 => "ECC_NIST_P256",
+            KeySpec::EccNistP384 => "ECC_NIST_P384",
+            KeySpec::EccNistP521 => "ECC_NIST_P521",
+            KeySpec::EccSecgP256k1 => "ECC_SECG_P256K1",
+            KeySpec::Hmac224 => "HMAC_224",
+            KeySpec::Hmac256 => "HMAC_256",
+            KeySpec::Hmac384 => "HMAC_384",
+            KeySpec::Hmac512 => "HMAC_512",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<KeySpec> {
+        KeySpec::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    pub fn is_rsa(self) -> bool {
+        self.name().starts_with("RSA_")
+    }
+
+    pub fn is_ecc(self) -> bool {
+        self.name().starts_with("ECC_")
+    }
+
+    /// The usages AWS accepts for this spec.
+    pub fn usages(self) -> &'static [KeyUsage] {
+        use KeyUsage::*;
+        match self {
+            KeySpec::SymmetricDefault => &[EncryptDecrypt],
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => &[EncryptDecrypt, SignVerify],
+            KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
+                &[SignVerify, KeyAgreement]
+            }
+            KeySpec::EccSecgP256k1 => &[SignVerify, KeyAgreement],
+            KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
+                &[GenerateVerifyMac]
+            }
+        }
+    }
+
+    /// AWS rotates key material automatically only for symmetric encryption keys.
+    pub fn supports_rotation(self) -> bool {
+        self == KeySpec::SymmetricDefault
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUsage {
+    EncryptDecrypt,
+    SignVerify,
+    GenerateVerifyMac,
+    KeyAgreement,
+}
+
+impl KeyUsage {
+    pub const ALL: [KeyUsage; 4] = [
+        KeyUsage::EncryptDecrypt,
+        KeyUsage::SignVerify,
+        KeyUsage::GenerateVerifyMac,
+        KeyUsage::KeyAgreement,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyUsage::EncryptDecrypt => "ENCRYPT_DECRYPT",
+            KeyUsage::SignVerify => "SIGN_VERIFY",
+            KeyUsage::GenerateVerifyMac => "GENERATE_VERIFY_MAC",
+            KeyUsage::KeyAgreement => "KEY_AGREEMENT",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<KeyUsage> {
+        KeyUsage::ALL.into_iter().find(|u| u.name() == name)
+    }
+}

@@ -1,0 +1,783 @@
+//! Decoding one node's effective (layered) configuration into its kind: a key, an explicit
+//! replica, a consumer, or a user-defined kind. Cross-node rules live in `link.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use marked_yaml::types::MarkedMappingNode;
+
+use super::address::Address;
+use super::decode::{to_json, Fields, Spanned};
+use super::model::{
+    Access, Capability, Custom, Grant, Key, KeyAccess, KeySpec, KeyUsage, Rotation, S3Bucket,
+    ServiceAccess,
+};
+use super::principal::{check_principal, check_role};
+use crate::diag::{did_you_mean, Diagnostics, Span};
+
+pub const BUILTIN_KINDS: &[&str] = &["key", "replica", "grant", "key-access", "s3-bucket"];
+
+/// Operations an `aws_kms_grant` may allow.
+pub const GRANT_OPERATIONS: &[&str] = &[
+    "Decrypt",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "ReEncryptFrom",
+    "ReEncryptTo",
+    "Sign",
+    "Verify",
+    "GetPublicKey",
+    "CreateGrant",
+    "RetireGrant",
+    "DescribeKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateMac",
+    "VerifyMac",
+    "DeriveSharedSecret",
+];
+
+/// A node as declared, before links to other nodes are checked.
+pub struct Declared {
+    pub address: Address,
+    /// The node.yaml's own source: fields from other files are defaults.
+    pub source: u32,
+    pub span: Span,
+    pub effective: MarkedMappingNode,
+    pub tags: BTreeMap<String, String>,
+    pub depends_on: Vec<Spanned<Address>>,
+    pub body: Body,
+}
+
+pub enum Body {
+    Key(Box<KeyDecl>),
+    Replica(ReplicaDecl),
+    Grant(Grant),
+    KeyAccess(KeyAccess),
+    S3Bucket(S3Bucket),
+    Custom(Custom),
+}
+
+pub struct KeyDecl {
+    pub key: Key,
+    pub aliases: Vec<Spanned<String>>,
+    pub replicas: Option<Spanned<Replicas>>,
+    pub multi_region_span: Option<Span>,
+}
+
+pub enum Replicas {
+    /// `"*"`: every enabled region of the account but the key's own.
+    All,
+    Regions(Vec<Spanned<String>>),
+}
+
+/// An explicit replica (`replica_of`); unset fields are taken from the primary.
+pub struct ReplicaDecl {
+    pub primary: Spanned<Address>,
+    pub description: Option<String>,
+    pub deletion_window_days: Option<u32>,
+    pub is_enabled: Option<bool>,
+    pub prevent_destroy: Option<bool>,
+}
+
+/// Decodes a node from its effective configuration; `None` when it has errors (all recorded).
+pub fn decode(
+    address: Address,
+    source: u32,
+    effective: MarkedMappingNode,
+    custom_kinds: &BTreeSet<String>,
+    diags: &mut Diagnostics,
+) -> Option<Declared> {
+    let mut f = Fields::new(&effective, "node.yaml");
+    let span = Span::file(source as usize);
+    let kind = f.string("kind");
+    let replica_of = f.node("replica_of").is_some();
+    let kind_name = match (&kind, replica_of) {
+        (Some(k), _) => k.value.clone(),
+        (None, true) => "replica".to_string(),
+        (None, false) => "key".to_string(),
+    };
+    if let Some(k) = &kind {
+        if !BUILTIN_KINDS.contains(&k.value.as_str()) && !custom_kinds.contains(&k.value) {
+            let all: Vec<&str> = BUILTIN_KINDS
+                .iter()
+                .copied()
+                .chain(custom_kinds.iter().map(String::as_str))
+                .collect();
+            let d = f.error(k.span, format!("unknown kind `{}`", k.value));
+            d.help = Some(match did_you_mean(&k.value, all.iter().copied()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("kinds are the folders under templates/: {}", all.join(", ")),
+            });
+            f.finish(diags, Some(source));
+            return None;
+        }
+        if k.value == "replica" && !replica_of {
+            f.error(k.span, "a replica needs `replica_of: account/region/node`");
+        }
+    }
+    let tags = read_tags(&mut f);
+    let depends_on = read_addresses(&mut f, "depends_on");
+    let body = match kind_name.as_str() {
+        "key" => read_key(&mut f, source).map(|k| Body::Key(Box::new(k))),
+        "replica" => read_replica(&mut f).map(Body::Replica),
+        "grant" => read_grant(&mut f, &address).map(Body::Grant),
+        "key-access" => read_key_access(&mut f, &address).map(Body::KeyAccess),
+        "s3-bucket" => read_s3_bucket(&mut f).map(Body::S3Bucket),
+        custom => read_custom(&mut f, custom).map(Body::Custom),
+    };
+    let ok = !f.diags.has_errors();
+    f.finish(diags, Some(source));
+    let body = body.filter(|_| ok)?;
+    Some(Declared {
+        address,
+        source,
+        span,
+        effective,
+        tags,
+        depends_on,
+        body,
+    })
+}
+
+fn read_tags(f: &mut Fields) -> BTreeMap<String, String> {
+    let mut tags = BTreeMap::new();
+    for (k, v) in f.string_map("tags").unwrap_or_default() {
+        let key_ok = !k.value.is_empty()
+            && k.value.len() <= 128
+            && !k.value.starts_with("aws:")
+            && k.value
+                .chars()
+                .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c));
+        if !key_ok {
+            f.error(k.span, format!("`{}` is not a valid tag key", k.value))
+                .help = Some(
+                "tag keys are 1-128 letters, digits, spaces and _.:/=+-@, not starting with aws:"
+                    .into(),
+            );
+        } else if v.value.len() > 256 {
+            f.error(v.span, "a tag value is at most 256 characters");
+        }
+        tags.insert(k.value, v.value);
+    }
+    tags
+}
+
+fn read_addresses(f: &mut Fields, name: &'static str) -> Vec<Spanned<Address>> {
+    let mut out = Vec::new();
+    for item in f.strings(name).map(|s| s.value).unwrap_or_default() {
+        match Address::parse(&item.value) {
+            Ok(a) => out.push(Spanned::new(a, item.span)),
+            Err(why) => {
+                f.error(item.span, why);
+            }
+        }
+    }
+    out
+}
+
+fn read_address(f: &mut Fields, name: &'static str) -> Option<Spanned<Address>> {
+    let text = f.required_string(name)?;
+    match Address::parse(&text.value) {
+        Ok(a) => Some(Spanned::new(a, text.span)),
+        Err(why) => {
+            f.error(text.span, why);
+            None
+        }
+    }
+}
+
+/// True when a field's value was written in the node's own file rather than layered in.
+fn own(span: Span, source: u32) -> bool {
+    span.source == source
+}
+
+fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
+    let description = f.string("description").map(|d| d.value).unwrap_or_default();
+    if description.chars().count() > 8192 {
+        let span = f.key_span("description").unwrap_or(f.span());
+        f.error(span, "a key description is at most 8192 characters");
+    }
+    let aliases = read_aliases(f);
+    let spec_field = f.string("spec");
+    let spec = match &spec_field {
+        None => KeySpec::SymmetricDefault,
+        Some(s) => match KeySpec::parse(&s.value) {
+            Some(spec) => spec,
+            None => {
+                let d = f.error(s.span, format!("unknown key spec `{}`", s.value));
+                d.help = Some(match did_you_mean(&s.value, KeySpec::ALL.iter().map(|k| k.name())) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => "use SYMMETRIC_DEFAULT, RSA_2048/3072/4096, ECC_NIST_P256/384/521, ECC_SECG_P256K1 or HMAC_224/256/384/512".into(),
+                });
+                KeySpec::SymmetricDefault
+            }
+        },
+    };
+    let usage = match f.string("usage") {
+        None => spec.usages()[0],
+        Some(u) => match KeyUsage::parse(&u.value) {
+            Some(usage) if spec.usages().contains(&usage) => usage,
+            Some(usage) => {
+                let valid: Vec<&str> = spec.usages().iter().map(|u| u.name()).collect();
+                f.error(
+                    u.span,
+                    format!("a {} key cannot have usage {}", spec.name(), usage.name()),
+                )
+                .help = Some(format!(
+                    "{} keys support: {}",
+                    spec.name(),
+                    valid.join(", ")
+                ));
+                usage
+            }
+            None => {
+                f.error(u.span, format!("unknown key usage `{}`", u.value))
+                    .help = Some(
+                    "use ENCRYPT_DECRYPT, SIGN_VERIFY, GENERATE_VERIFY_MAC or KEY_AGREEMENT".into(),
+                );
+                spec.usages()[0]
+            }
+        },
+    };
+    let rotation = read_rotation(f, spec, usage, source);
+    let deletion_window_days = read_deletion_window(f).unwrap_or(30);
+    let is_enabled = f.bool("is_enabled").map(|b| b.value).unwrap_or(true);
+    let multi_region_field = f.bool("multi_region");
+    let multi_region = multi_region_field.as_ref().is_some_and(|b| b.value);
+    let replicas = read_replicas(f);
+    let access = read_access(f);
+    let prevent_destroy = f.bool("prevent_destroy").map(|b| b.value).unwrap_or(false);
+    let bypass = f
+        .bool("bypass_policy_lockout_safety_check")
+        .map(|b| b.value)
+        .unwrap_or(false);
+    let policy_override = f.node("policy").and_then(|node| {
+        let json = match node {
+            marked_yaml::Node::Scalar(s) => {
+                match serde_json::from_str::<serde_json::Value>(s.as_str()) {
+                    Ok(v) => v,
+                    Err(err) => {
+                        f.error(
+                            super::yaml::span_of(node),
+                            format!("`policy` is not valid JSON: {err}"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            other => to_json(other),
+        };
+        if !json.is_object() {
+            f.error(
+                super::yaml::span_of(node),
+                "`policy` must be a JSON object (a key policy document)",
+            );
+            return None;
+        }
+        Some(json.to_string())
+    });
+    Some(KeyDecl {
+        key: Key {
+            description,
+            aliases: aliases.iter().map(|a| a.value.clone()).collect(),
+            spec,
+            usage,
+            rotation,
+            deletion_window_days,
+            is_enabled,
+            multi_region,
+            replica_regions: Vec::new(),
+            access,
+            prevent_destroy,
+            bypass_policy_lockout_safety_check: bypass,
+            policy_override,
+        },
+        aliases,
+        replicas,
+        multi_region_span: multi_region_field.map(|b| b.span),
+    })
+}
+
+fn read_aliases(f: &mut Fields) -> Vec<Spanned<String>> {
+    let list = f.strings("aliases").map(|l| l.value).unwrap_or_default();
+    if list.len() > 50 {
+        let span = list[50].span;
+        f.error(
+            span,
+            format!("a key has at most 50 aliases, this one has {}", list.len()),
+        );
+    }
+    let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
+    for alias in &list {
+        let name = alias.value.as_str();
+        if let Some(rest) = name.strip_prefix("alias/") {
+            f.error(alias.span, format!("alias `{name}` starts with `alias/`"))
+                .help = Some(format!("write `{rest}`; orch adds the alias/ prefix"));
+        } else if name.starts_with("aws/") {
+            f.error(alias.span, format!("alias `{name}` starts with `aws/`"))
+                .help = Some(
+                "the aws/ prefix is reserved for AWS managed keys; choose another name".into(),
+            );
+        } else if name.is_empty()
+            || name.len() > 250
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c))
+        {
+            f.error(alias.span, format!("`{name}` is not a valid alias name"))
+                .help = Some("alias names are 1-250 letters, digits, /, _ and -".into());
+        } else if let Some(first) = seen.get(name) {
+            let first = *first;
+            let d = f.error(alias.span, format!("alias `{name}` is listed twice"));
+            d.notes.push((first, "first listed here".into()));
+        } else {
+            seen.insert(name, alias.span);
+        }
+    }
+    list
+}
+
+fn read_rotation(f: &mut Fields, spec: KeySpec, usage: KeyUsage, source: u32) -> Rotation {
+    let supported = spec.supports_rotation() && usage == KeyUsage::EncryptDecrypt;
+    let mut rotation = Rotation {
+        enabled: supported,
+        period_days: None,
+    };
+    let Some(mut r) = f.map("rotation", "`rotation`") else {
+        return rotation;
+    };
+    let enabled = r.bool("enabled");
+    let period = r.int("period_days");
+    // A fleet-wide `rotation:` default meant for symmetric keys does not apply to an HMAC or
+    // asymmetric key; only a rotation written on the key itself is a mistake to report.
+    if !supported {
+        let explicit_on = enabled.as_ref().filter(|e| e.value && own(e.span, source));
+        if let Some(e) = explicit_on {
+            r.error(e.span, format!("AWS does not rotate {} keys", spec.name()))
+                .help = Some("automatic rotation exists only for SYMMETRIC_DEFAULT keys with usage ENCRYPT_DECRYPT; remove `rotation`".into());
+        }
+        if let Some(p) = period.as_ref().filter(|p| own(p.span, source)) {
+            r.error(
+                p.span,
+                format!(
+                    "AWS does not rotate {} keys, so `period_days` has no meaning",
+                    spec.name()
+                ),
+            );
+        }
+        r.finish(&mut f.diags, Some(source));
+        return rotation;
+    }
+    if let Some(e) = &enabled {
+        rotation.enabled = e.value;
+    }
+    if let Some(p) = period {
+        if !(90..=2560).contains(&p.value) {
+            r.error(
+                p.span,
+                format!("rotation period_days must be 90-2560, not {}", p.value),
+            );
+        } else if !rotation.enabled {
+            r.error(p.span, "period_days is set but rotation is disabled")
+                .help = Some("remove period_days, or set `enabled: true`".into());
+        } else {
+            rotation.period_days = Some(p.value as u32);
+        }
+    }
+    r.finish(&mut f.diags, Some(source));
+    rotation
+}
+
+pub fn read_deletion_window(f: &mut Fields) -> Option<u32> {
+    let w = f.int("deletion_window_days")?;
+    if (7..=30).contains(&w.value) {
+        Some(w.value as u32)
+    } else {
+        f.error(
+            w.span,
+            format!("deletion_window_days must be 7-30, not {}", w.value),
+        )
+        .help = Some("AWS waits 7 to 30 days before deleting a key".into());
+        None
+    }
+}
+
+fn read_replicas(f: &mut Fields) -> Option<Spanned<Replicas>> {
+    let node = f.node("replicas")?;
+    let span = super::yaml::span_of(node);
+    match node {
+        marked_yaml::Node::Scalar(s) if s.as_str() == "*" => {
+            Some(Spanned::new(Replicas::All, span))
+        }
+        marked_yaml::Node::Sequence(_) => f
+            .strings("replicas")
+            .map(|list| Spanned::new(Replicas::Regions(list.value), span)),
+        _ => {
+            f.error(span, "`replicas` must be a list of regions or \"*\"");
+            None
+        }
+    }
+}
+
+/// The access model: `access:` capabilities, the admin/user sugar, and `services:`.
+fn read_access(f: &mut Fields) -> Access {
+    let mut access = Access {
+        root_access: true,
+        ..Access::default()
+    };
+    if let Some(a) = f.map("access", "`access`") {
+        let entries: Vec<_> = a.entries().collect();
+        for (name, node) in entries {
+            let Some(cap) = Capability::parse(name.value) else {
+                let d = f.error(name.span, format!("unknown capability `{}`", name.value));
+                d.help = Some(match did_you_mean(name.value, Capability::ALL.iter().map(|c| c.name())) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => "capabilities are administer-resource, read-config, read-data, write-data, delete-data".into(),
+                });
+                continue;
+            };
+            let list = super::decode::strings_of(node, name.value, &mut f.diags);
+            if let Some(list) = list {
+                add_principals(f, &mut access, &[cap], list, name.value);
+            }
+        }
+    }
+    let sugar: [(&'static str, &[Capability]); 4] = [
+        (
+            "key_administrators",
+            &[Capability::AdministerResource, Capability::ReadConfig],
+        ),
+        (
+            "key_users",
+            &[
+                Capability::ReadConfig,
+                Capability::ReadData,
+                Capability::WriteData,
+            ],
+        ),
+        ("decrypt_only", &[Capability::ReadData]),
+        ("describe_only", &[Capability::ReadConfig]),
+    ];
+    for (field, caps) in sugar {
+        if let Some(list) = f.strings(field) {
+            add_principals(f, &mut access, caps, list, field);
+        }
+    }
+    if let Some(root) = f.bool("root_access") {
+        access.root_access = root.value;
+    }
+    if let Some(node) = f.node("services") {
+        access.services = read_services(f, node);
+    }
+    access
+}
+
+fn add_principals(
+    f: &mut Fields,
+    access: &mut Access,
+    caps: &[Capability],
+    list: Spanned<Vec<Spanned<String>>>,
+    field: &str,
+) {
+    if list.value.is_empty() {
+        f.error(list.span, format!("`{field}` has an empty principal list"))
+            .help = Some("name at least one principal, or remove the entry".into());
+        return;
+    }
+    for p in list.value {
+        if let Err(why) = check_principal(&p.value) {
+            f.error(p.span, why);
+            continue;
+        }
+        for cap in caps {
+            let principals = access.grants.entry(*cap).or_default();
+            if !principals.contains(&p.value) {
+                principals.push(p.value.clone());
+                principals.sort();
+            }
+        }
+    }
+}
+
+fn read_services(f: &mut Fields, node: &marked_yaml::Node) -> Vec<ServiceAccess> {
+    let marked_yaml::Node::Sequence(seq) = node else {
+        f.error(
+            super::yaml::span_of(node),
+            "`services` must be a list of {service, capabilities}",
+        );
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for item in seq.iter() {
+        let Some(mut s) = Fields::of(item, "a service entry", &mut f.diags) else {
+            continue;
+        };
+        let service = s.required_string("service");
+        if let Some(svc) = &service {
+            let ok = !svc.value.is_empty()
+                && svc
+                    .value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !ok {
+                s.error(
+                    svc.span,
+                    format!(
+                        "`{}` is not an AWS service name (e.g. s3, rds, secretsmanager)",
+                        svc.value
+                    ),
+                );
+            }
+        }
+        let caps = read_capabilities(&mut s, "capabilities");
+        s.finish(&mut f.diags, None);
+        if let Some(svc) = service {
+            out.push(ServiceAccess {
+                service: svc.value,
+                capabilities: caps,
+            });
+        }
+    }
+    out
+}
+
+fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
+    let Some(list) = f.strings(field) else {
+        let span = f.span();
+        f.error(span, format!("missing `{field}`: a list of capabilities"));
+        return Vec::new();
+    };
+    if list.value.is_empty() {
+        f.error(list.span, format!("`{field}` is empty"));
+    }
+    let mut caps = Vec::new();
+    for c in list.value {
+        match Capability::parse(&c.value) {
+            Some(cap) if !caps.contains(&cap) => caps.push(cap),
+            Some(_) => {}
+            None => {
+                let d = f.error(c.span, format!("unknown capability `{}`", c.value));
+                d.help = did_you_mean(&c.value, Capability::ALL.iter().map(|c| c.name()))
+                    .map(|near| format!("did you mean `{near}`?"));
+            }
+        }
+    }
+    caps.sort();
+    caps
+}
+
+fn read_replica(f: &mut Fields) -> Option<ReplicaDecl> {
+    let primary = read_address(f, "replica_of");
+    let description = f.string("description").map(|d| d.value);
+    let deletion_window_days = read_deletion_window(f);
+    let is_enabled = f.bool("is_enabled").map(|b| b.value);
+    let prevent_destroy = f.bool("prevent_destroy").map(|b| b.value);
+    Some(ReplicaDecl {
+        primary: primary?,
+        description,
+        deletion_window_days,
+        is_enabled,
+        prevent_destroy,
+    })
+}
+
+fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
+    let key = read_address(f, "key");
+    let grantee = f.required_string("grantee");
+    if let Some(g) = &grantee {
+        if let Err(why) = check_principal(&g.value) {
+            f.error(g.span, why);
+        }
+    }
+    let retiring = f.string("retiring_principal");
+    if let Some(r) = &retiring {
+        if let Err(why) = check_principal(&r.value) {
+            f.error(r.span, why);
+        }
+    }
+    let mut operations = Vec::new();
+    match f.strings("operations") {
+        None => {
+            let span = f.span();
+            f.error(span, "a grant is missing the required field `operations`");
+        }
+        Some(list) if list.value.is_empty() => {
+            f.error(
+                list.span,
+                "`operations` is empty: a grant must allow at least one operation",
+            );
+        }
+        Some(list) => {
+            for op in list.value {
+                if !GRANT_OPERATIONS.contains(&op.value.as_str()) {
+                    let d = f.error(op.span, format!("`{}` is not a grant operation", op.value));
+                    d.help = did_you_mean(&op.value, GRANT_OPERATIONS.iter().copied())
+                        .map(|near| format!("did you mean `{near}`?"));
+                } else if !operations.contains(&op.value) {
+                    operations.push(op.value);
+                }
+            }
+        }
+    }
+    let mut constraint = |name: &'static str| -> BTreeMap<String, String> {
+        f.string_map(name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.value, v.value))
+            .collect()
+    };
+    let equals = constraint("encryption_context_equals");
+    let subset = constraint("encryption_context_subset");
+    if !equals.is_empty() && !subset.is_empty() {
+        let span = f.key_span("encryption_context_subset").unwrap_or(f.span());
+        f.error(
+            span,
+            "a grant takes either encryption_context_equals or encryption_context_subset, not both",
+        );
+    }
+    let grant_name = f
+        .string("name")
+        .map(|n| n.value)
+        .unwrap_or_else(|| address.name.clone());
+    Some(Grant {
+        key: key?,
+        grantee: grantee?.value,
+        operations,
+        retiring_principal: retiring.map(|r| r.value),
+        encryption_context_equals: equals,
+        encryption_context_subset: subset,
+        grant_name,
+    })
+}
+
+fn read_key_access(f: &mut Fields, address: &Address) -> Option<KeyAccess> {
+    let key = read_address(f, "key");
+    let mut roles = Vec::new();
+    match f.strings("roles") {
+        None => {
+            let span = f.span();
+            f.error(span, "key-access is missing the required field `roles`");
+        }
+        Some(list) if list.value.is_empty() => {
+            f.error(list.span, "`roles` has an empty principal list")
+                .help = Some("name the roles of this account that use the key".into());
+        }
+        Some(list) => {
+            for r in list.value {
+                match check_role(&r.value) {
+                    Ok(_) => roles.push(r.value),
+                    Err(why) => {
+                        f.error(r.span, why);
+                    }
+                }
+            }
+        }
+    }
+    let capabilities = read_capabilities(f, "capabilities");
+    for cap in &capabilities {
+        if matches!(cap, Capability::AdministerResource | Capability::DeleteData) {
+            let span = f.key_span("capabilities").unwrap_or(f.span());
+            f.error(span, format!("key-access cannot grant `{cap}`"))
+                .help = Some("another account may read config and use the key (read-config, read-data, write-data), not administer it".into());
+        }
+    }
+    let policy_name = f
+        .string("policy_name")
+        .map(|n| n.value)
+        .unwrap_or_else(|| format!("orch-key-access-{}", address.name));
+    Some(KeyAccess {
+        key: key?,
+        roles,
+        capabilities,
+        policy_name,
+    })
+}
+
+fn read_s3_bucket(f: &mut Fields) -> Option<S3Bucket> {
+    let key = read_address(f, "key");
+    let bucket = f.required_string("bucket");
+    if let Some(b) = &bucket {
+        if let Err(why) = check_bucket_name(&b.value) {
+            f.error(b.span, why);
+        }
+    }
+    let versioning = f.bool("versioning").map(|b| b.value).unwrap_or(true);
+    let force_destroy = f.bool("force_destroy").map(|b| b.value).unwrap_or(false);
+    Some(S3Bucket {
+        key: key?,
+        bucket: bucket?.value,
+        versioning,
+        force_destroy,
+    })
+}
+
+fn check_bucket_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    let ends_ok = name
+        .chars()
+        .next()
+        .zip(name.chars().last())
+        .is_some_and(|(a, z)| a.is_ascii_alphanumeric() && z.is_ascii_alphanumeric());
+    let looks_like_ip =
+        name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok());
+    if (3..=63).contains(&name.len())
+        && ok_chars
+        && ends_ok
+        && !name.contains("..")
+        && !looks_like_ip
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid S3 bucket name (3-63 lower-case letters, digits, dots and hyphens)"
+        ))
+    }
+}
+
+fn read_custom(f: &mut Fields, kind: &str) -> Option<Custom> {
+    let key = match f.node("key") {
+        Some(_) => Some(read_address(f, "key")?),
+        None => None,
+    };
+    let inputs = match f.node("inputs").map(to_json) {
+        None => serde_json::Map::new(),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(_) => {
+            let span = f.key_span("inputs").unwrap_or(f.span());
+            f.error(
+                span,
+                "`inputs` must be a mapping of variable names to values",
+            );
+            return None;
+        }
+    };
+    Some(Custom {
+        kind: kind.to_string(),
+        key,
+        inputs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        assert!(check_bucket_name("acme-prod-data").is_ok());
+        for bad in [
+            "ab",
+            "Acme",
+            "-acme",
+            "acme-",
+            "a..b",
+            "192.168.1.1",
+            "acme_data",
+        ] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! `orch.yaml` and `account.yaml`: fleet settings, accounts, and the `defaults:` each layer adds.
+
+use std::collections::BTreeMap;
+
+use marked_yaml::types::MarkedMappingNode;
+use marked_yaml::Node;
+
+use super::address::check_name;
+use super::decode::{strings_of, Fields};
+use super::model::{Account, Backend, Profile, Settings, Wave};
+use super::principal::{check_account_id, check_role};
+use super::regions;
+use super::yaml::{span_of, YamlFile};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
+
+/// Node fields that may be given a fleet-, account- or region-wide default. Identity fields
+/// (`kind`, `key`, `aliases`, `bucket`, ...) name one thing and make no sense as defaults.
+pub const DEFAULTABLE: &[&str] = &[
+    "description",
+    "spec",
+    "usage",
+    "rotation",
+    "deletion_window_days",
+    "is_enabled",
+    "multi_region",
+    "replicas",
+    "access",
+    "key_administrators",
+    "key_users",
+    "decrypt_only",
+    "describe_only",
+    "services",
+    "root_access",
+    "prevent_destroy",
+    "bypass_policy_lockout_safety_check",
+    "tags",
+    "versioning",
+    "force_destroy",
+];
+
+pub const DEFAULT_AWS_PROVIDER: &str = ">= 5.0, < 7.0";
+pub const DEFAULT_REQUIRED_VERSION: &str = ">= 1.5.0";
+
+pub fn default_settings() -> Settings {
+    Settings {
+        terraform_binary: None,
+        aws_provider: DEFAULT_AWS_PROVIDER.to_string(),
+        required_version: DEFAULT_REQUIRED_VERSION.to_string(),
+        parallelism: None,
+        backend: Backend::Local,
+        profiles: BTreeMap::new(),
+        waves: Vec::new(),
+    }
+}
+
+/// Reads `orch.yaml`; returns the settings and the fleet-wide defaults.
+pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, MarkedMappingNode) {
+    let mut settings = default_settings();
+    let Some(mut f) = Fields::of(&file.root, "orch.yaml", diags) else {
+        return (settings, empty_mapping());
+    };
+    if let Some(mut tf) = f.map("terraform", "`terraform`") {
+        settings.terraform_binary = tf.string("binary").map(|s| s.value);
+        if let Some(v) = tf.string("aws_provider") {
+            match check_constraint(&v.value) {
+                Ok(()) => settings.aws_provider = v.value,
+                Err(why) => {
+                    tf.error(v.span, why);
+                }
+            }
+        }
+        if let Some(v) = tf.string("required_version") {
+            match check_constraint(&v.value) {
+                Ok(()) => settings.required_version = v.value,
+                Err(why) => {
+                    tf.error(v.span, why);
+                }
+            }
+        }
+        tf.finish(&mut f.diags, None);
+    }
+    if let Some(p) = f.int("parallelism") {
+        if (1..=256).contains(&p.value) {
+            settings.parallelism = Some(p.value as usize);
+        } else {
+            f.error(
+                p.span,
+                format!("parallelism must be between 1 and 256, not {}", p.value),
+            );
+        }
+    }
+    if let Some(b) = f.map("backend", "`backend`") {
+        settings.backend = read_backend(b, &mut f.diags);
+    }
+    if let Some(p) = f.map("profiles", "`profiles`") {
+        for (name, node) in p.entries() {
+            if let Err(why) = check_name(name.value) {
+                f.error(name.span, format!("bad profile name: {why}"));
+                continue;
+            }
+            if let Some(profile) = read_profile(node, &mut f.diags) {
+                settings.profiles.insert(name.value.to_string(), profile);
+            }
+        }
+    }
+    if let Some(node) = f.node("waves") {
+        settings.waves = read_waves(node, &mut f.diags);
+    }
+    let defaults = read_defaults(&mut f);
+    f.finish(diags, None);
+    (settings, defaults)
+}
+
+/// Terraform version constraints are written into `versions.tf`, so only their own characters
+/// are allowed through.
+fn check_constraint(text: &str) -> Result<(), String> {
+    let ok = !text.trim().is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " .,<>=~!-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a version constraint (e.g. \">= 5.0, < 7.0\")"
+        ))
+    }
+}
+
+fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
+    let kind = b.required_string("type");
+    let bucket = b.string("bucket");
+    let region = b.string("region");
+    let key_prefix = b.string("key_prefix");
+    let table = b.string("dynamodb_table");
+    let backend = match kind.as_ref().map(|k| k.value.as_str()) {
+        Some("local") | None => Backend::Local,
+        Some("s3") => {
+            let bucket = bucket.map(|v| v.value);
+            let region = region.and_then(|r| {
+                if regions::is_known(&r.value) {
+                    Some(r.value)
+                } else {
+                    b.error(r.span, format!("`{}` is not an AWS region", r.value));
+                    None
+                }
+            });
+            if bucket.is_none() || region.is_none() {
+                let span = b.span();
+                b.error(span, "an s3 backend needs `bucket` and `region`");
+            }
+            Backend::S3 {
+                bucket: bucket.unwrap_or_default(),
+                region: region.unwrap_or_default(),
+                key_prefix: key_prefix.map(|v| v.value).unwrap_or_else(|| "orch".into()),
+                dynamodb_table: table.map(|v| v.value),
+            }
+        }
+        Some(other) => {
+            let span = kind.as_ref().map(|k| k.span).unwrap_or(b.span());
+            b.error(span, format!("unknown backend type `{other}`"))
+                .help = Some("use `local` or `s3`".into());
+            Backend::Local
+        }
+    };
+    if let Backend::S3 {
+        bucket,
+        key_prefix,
+        dynamodb_table,
+        ..
+    } = &backend
+    {
+        for (what, value) in [("bucket", bucket), ("key_prefix", key_prefix)] {
+            if !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._/{}".contains(c))
+            {
+                let span = b.span();
+                b.error(
+                    span,
+                    format!("backend {what} `{value}` has characters S3 does not allow"),
+                );
+            }
+        }
+        if let Some(t) = dynamodb_table {
+            if !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            {
+                let span = b.span();
+                b.error(
+                    span,
+                    format!("dynamodb_table `{t}` has characters DynamoDB does not allow"),
+                );
+            }
+        }
+    }
+    b.finish(diags, None);
+    backend
+}
+
+fn read_profile(node: &Node, diags: &mut Diagnostics) -> Option<Profile> {
+    let mut p = Fields::of(node, "a profile", diags)?;
+    let endpoint = p.string("endpoint");
+    if let Some(e) = &endpoint {
+        if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
+            || e.value.contains(['"', '\\', '$', ' '])
+        {
+            p.error(e.span, format!("`{}` is not an http(s) URL", e.value));
+        }
+    }
+    p.finish(diags, None);
+    Some(Profile {
+        endpoint: endpoint.map(|e| e.value),
+    })
+}
+
+fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
+    let Node::Sequence(seq) = node else {
+        diags.push(Diagnostic::error(
+            span_of(node),
+            "`waves` must be a list of {name, match}",
+        ));
+        return Vec::new();
+    };
+    let mut waves: Vec<Wave> = Vec::new();
+    for item in seq.iter() {
+        let Some(mut w) = Fields::of(item, "a wave", diags) else {
+            continue;
+        };
+        let name = w.required_string("name");
+        let patterns = w
+            .node("match")
+            .and_then(|n| strings_of(n, "match", &mut w.diags));
+        if patterns.is_none() {
+            let span = w.span();
+            w.error(span, "a wave needs `match`: a list of address globs");
+        }
+        if let (Some(name), Some(patterns)) = (name, patterns) {
+            if waves.iter().any(|x| x.name == name.value) {
+                w.error(name.span, format!("two waves are named `{}`", name.value));
+            }
+            waves.push(Wave {
+                span: name.span,
+                name: name.value,
+                patterns: patterns.value.into_iter().map(|p| p.value).collect(),
+            });
+        }
+        w.finish(diags, None);
+    }
+    waves
+}
+
+/// Reads the `defaults:` mapping of a layer, checking its field names against [`DEFAULTABLE`].
+/// Value types are checked where the defaults land, in every node that reads them.
+pub fn read_defaults(f: &mut Fields) -> MarkedMappingNode {
+    let Some(node) = f.node("defaults") else {
+        return empty_mapping();
+    };
+    let Node::Mapping(map) = node else {
+        f.error(span_of(node), "`defaults` must be a mapping of node fields");
+        return empty_mapping();
+    };
+    for key in map.keys() {
+        if DEFAULTABLE.contains(&key.as_str()) {
+            continue;
+        }
+        let span = super::yaml::marker_span(key.span().start());
+        let d = f.error(
+            span,
+            format!("`{}` cannot be set in `defaults`", key.as_str()),
+        );
+        d.help = Some(
+            match did_you_mean(key.as_str(), DEFAULTABLE.iter().copied()) {
+                Some(near) => format!("did you mean `{near}`?"),
+                None => format!("defaults may set: {}", DEFAULTABLE.join(", ")),
+            },
+        );
+    }
+    map.clone()
+}
+
+pub fn empty_mapping() -> MarkedMappingNode {
+    MarkedMappingNode::new_empty(marked_yaml::Span::new_blank())
+}
+
+/// Reads `account.yaml`; returns the account and its defaults.
+pub fn read_account(
+    name: &str,
+    file: &YamlFile,
+    diags: &mut Diagnostics,
+) -> Option<(Account, MarkedMappingNode)> {
+    let mut f = Fields::of(&file.root, "account.yaml", diags)?;
+    let id = f.required_string("account_id");
+    if let Some(id) = &id {
+        if let Err(why) = check_account_id(&id.value) {
+            f.error(id.span, why);
+        }
+    }
+    let environment = f.required_string("environment");
+    if let Some(env) = &environment {
+        if let Err(why) = check_name(&env.value) {
+            f.error(env.span, format!("bad environment: {why}"));
+        }
+    }
+    let role_arn = f.string("role_arn");
+    if let (Some(role), Some(id)) = (&role_arn, &id) {
+        match check_role(&role.value) {
+            Ok(account) if account != id.value => {
+                f.error(
+                    role.span,
+                    format!(
+                        "role_arn is in account {account}, but this account is {}",
+                        id.value
+                    ),
+                )
+                .help = Some("orch assumes a role in the account it deploys to".into());
+            }
+            Ok(_) => {}
+            Err(why) => {
+                f.error(role.span, why);
+            }
+        }
+    }
+    let mut regions_list = Vec::new();
+    match f.strings("regions") {
+        Some(list) => {
+            for r in list.value {
+                if !regions::is_known(&r.value) {
+                    let d = f.error(r.span, format!("`{}` is not an AWS region", r.value));
+                    d.help = did_you_mean(&r.value, regions::REGIONS.iter().copied())
+                        .map(|near| format!("did you mean `{near}`?"));
+                } else if regions_list.contains(&r.value) {
+                    f.error(r.span, format!("region `{}` is listed twice", r.value));
+                } else {
+                    regions_list.push(r.value);
+                }
+            }
+        }
+        None => {
+            let span = f.span();
+            f.error(span, "account.yaml is missing the required field `regions`")
+                .help = Some(
+                "list the regions this account uses, e.g. `regions: [us-east-1, eu-west-1]`".into(),
+            );
+        }
+    }
+    let defaults = read_defaults(&mut f);
+    f.finish(diags, None);
+    Some((
+        Account {
+            name: name.to_string(),
+            account_id: id?.value,
+            environment: environment?.value,
+            role_arn: role_arn.map(|r| r.value),
+            regions: regions_list,
+            span: crate::diag::Span::file(file.source),
+        },
+        defaults,
+    ))
+}
+
+/// Reads `region.yaml`: only `defaults`.
+pub fn read_region(file: &YamlFile, diags: &mut Diagnostics) -> MarkedMappingNode {
+    let Some(mut f) = Fields::of(&file.root, "region.yaml", diags) else {
+        return empty_mapping();
+    };
+    let defaults = read_defaults(&mut f);
+    f.finish(diags, None);
+    defaults
+}

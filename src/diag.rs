@@ -1,0 +1,239 @@
+//! Diagnostics: errors and warnings that point at a file, a line and a column, rendered the way a
+//! compiler renders them, with the offending line quoted and a `help:` that says how to fix it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where a value came from: a source file (an index into [`Sources`]), a 1-based line and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Span {
+    pub source: u32,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl Span {
+    pub fn new(source: usize, line: usize, col: usize) -> Self {
+        Span {
+            source: source as u32,
+            line: line as u32,
+            col: col as u32,
+        }
+    }
+
+    /// The start of a file, for errors about a file as a whole (a missing field, a bad name).
+    pub fn file(source: usize) -> Self {
+        Span::new(source, 1, 1)
+    }
+}
+
+/// The files of one tree, so a [`Span`] can be turned back into a path and a quoted line.
+#[derive(Debug, Default)]
+pub struct Sources {
+    files: Vec<SourceFile>,
+}
+
+#[derive(Debug)]
+struct SourceFile {
+    path: PathBuf,
+    text: Arc<str>,
+}
+
+impl Sources {
+    pub fn add(&mut self, path: PathBuf, text: Arc<str>) -> usize {
+        self.files.push(SourceFile { path, text });
+        self.files.len() - 1
+    }
+
+    pub fn path(&self, source: u32) -> &Path {
+        &self.files[source as usize].path
+    }
+
+    pub fn text(&self, source: u32) -> &str {
+        &self.files[source as usize].text
+    }
+
+    /// `path:line` of a span, the form every message and `orch explain` use.
+    pub fn locate(&self, span: Span) -> String {
+        format!("{}:{}", self.path(span.source).display(), span.line)
+    }
+
+    fn line_text(&self, span: Span) -> Option<&str> {
+        self.text(span.source)
+            .lines()
+            .nth(span.line.checked_sub(1)? as usize)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding about the tree.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    /// The primary location; `None` for findings about the tree as a whole (no `live/` at all).
+    pub span: Option<Span>,
+    /// Further locations with a short label each, e.g. every edge of a cycle.
+    pub notes: Vec<(Span, String)>,
+    pub help: Option<String>,
+    /// A location outside the tree (a directory), for errors that have no YAML file to point at.
+    pub path: Option<PathBuf>,
+}
+
+impl Diagnostic {
+    pub fn error(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            span: Some(span),
+            notes: Vec::new(),
+            help: None,
+            path: None,
+        }
+    }
+
+    pub fn warning(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(span, message)
+        }
+    }
+
+    /// An error about a path that is not a YAML file (a directory with a bad name, a missing file).
+    pub fn at_path(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            span: None,
+            notes: Vec::new(),
+            help: None,
+            path: Some(path.into()),
+        }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_note(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.notes.push((span, label.into()));
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders the finding like a compiler: headline, location, quoted line with a caret, notes, help.
+    pub fn render(&self, sources: &Sources) -> String {
+        let mut out = String::new();
+        let label = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        let _ = writeln!(out, "{label}: {}", self.message);
+        if let Some(span) = self.span {
+            quote(&mut out, sources, span, None);
+        } else if let Some(path) = &self.path {
+            let _ = writeln!(out, "  --> {}", path.display());
+        }
+        for (span, note) in &self.notes {
+            quote(&mut out, sources, *span, Some(note));
+        }
+        if let Some(help) = &self.help {
+            let _ = writeln!(out, "  = help: {help}");
+        }
+        out
+    }
+}
+
+fn quote(out: &mut String, sources: &Sources, span: Span, note: Option<&str>) {
+    let _ = writeln!(
+        out,
+        "  --> {}:{}:{}{}",
+        sources.path(span.source).display(),
+        span.line,
+        span.col,
+        note.map(|n| format!(" ({n})")).unwrap_or_default()
+    );
+    if let Some(text) = sources.line_text(span) {
+        let gutter = span.line.to_string();
+        let pad = " ".repeat(gutter.len());
+        let caret_at = " ".repeat(span.col.saturating_sub(1) as usize);
+        let width = text
+            .get(span.col.saturating_sub(1) as usize..)
+            .map(|rest| rest.trim_end().chars().count().clamp(1, 60))
+            .unwrap_or(1);
+        let _ = writeln!(out, "   {pad}|");
+        let _ = writeln!(out, "   {gutter}| {text}");
+        let _ = writeln!(out, "   {pad}| {caret_at}{}", "^".repeat(width));
+    }
+}
+
+/// The findings of one stage; a stage that produced any error stops the pipeline, but only after
+/// collecting every error it can find.
+#[derive(Debug, Default)]
+pub struct Diagnostics {
+    items: Vec<Diagnostic>,
+}
+
+impl Diagnostics {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.items.push(diagnostic);
+    }
+
+    /// The finding pushed last, to attach a help or a note to it.
+    pub fn last_mut(&mut self) -> &mut Diagnostic {
+        self.items.last_mut().expect("a diagnostic was just pushed")
+    }
+
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.items.extend(other.items);
+    }
+
+    /// Drops repeats: a bad default is met by every node that inherits it, but is one mistake.
+    pub fn dedup(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        self.items
+            .retain(|d| seen.insert((d.span, d.path.clone(), d.message.clone())));
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.items.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.items.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Sorted by file and line so the report reads top to bottom like the tree.
+    pub fn render(&self, sources: &Sources) -> String {
+        let mut items: Vec<&Diagnostic> = self.items.iter().collect();
+        items.sort_by_key(|d| (d.span.is_some(), d.span, d.path.clone()));
+        items.iter().map(|d| d.render(sources) + "\n").collect()
+    }
+}
+
+/// The closest candidate to `word`, for "did you mean" hints; `None` when nothing is close.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

@@ -1,0 +1,471 @@
+//! The key policy engine: from a key's access model (capabilities, services, external accounts)
+//! to a least-privilege key policy, checked before any terraform call. The action set of each
+//! capability depends on the key's spec and usage. Output is deterministic: statements in a fixed
+//! order, principals and actions sorted, stable Sids, so plans never show a spurious policy diff.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::{Access, Account, Capability, Fleet, KeySpec, KeyUsage, Node, NodeKind};
+
+/// AWS's limit on a key policy document.
+pub const MAX_POLICY_BYTES: usize = 32 * 1024;
+
+/// What the policy of one key (or replica) is computed from.
+pub struct KeyFacts<'a> {
+    pub account: &'a Account,
+    pub region: &'a str,
+    pub spec: KeySpec,
+    pub usage: KeyUsage,
+    pub multi_region: bool,
+    pub access: &'a Access,
+    pub bypass_lockout_check: bool,
+    pub policy_override: Option<&'a str>,
+}
+
+impl<'a> KeyFacts<'a> {
+    /// The facts of a key or replica node; `None` for consumers.
+    pub fn of(fleet: &'a Fleet, node: &'a Node) -> Option<KeyFacts<'a>> {
+        let account = fleet.account_of(node);
+        let region = node.address.region.as_str();
+        match &node.kind {
+            NodeKind::Key(k) => Some(KeyFacts {
+                account,
+                region,
+                spec: k.spec,
+                usage: k.usage,
+                multi_region: k.multi_region,
+                access: &k.access,
+                bypass_lockout_check: k.bypass_policy_lockout_safety_check,
+                policy_override: k.policy_override.as_deref(),
+            }),
+            NodeKind::Replica(r) => Some(KeyFacts {
+                account,
+                region,
+                spec: r.spec,
+                usage: r.usage,
+                multi_region: true,
+                access: &r.access,
+                bypass_lockout_check: r.bypass_policy_lockout_safety_check,
+                policy_override: r.policy_override.as_deref(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The KMS actions a capability stands for on a key of this spec and usage.
+pub fn actions(
+    cap: Capability,
+    spec: KeySpec,
+    usage: KeyUsage,
+    multi_region: bool,
+) -> Vec<&'static str> {
+    let symmetric = spec == KeySpec::SymmetricDefault;
+    let asymmetric = spec.is_rsa() || spec.is_ecc();
+    let mut out: Vec<&'static str> = match cap {
+        Capability::AdministerResource => {
+            let mut a = vec![
+                "kms:CancelKeyDeletion",
+                "kms:CreateAlias",
+                "kms:DeleteAlias",
+                "kms:DescribeKey",
+                "kms:DisableKey",
+                "kms:EnableKey",
+                "kms:GetKeyPolicy",
+                "kms:ListGrants",
+                "kms:ListKeyPolicies",
+                "kms:ListResourceTags",
+                "kms:PutKeyPolicy",
+                "kms:RevokeGrant",
+                "kms:TagResource",
+                "kms:UntagResource",
+                "kms:UpdateAlias",
+                "kms:UpdateKeyDescription",
+            ];
+            if symmetric {
+                a.extend([
+                    "kms:DisableKeyRotation",
+                    "kms:EnableKeyRotation",
+                    "kms:GetKeyRotationStatus",
+                    "kms:ListKeyRotations",
+                    "kms:RotateKeyOnDemand",
+                ]);
+            }
+            if multi_region {
+                a.extend(["kms:ReplicateKey", "kms:UpdatePrimaryRegion"]);
+            }
+            a
+        }
+        Capability::ReadConfig => {
+            let mut a = vec![
+                "kms:DescribeKey",
+                "kms:GetKeyPolicy",
+                "kms:ListGrants",
+                "kms:ListKeyPolicies",
+                "kms:ListResourceTags",
+            ];
+            if symmetric {
+                a.extend(["kms:GetKeyRotationStatus", "kms:ListKeyRotations"]);
+            }
+            if asymmetric {
+                a.push("kms:GetPublicKey");
+            }
+            a
+        }
+        Capability::ReadData => match usage {
+            KeyUsage::EncryptDecrypt => vec!["kms:Decrypt"],
+            KeyUsage::SignVerify => vec!["kms:GetPublicKey", "kms:Verify"],
+            KeyUsage::GenerateVerifyMac => vec!["kms:VerifyMac"],
+            KeyUsage::KeyAgreement => vec!["kms:GetPublicKey"],
+        },
+        Capability::WriteData => match usage {
+            KeyUsage::EncryptDecrypt if symmetric => vec![
+                "kms:Encrypt",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyPair",
+                "kms:GenerateDataKeyPairWithoutPlaintext",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+            ],
+            KeyUsage::EncryptDecrypt => vec!["kms:Encrypt", "kms:GetPublicKey"],
+            KeyUsage::SignVerify => vec!["kms:Sign"],
+            KeyUsage::GenerateVerifyMac => vec!["kms:GenerateMac"],
+            KeyUsage::KeyAgreement => vec!["kms:DeriveSharedSecret"],
+        },
+        Capability::DeleteData => vec!["kms:ScheduleKeyDeletion"],
+    };
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Actions that let a principal create grants; AWS services (EBS, RDS, ...) need them, so data
+/// users get them only for grants to AWS resources.
+const GRANT_ACTIONS: [&str; 3] = ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"];
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Statement {
+    pub sid: String,
+    pub effect: &'static str,
+    pub principal: Value,
+    pub action: Vec<String>,
+    pub resource: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+}
+
+/// A generated policy, or the user's override.
+pub enum KeyPolicy {
+    Generated(Vec<Statement>),
+    Override(String),
+}
+
+impl KeyPolicy {
+    pub fn to_json(&self) -> String {
+        match self {
+            KeyPolicy::Generated(statements) => json!({
+                "Version": "2012-10-17",
+                "Statement": statements,
+            })
+            .to_string(),
+            KeyPolicy::Override(text) => text.clone(),
+        }
+    }
+
+    pub fn to_pretty_json(&self) -> String {
+        let value: Value = serde_json::from_str(&self.to_json()).expect("policy JSON is valid");
+        serde_json::to_string_pretty(&value).expect("a JSON value serializes")
+    }
+}
+
+/// Builds the policy of a key from its facts.
+pub fn build(facts: &KeyFacts) -> KeyPolicy {
+    if let Some(text) = facts.policy_override {
+        return KeyPolicy::Override(text.to_string());
+    }
+    let account_root = format!("arn:aws:iam::{}:root", facts.account.account_id);
+    let mut statements = Vec::new();
+    if facts.access.root_access {
+        statements.push(Statement {
+            sid: "AccountRootFullAccess".into(),
+            effect: "Allow",
+            principal: json!({"AWS": account_root}),
+            action: vec!["kms:*".into()],
+            resource: "*",
+            condition: None,
+        });
+    }
+    for cap in Capability::ALL {
+        let Some(principals) = facts.access.grants.get(&cap) else {
+            continue;
+        };
+        statements.push(Statement {
+            sid: pascal(cap.name()),
+            effect: "Allow",
+            principal: principal_value(principals),
+            action: owned(actions(cap, facts.spec, facts.usage, facts.multi_region)),
+            resource: "*",
+            condition: None,
+        });
+    }
+    let data_users: BTreeSet<&String> = [Capability::ReadData, Capability::WriteData]
+        .iter()
+        .filter_map(|c| facts.access.grants.get(c))
+        .flatten()
+        .collect();
+    if !data_users.is_empty()
+        && facts.usage == KeyUsage::EncryptDecrypt
+        && facts.spec == KeySpec::SymmetricDefault
+    {
+        let users: Vec<String> = data_users.into_iter().cloned().collect();
+        statements.push(Statement {
+            sid: "GrantsForAwsResources".into(),
+            effect: "Allow",
+            principal: principal_value(&users),
+            action: owned(GRANT_ACTIONS.to_vec()),
+            resource: "*",
+            condition: Some(json!({"Bool": {"kms:GrantIsForAWSResource": "true"}})),
+        });
+    }
+    for service in &facts.access.services {
+        let mut acts: Vec<&str> = service
+            .capabilities
+            .iter()
+            .flat_map(|c| actions(*c, facts.spec, facts.usage, facts.multi_region))
+            .collect();
+        acts.sort_unstable();
+        acts.dedup();
+        statements.push(Statement {
+            sid: format!("ViaService{}", pascal(&service.service)),
+            effect: "Allow",
+            principal: json!({"AWS": "*"}),
+            action: owned(acts),
+            resource: "*",
+            condition: Some(json!({"StringEquals": {
+                "kms:CallerAccount": facts.account.account_id,
+                "kms:ViaService": format!("{}.{}.amazonaws.com", service.service, facts.region),
+            }})),
+        });
+    }
+    for (account, caps) in &facts.access.external_accounts {
+        let mut acts: Vec<&str> = caps
+            .iter()
+            .flat_map(|c| actions(*c, facts.spec, facts.usage, facts.multi_region))
+            .collect();
+        acts.sort_unstable();
+        acts.dedup();
+        statements.push(Statement {
+            sid: format!("ExternalAccount{account}"),
+            effect: "Allow",
+            principal: json!({"AWS": format!("arn:aws:iam::{account}:root")}),
+            action: owned(acts),
+            resource: "*",
+            condition: None,
+        });
+    }
+    KeyPolicy::Generated(statements)
+}
+
+/// Checks a policy before terraform sees it; returns what is wrong, each with how to fix it.
+pub fn check(facts: &KeyFacts, policy: &KeyPolicy) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    let size = policy.to_json().len();
+    if size > MAX_POLICY_BYTES {
+        problems.push((
+            format!("the key policy is {size} bytes, over AWS's limit of {MAX_POLICY_BYTES}"),
+            "merge principals into fewer roles, or move access to grants".into(),
+        ));
+    }
+    if let KeyPolicy::Generated(statements) = policy {
+        let can_put = statements.iter().any(|s| {
+            s.action
+                .iter()
+                .any(|a| a == "kms:*" || a == "kms:PutKeyPolicy")
+        });
+        if !can_put && !facts.bypass_lockout_check {
+            problems.push((
+                "no principal can change this key's policy (kms:PutKeyPolicy): the key would be unmanageable".into(),
+                "keep `root_access: true`, name an administer-resource principal, or set `bypass_policy_lockout_safety_check: true` if this is really meant".into(),
+            ));
+        }
+    }
+    problems
+}
+
+/// Findings that do not stop a run unless `--strict`: (what, how to fix).
+pub fn warnings(facts: &KeyFacts) -> Vec<(String, String)> {
+    let admins = facts.access.grants.get(&Capability::AdministerResource);
+    let readers = facts.access.grants.get(&Capability::ReadData);
+    let (Some(admins), Some(readers)) = (admins, readers) else {
+        return Vec::new();
+    };
+    admins
+        .iter()
+        .filter(|a| readers.contains(a))
+        .map(|a| {
+            (
+                format!("{a} can both administer the key and read data with it (separation of duties)"),
+                "give administration and data access to different principals; --strict makes this an error".into(),
+            )
+        })
+        .collect()
+}
+
+/// Who can do what, in plain words, one line per principal.
+pub fn explain(facts: &KeyFacts, policy: &KeyPolicy) -> String {
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |who: String, what: Vec<String>| match lines.iter_mut().find(|(w, _)| *w == who) {
+        Some((_, existing)) => existing.extend(what),
+        None => lines.push((who, what)),
+    };
+    if let KeyPolicy::Override(_) = policy {
+        return "this key's policy is a `policy:` override written by hand; orch does not interpret it\n".into();
+    }
+    if facts.access.root_access {
+        add(
+            format!("account root of {}", facts.account.account_id),
+            vec!["everything, through IAM policies of that account (lockout safety)".into()],
+        );
+    }
+    for cap in Capability::ALL {
+        for principal in facts.access.grants.get(&cap).into_iter().flatten() {
+            add(short_principal(principal), words(cap, facts));
+        }
+    }
+    for service in &facts.access.services {
+        let what = service
+            .capabilities
+            .iter()
+            .flat_map(|c| words(*c, facts))
+            .collect();
+        add(
+            format!(
+                "AWS {} in {} on behalf of {}",
+                service.service, facts.region, facts.account.account_id
+            ),
+            what,
+        );
+    }
+    for (account, caps) in &facts.access.external_accounts {
+        let what = caps.iter().flat_map(|c| words(*c, facts)).collect();
+        add(
+            format!("account {account} (roles its key-access policy names)"),
+            what,
+        );
+    }
+    let mut out = String::new();
+    for (who, mut what) in lines {
+        what.dedup();
+        out.push_str(&format!("{who}: {}\n", what.join(", ")));
+    }
+    out
+}
+
+/// `arn:aws:iam::111111111111:role/app` -> `role/app in 111111111111`.
+fn short_principal(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        [_, _, _, _, account, "root"] => format!("account root of {account}"),
+        [_, _, _, _, account, resource] => format!("{resource} in {account}"),
+        _ => arn.to_string(),
+    }
+}
+
+fn words(cap: Capability, facts: &KeyFacts) -> Vec<String> {
+    let w: &[&str] = match (cap, facts.usage) {
+        (Capability::AdministerResource, _) => {
+            &["administer the key (policy, aliases, tags, enable and disable, rotation)"]
+        }
+        (Capability::ReadConfig, _) => &["read its configuration"],
+        (Capability::ReadData, KeyUsage::EncryptDecrypt) => &["decrypt"],
+        (Capability::ReadData, KeyUsage::SignVerify) => {
+            &["verify signatures", "get the public key"]
+        }
+        (Capability::ReadData, KeyUsage::GenerateVerifyMac) => &["verify MACs"],
+        (Capability::ReadData, KeyUsage::KeyAgreement) => &["get the public key"],
+        (Capability::WriteData, KeyUsage::EncryptDecrypt)
+            if facts.spec == KeySpec::SymmetricDefault =>
+        {
+            &["encrypt", "generate data keys", "re-encrypt"]
+        }
+        (Capability::WriteData, KeyUsage::EncryptDecrypt) => &["encrypt"],
+        (Capability::WriteData, KeyUsage::SignVerify) => &["sign"],
+        (Capability::WriteData, KeyUsage::GenerateVerifyMac) => &["generate MACs"],
+        (Capability::WriteData, KeyUsage::KeyAgreement) => &["derive shared secrets"],
+        (Capability::DeleteData, _) => &["schedule the key's deletion"],
+    };
+    w.iter().map(|s| s.to_string()).collect()
+}
+
+fn principal_value(principals: &[String]) -> Value {
+    match principals {
+        [one] => json!({"AWS": one}),
+        many => json!({"AWS": many}),
+    }
+}
+
+fn owned(actions: Vec<&str>) -> Vec<String> {
+    actions.into_iter().map(String::from).collect()
+}
+
+/// `administer-resource` -> `AdministerResource`, for Sids (letters and digits only).
+fn pascal(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_follow_spec_and_usage() {
+        let hmac = actions(
+            Capability::WriteData,
+            KeySpec::Hmac256,
+            KeyUsage::GenerateVerifyMac,
+            false,
+        );
+        assert_eq!(hmac, vec!["kms:GenerateMac"]);
+        let sign = actions(
+            Capability::WriteData,
+            KeySpec::EccNistP256,
+            KeyUsage::SignVerify,
+            false,
+        );
+        assert_eq!(sign, vec!["kms:Sign"]);
+        let admin = actions(
+            Capability::AdministerResource,
+            KeySpec::SymmetricDefault,
+            KeyUsage::EncryptDecrypt,
+            true,
+        );
+        assert!(admin.contains(&"kms:ReplicateKey") && admin.contains(&"kms:UpdatePrimaryRegion"));
+        let admin = actions(
+            Capability::AdministerResource,
+            KeySpec::Hmac256,
+            KeyUsage::GenerateVerifyMac,
+            false,
+        );
+        assert!(!admin.contains(&"kms:EnableKeyRotation") && !admin.contains(&"kms:ReplicateKey"));
+    }
+
+    #[test]
+    fn sids_are_alphanumeric() {
+        assert_eq!(pascal("administer-resource"), "AdministerResource");
+        assert_eq!(pascal("s3"), "S3");
+    }
+}

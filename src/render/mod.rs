@@ -1,0 +1,258 @@
+//! Rendering: one Terraform root module per node, into `.orch/work/<address>/`. Knows Tera and
+//! files; knows no processes. Templates only see orch's own facts (booleans, validated names,
+//! paths); every user value travels in `terraform.tfvars.json`.
+
+pub mod hcl;
+pub mod inputs;
+pub mod templates;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::config::{Backend, Fleet, Node, NodeKind, Profile};
+pub use inputs::RecordedOutputs;
+pub use templates::Templates;
+
+/// The files of one node, in the order they are written.
+pub struct Rendered {
+    pub files: Vec<(&'static str, String)>,
+    pub provisional: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("rendering {address} ({template}): {message}")]
+    Template {
+        address: String,
+        template: String,
+        message: String,
+    },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What a render changed on disk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteStats {
+    pub written: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    /// Nodes rendered with placeholders for outputs of dependencies not applied yet.
+    pub provisional: usize,
+}
+
+impl WriteStats {
+    fn add(&mut self, other: WriteStats) {
+        self.written += other.written;
+        self.unchanged += other.unchanged;
+        self.removed += other.removed;
+        self.provisional += other.provisional;
+    }
+}
+
+pub struct Renderer<'a> {
+    pub fleet: &'a Fleet,
+    pub templates: &'a Templates,
+    pub profile: Option<&'a Profile>,
+    pub outputs: RecordedOutputs,
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(fleet: &'a Fleet, templates: &'a Templates, profile: Option<&'a Profile>) -> Self {
+        Renderer {
+            fleet,
+            templates,
+            profile,
+            outputs: RecordedOutputs::for_fleet(fleet),
+        }
+    }
+
+    pub fn work_dir(&self, node: &Node) -> PathBuf {
+        self.fleet
+            .state_dir()
+            .join("work")
+            .join(node.address.to_string())
+    }
+
+    /// Renders one node. `cache` holds template outputs by context: most nodes of a kind share
+    /// their template context, so a 10,000-node fleet renders each distinct file once.
+    pub fn render(&self, node: &Node, cache: &mut TemplateCache) -> Result<Rendered, RenderError> {
+        let endpoint = self.profile.and_then(|p| p.endpoint.as_deref());
+        let inputs = inputs::inputs(self.fleet, node, endpoint, &self.outputs);
+        let common = self.common_context(node);
+        let kind = self.kind_context(node);
+        let kind_name = node.kind_name();
+        let mut render = |template: String, context: &Value| {
+            cache.render(self.templates, node, &template, context)
+        };
+        let variables = format!(
+            "{}\n{}",
+            render("common/variables.tf".into(), &common)?,
+            render(format!("{kind_name}/variables.tf"), &kind)?
+        );
+        let files = vec![
+            ("versions.tf", render("common/versions.tf".into(), &common)?),
+            (
+                "providers.tf",
+                render("common/providers.tf".into(), &common)?,
+            ),
+            ("backend.tf", render("common/backend.tf".into(), &common)?),
+            ("variables.tf", variables),
+            ("main.tf", render(format!("{kind_name}/main.tf"), &kind)?),
+            (
+                "outputs.tf",
+                render(format!("{kind_name}/outputs.tf"), &kind)?,
+            ),
+            (
+                "terraform.tfvars.json",
+                serde_json::to_string_pretty(&Value::Object(inputs.vars)).expect("JSON serializes")
+                    + "\n",
+            ),
+        ];
+        Ok(Rendered {
+            files,
+            provisional: inputs.provisional,
+        })
+    }
+
+    fn common_context(&self, node: &Node) -> Value {
+        let settings = &self.fleet.settings;
+        let account = self.fleet.account_of(node);
+        let backend = match &settings.backend {
+            Backend::Local => json!({
+                "type": "local",
+                // Relative to the work dir .orch/work/<account>/<region>/<node>/, so the tree
+                // can move as a whole.
+                "path": format!("../../../../state/{}/terraform.tfstate", node.address),
+            }),
+            Backend::S3 {
+                bucket,
+                region,
+                key_prefix,
+                dynamodb_table,
+            } => json!({
+                "type": "s3",
+                "bucket": bucket.replace("{account_id}", &account.account_id),
+                "key": format!("{key_prefix}/{}/terraform.tfstate", node.address),
+                "region": region,
+                "dynamodb_table": dynamodb_table,
+            }),
+        };
+        json!({
+            "required_version": settings.required_version,
+            "aws_provider": settings.aws_provider,
+            "has_role": account.role_arn.is_some(),
+            "endpoint": self.profile.and_then(|p| p.endpoint.as_ref()).is_some(),
+            "backend": backend,
+        })
+    }
+
+    fn kind_context(&self, node: &Node) -> Value {
+        let prevent_destroy = match &node.kind {
+            NodeKind::Key(k) => k.prevent_destroy,
+            NodeKind::Replica(r) => r.prevent_destroy,
+            _ => false,
+        };
+        json!({ "prevent_destroy": prevent_destroy })
+    }
+
+    /// Renders and writes the given nodes (indexes into `fleet.nodes`) on every core.
+    pub fn render_all(&self, nodes: &[usize]) -> Result<WriteStats, RenderError> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(nodes.len().max(1));
+        let chunk = nodes.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = nodes
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        let mut cache = TemplateCache::default();
+                        let mut stats = WriteStats::default();
+                        for &i in part {
+                            let node = &self.fleet.nodes[i];
+                            let rendered = self.render(node, &mut cache)?;
+                            stats.add(write_files(&self.work_dir(node), &rendered.files)?);
+                            stats.provisional += usize::from(rendered.provisional);
+                        }
+                        Ok::<_, RenderError>(stats)
+                    })
+                })
+                .collect();
+            let mut total = WriteStats::default();
+            for handle in handles {
+                total.add(handle.join().expect("a render thread panicked")?);
+            }
+            Ok(total)
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct TemplateCache {
+    rendered: HashMap<(String, String), String>,
+}
+
+impl TemplateCache {
+    fn render(
+        &mut self,
+        templates: &Templates,
+        node: &Node,
+        name: &str,
+        context: &Value,
+    ) -> Result<String, RenderError> {
+        let key = (name.to_string(), context.to_string());
+        if let Some(text) = self.rendered.get(&key) {
+            return Ok(text.clone());
+        }
+        let ctx = tera::Context::from_value(context.clone()).expect("the context is an object");
+        let text = templates
+            .tera
+            .render(name, &ctx)
+            .map_err(|e| RenderError::Template {
+                address: node.address.to_string(),
+                template: name.to_string(),
+                message: templates::error_chain(&e),
+            })?;
+        self.rendered.insert(key, text.clone());
+        Ok(text)
+    }
+}
+
+/// Writes files whose content changed, and removes `.tf`/`.tfvars.json` files a previous render
+/// left that this one no longer has. Never touches `.terraform/` or plan files.
+pub fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<WriteStats, RenderError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| RenderError::Write { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut stats = WriteStats::default();
+    for (name, content) in files {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(existing) if existing == content.as_bytes() => stats.unchanged += 1,
+            _ => {
+                // Write to a temporary name and rename, so a crash never leaves half a file.
+                let tmp = dir.join(format!(".{name}.tmp"));
+                std::fs::write(&tmp, content).map_err(io(&tmp))?;
+                std::fs::rename(&tmp, &path).map_err(io(&path))?;
+                stats.written += 1;
+            }
+        }
+    }
+    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.ends_with(".tf") || name.ends_with(".tfvars.json");
+        if ours && entry.path().is_file() && !files.iter().any(|(n, _)| *n == name) {
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+            stats.removed += 1;
+        }
+    }
+    Ok(stats)
+}

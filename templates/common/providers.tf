@@ -1,0 +1,35 @@
+provider "aws" {
+  region = var.region
+{%- if has_role %}
+
+  assume_role {
+    role_arn     = var.role_arn
+    session_name = "orch"
+  }
+{%- endif %}
+{%- if endpoint %}
+
+  # The profile sends every API call to one endpoint (a local emulator): no real credentials,
+  # no metadata service, no account lookup.
+  access_key                  = "orch-sandbox"
+  secret_key                  = "orch-sandbox"
+  skip_credentials_validation = true
+  skip_metadata_api_check     = true
+  skip_requesting_account_id  = true
+  s3_use_path_style           = true
+
+  endpoints {
+    iam = var.endpoint
+    kms = var.endpoint
+    s3  = var.endpoint
+    sts = var.endpoint
+  }
+{%- else %}
+
+  allowed_account_ids = [var.account_id]
+{%- endif %}
+
+  default_tags {
+    tags = var.default_tags
+  }
+}
