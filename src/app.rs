@@ -2,18 +2,20 @@
 //! print. The only module that knows them all; the only one that maps errors to exit codes.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::cli::{Cli, Command, Filters, Generate, GraphFormat, TfvarsFormat};
+use crate::cli::{Cli, Command, Filters, Generate, GraphFormat, RunOptions, TfvarsFormat};
 use crate::config::{self, Address, Fleet, Profile, BUILTIN_KINDS};
 use crate::diag::{Diagnostic, Diagnostics, Sources};
 use crate::graph::{glob_match, Dag};
 use crate::policy::{self, KeyFacts};
 use crate::render::{self, hcl, Renderer, Templates};
+use crate::terraform::workflow::Action;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -26,11 +28,23 @@ pub enum AppError {
     Render(#[from] render::RenderError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Terraform(#[from] crate::terraform::binary::BinaryError),
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The run happened; its nodes decided the exit code (2 changes present, 130 interrupted).
+    #[error("")]
+    Exit(u8),
 }
 
 impl AppError {
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(1)
+        match self {
+            AppError::Exit(code) => ExitCode::from(*code),
+            _ => ExitCode::from(1),
+        }
     }
 }
 
@@ -123,6 +137,41 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             }
             Ok(())
         }
+        Command::Plan {
+            run,
+            detailed_exitcode,
+        } => terraform_run(global, run, Action::Plan, *detailed_exitcode, false),
+        Command::Apply { run, auto_approve } => {
+            terraform_run(global, run, Action::Apply, false, *auto_approve)
+        }
+        Command::Destroy { run, auto_approve } => {
+            terraform_run(global, run, Action::Destroy, false, *auto_approve)
+        }
+        Command::Output { address } => {
+            let loaded = load(&global.live, global.strict)?;
+            let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
+            let path = loaded
+                .fleet
+                .state_dir()
+                .join("outputs")
+                .join(format!("{}.json", node.address));
+            let text = std::fs::read_to_string(&path)
+                .map_err(|_| AppError::Usage(format!("{address} has no recorded outputs: it is not applied yet (orch apply {address})")))?;
+            let outputs: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                AppError::Usage(format!(
+                    "{} is not valid JSON ({e}); apply {address} again",
+                    path.display()
+                ))
+            })?;
+            let values: serde_json::Map<String, serde_json::Value> = outputs
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.get("value").cloned().unwrap_or_default()))
+                .collect();
+            print(&(serde_json::to_string_pretty(&values).expect("JSON serializes") + "\n"));
+            Ok(())
+        }
         Command::Generate {
             what: Generate::Tfvars { env, out, format },
         } => {
@@ -130,6 +179,67 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             let profile = profile(&loaded.fleet, global.profile.as_deref())?;
             generate_tfvars(&loaded, profile, env, out, *format)
         }
+    }
+}
+
+fn terraform_run(
+    global: &crate::cli::Global,
+    options: &RunOptions,
+    action: Action,
+    detailed_exitcode: bool,
+    auto_approve: bool,
+) -> Result<(), AppError> {
+    let loaded = load(&global.live, global.strict)?;
+    let selected = select(&loaded, &options.filters)?;
+    if matches!(action, Action::Apply | Action::Destroy)
+        && !auto_approve
+        && !std::io::stdin().is_terminal()
+    {
+        return Err(AppError::Usage(format!(
+            "orch {} changes real infrastructure and there is no terminal to confirm on; pass --auto-approve",
+            action.name()
+        )));
+    }
+    let mut profile = profile(&loaded.fleet, global.profile.as_deref())?.cloned();
+    if let Some(endpoint) = &global.endpoint {
+        profile.get_or_insert(Profile { endpoint: None }).endpoint = Some(endpoint.clone());
+    }
+    let binary = crate::terraform::binary::discover(&crate::terraform::binary::Choice {
+        flag: options.terraform_bin.clone(),
+        env: None,
+        config: loaded.fleet.settings.terraform_binary.clone(),
+    })?;
+    let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let parallelism = options
+        .parallelism
+        .or(loaded.fleet.settings.parallelism)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let request = crate::run::Request {
+        action,
+        selected,
+        parallelism,
+        fail_fast: options.fail_fast,
+        detailed_exitcode,
+        auto_approve,
+        report: options.report.clone(),
+        fancy: crate::run::fancy_output(global.no_color),
+    };
+    let Loaded {
+        fleet,
+        dag,
+        templates,
+    } = loaded;
+    let outcome = crate::run::execute(
+        Arc::new(fleet),
+        &dag,
+        Arc::new(templates),
+        profile,
+        binary,
+        request,
+    )?;
+    match outcome.code {
+        0 => Ok(()),
+        code => Err(AppError::Exit(code)),
     }
 }
 

@@ -31,6 +31,28 @@ pub struct Global {
     /// Treat warnings (e.g. administrators who can also decrypt) as errors.
     #[arg(long, global = true)]
     pub strict: bool,
+    /// Send every AWS API call to this URL, overriding the profile's endpoint.
+    #[arg(long, global = true, env = "ORCH_ENDPOINT")]
+    pub endpoint: Option<String>,
+}
+
+/// Options of the commands that run terraform.
+#[derive(Debug, Args, Clone)]
+pub struct RunOptions {
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Nodes run at once (default: orch.yaml `parallelism`, else the number of cores).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// The terraform (or tofu) binary.
+    #[arg(long, env = "ORCH_TERRAFORM")]
+    pub terraform_bin: Option<String>,
+    /// Write the summary as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Start no new node after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +81,32 @@ pub enum Command {
         #[command(flatten)]
         filters: Filters,
     },
+    /// Plan every selected node: init, plan -out, counts of changes.
+    Plan {
+        #[command(flatten)]
+        run: RunOptions,
+        /// Exit 2 when any node has changes (0 none, 1 error).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Apply every selected node in DAG order, recording outputs for dependents.
+    Apply {
+        #[command(flatten)]
+        run: RunOptions,
+        /// Apply without asking (required when there is no terminal).
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Destroy every selected node, dependents first.
+    Destroy {
+        #[command(flatten)]
+        run: RunOptions,
+        /// Destroy without asking (required when there is no terminal).
+        #[arg(long)]
+        auto_approve: bool,
+    },
+    /// Print the recorded outputs of an applied node.
+    Output { address: String },
     /// Write per-node tfvars for pipelines of one's own.
     Generate {
         #[command(subcommand)]

@@ -213,6 +213,13 @@ impl Dag {
             .map(|n| self.graph[n])
     }
 
+    /// The fleet indexes of the nodes that depend directly on a node.
+    pub fn dependents(&self, node: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(node), Direction::Outgoing)
+            .map(|n| self.graph[n])
+    }
+
     /// Adds every transitive dependency of the selected nodes.
     pub fn with_dependencies(&self, selected: &BTreeSet<usize>) -> BTreeSet<usize> {
         let mut out = selected.clone();

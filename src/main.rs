@@ -6,8 +6,14 @@ mod config;
 mod diag;
 mod explain;
 mod graph;
+mod lock;
 mod policy;
 mod render;
+mod reporter;
+mod run;
+mod scheduler;
+mod signal;
+mod terraform;
 
 use std::process::ExitCode;
 
@@ -28,6 +34,7 @@ fn main() -> ExitCode {
     };
     match app::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(app::AppError::Exit(code)) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err}");
             err.exit_code()

@@ -1,0 +1,329 @@
+//! `orch plan | apply | destroy`: a validated fleet driven through terraform, node by node in DAG
+//! order, with the lock held, the interrupt handler listening, the reporter printing, and one exit
+//! code for the whole run (1 > 2 > 0 across nodes, 130 when interrupted).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::{Fleet, Profile};
+use crate::graph::Dag;
+use crate::render::Templates;
+use crate::reporter::{table, Reporter, Row};
+use crate::scheduler::{self, Direction, Options};
+use crate::signal::{self, Level};
+use crate::terraform::binary::Binary;
+use crate::terraform::workflow::{Action, Context, TerraformExecutor};
+
+/// What one command asks for.
+pub struct Request {
+    pub action: Action,
+    pub selected: BTreeSet<usize>,
+    pub parallelism: usize,
+    pub fail_fast: bool,
+    pub detailed_exitcode: bool,
+    pub auto_approve: bool,
+    pub report: Option<PathBuf>,
+    pub fancy: bool,
+}
+
+/// The outcome of a run: its exit code and whether it was stopped by the user.
+pub struct Outcome {
+    pub code: u8,
+}
+
+pub fn execute(
+    fleet: Arc<Fleet>,
+    dag: &Dag,
+    templates: Arc<Templates>,
+    profile: Option<Profile>,
+    binary: Binary,
+    request: Request,
+) -> std::io::Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let interrupt = signal::listen();
+        let env = terraform_env(&fleet);
+        let run_id = run_id();
+        let log_dir = fleet.state_dir().join("logs").join(&run_id);
+        let confirm_first =
+            matches!(request.action, Action::Apply | Action::Destroy) && !request.auto_approve;
+        let mut rows = Vec::new();
+        let context = |action, preview| {
+            Arc::new(Context::new(
+                fleet.clone(),
+                templates.clone(),
+                profile.clone(),
+                binary.clone(),
+                env.clone(),
+                action,
+                preview,
+                log_dir.clone(),
+                interrupt.clone(),
+            ))
+        };
+        if confirm_first {
+            // Plan everything first, show it, and ask once; the apply below reuses nothing from
+            // this plan but its approval, and plans each node again right before applying it,
+            // after its dependencies have been applied.
+            let planned = phase(
+                dag,
+                &request,
+                context(request.action, true),
+                &fleet,
+                interrupt.clone(),
+            )
+            .await;
+            eprint!("{}", table(&planned));
+            if interrupted(&interrupt)
+                || planned
+                    .iter()
+                    .any(|r| r.status != "no changes" && r.status != "changes")
+            {
+                eprintln!(
+                    "the plan did not succeed for every node; nothing was {}",
+                    past(request.action)
+                );
+                return Ok(finish(&request, planned, &interrupt, &fleet, &run_id));
+            }
+            if !ask(&format!(
+                "{} {} nodes as planned above? Only 'yes' is accepted: ",
+                request.action.name(),
+                planned.len()
+            ))? {
+                eprintln!("nothing was {}", past(request.action));
+                return Ok(Outcome { code: 1 });
+            }
+        }
+        rows.extend(
+            phase(
+                dag,
+                &request,
+                context(request.action, false),
+                &fleet,
+                interrupt.clone(),
+            )
+            .await,
+        );
+        Ok(finish(&request, rows, &interrupt, &fleet, &run_id))
+    })
+}
+
+/// One pass of the scheduler over the selected nodes; returns the summary rows.
+async fn phase(
+    dag: &Dag,
+    request: &Request,
+    context: Arc<Context>,
+    fleet: &Fleet,
+    interrupt: watch::Receiver<Level>,
+) -> Vec<Row> {
+    let action = if context.preview {
+        Action::Plan
+    } else {
+        context.action
+    };
+    let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
+    let mut reporter = Reporter::new(addresses, action, request.selected.len(), request.fancy);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut interrupt_watch = interrupt.clone();
+    let stopper = tokio::spawn(async move {
+        while interrupt_watch.changed().await.is_ok() {
+            if *interrupt_watch.borrow() > 0 {
+                let _ = stop_tx.send(true);
+            }
+        }
+    });
+    let options = Options {
+        parallelism: request.parallelism,
+        fail_fast: request.fail_fast,
+        direction: if action == Action::Destroy {
+            Direction::Reverse
+        } else {
+            Direction::Forward
+        },
+    };
+    let executor = Arc::new(TerraformExecutor { context });
+    let scheduling = scheduler::run(dag, &request.selected, &options, executor, tx, stop_rx);
+    let reporting = async {
+        while let Some(event) = rx.recv().await {
+            reporter.handle(event);
+        }
+    };
+    tokio::join!(scheduling, reporting);
+    stopper.abort();
+    reporter.finish().0
+}
+
+fn interrupted(interrupt: &watch::Receiver<Level>) -> bool {
+    *interrupt.borrow() > 0
+}
+
+fn past(action: Action) -> &'static str {
+    match action {
+        Action::Plan => "planned",
+        Action::Apply => "applied",
+        Action::Destroy => "destroyed",
+    }
+}
+
+fn ask(question: &str) -> std::io::Result<bool> {
+    eprint!("{question}");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// Prints the summary, writes the report, and works out the exit code.
+fn finish(
+    request: &Request,
+    rows: Vec<Row>,
+    interrupt: &watch::Receiver<Level>,
+    fleet: &Fleet,
+    run_id: &str,
+) -> Outcome {
+    let failed = rows
+        .iter()
+        .any(|r| !matches!(r.status.as_str(), "ok" | "changes" | "no changes"));
+    let changes = rows.iter().any(|r| r.status == "changes");
+    let code = if interrupted(interrupt) {
+        130
+    } else if failed {
+        1
+    } else if changes && request.detailed_exitcode {
+        2
+    } else {
+        0
+    };
+    let (own_cpu, children_cpu) = cpu_seconds();
+    eprint!("\n{}", table(&rows));
+    let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+    eprintln!(
+        "{} nodes: {} ok, {} with changes, {} without, {} failed, {} skipped or not started; logs in {}",
+        rows.len(),
+        count("ok"),
+        count("changes"),
+        count("no changes"),
+        count("failed") + count("interrupted"),
+        rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
+        fleet.state_dir().join("logs").join(run_id).display()
+    );
+    if let Some(path) = &request.report {
+        let report = json!({
+            "run": run_id,
+            "action": request.action,
+            "exit_code": code,
+            "orch_cpu_seconds": own_cpu,
+            "terraform_cpu_seconds": children_cpu,
+            "nodes": rows,
+        });
+        if let Err(e) = std::fs::write(
+            path,
+            serde_json::to_string_pretty(&report).expect("JSON serializes") + "\n",
+        ) {
+            eprintln!("error: cannot write the report {}: {e}", path.display());
+        }
+    }
+    Outcome { code }
+}
+
+/// CPU seconds of orch itself, and of the terraform processes it waited for.
+fn cpu_seconds() -> (f64, f64) {
+    let usage = |who| {
+        // SAFETY: getrusage fills the struct we own; all-zero is a valid starting value.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut u) };
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        ((t(u.ru_utime) + t(u.ru_stime)) * 1000.0).round() / 1000.0
+    };
+    (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN))
+}
+
+/// The environment terraform runs with: no prompts, no version check calls, and a plugin cache
+/// shared by the whole fleet unless the user has one configured already.
+fn terraform_env(fleet: &Fleet) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
+        ("TF_INPUT".to_string(), "0".to_string()),
+        ("CHECKPOINT_DISABLE".to_string(), "1".to_string()),
+    ];
+    if !user_has_plugin_cache() {
+        let cache = fleet.state_dir().join("plugin-cache");
+        let _ = std::fs::create_dir_all(&cache);
+        let cache = std::fs::canonicalize(&cache).unwrap_or(cache);
+        env.push((
+            "TF_PLUGIN_CACHE_DIR".to_string(),
+            cache.display().to_string(),
+        ));
+    }
+    env
+}
+
+fn user_has_plugin_cache() -> bool {
+    if std::env::var_os("TF_PLUGIN_CACHE_DIR").is_some() {
+        return true;
+    }
+    let config = std::env::var_os("TF_CLI_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".terraformrc")));
+    config
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .is_some_and(|text| {
+            text.lines()
+                .any(|l| l.trim_start().starts_with("plugin_cache_dir"))
+        })
+}
+
+/// `20261122T173000Z-<pid>`: sortable, unique per run.
+fn run_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z-{}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        std::process::id()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Whether the reporter may draw progress bars and colors.
+pub fn fancy_output(no_color: bool) -> bool {
+    std::io::stderr().is_terminal() && !no_color && std::env::var_os("NO_COLOR").is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_from_days;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_414), (2025, 11, 22));
+    }
+}
