@@ -249,6 +249,8 @@ fn print(text: &str) {
 }
 
 /// Loads, validates and builds the DAG; on any error prints every diagnostic and runs nothing.
+/// Policy checks and the DAG run even when the tree has errors, on the nodes that did load, so
+/// one run reports every error: a typo in one file does not hide a cycle in another.
 fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
     let templates = Templates::for_live(live)?;
     let custom: BTreeSet<String> = templates
@@ -257,11 +259,60 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
         .filter(|k| !BUILTIN_KINDS.contains(&k.as_str()))
         .cloned()
         .collect();
-    let mut fleet = match config::load(live, &custom) {
-        Ok(fleet) => fleet,
-        Err(invalid) => return Err(report(&invalid.sources, &invalid.diagnostics, live)),
+    let config::Checked {
+        fleet,
+        diagnostics: mut diags,
+    } = config::load(live, &custom);
+    let complete = !diags.has_errors();
+    for node in &fleet.nodes {
+        if let Some(facts) = KeyFacts::of(&fleet, node) {
+            let built = policy::build(&facts);
+            for problem in policy::check(&facts, &built) {
+                diags.push(policy_error(node, &facts, &problem));
+            }
+            for warning in policy::warnings(&facts) {
+                let d = Diagnostic::warning(node.span, format!("{}: {}", node.address, warning.0))
+                    .with_help(warning.1);
+                diags.push(if strict {
+                    Diagnostic {
+                        severity: crate::diag::Severity::Error,
+                        ..d
+                    }
+                } else {
+                    d
+                });
+            }
+        }
+    }
+    // In a partial fleet a pattern may match nothing only because its nodes did not load.
+    if complete {
+        let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
+        for wave in &fleet.settings.waves {
+            for pattern in &wave.patterns {
+                if !addresses.iter().any(|a| glob_match(pattern, a)) {
+                    diags.push(
+                        Diagnostic::warning(
+                            wave.span,
+                            format!("wave `{}`: `{pattern}` matches no node", wave.name),
+                        )
+                        .with_help("check the pattern against `orch graph`"),
+                    );
+                }
+            }
+        }
+    }
+    let dag = match Dag::build(&fleet) {
+        Ok(dag) => Some(dag),
+        Err(cycles) => {
+            cycles.into_iter().for_each(|d| diags.push(d));
+            None
+        }
     };
-    let mut diags = std::mem::take(&mut fleet.warnings);
+    diags.dedup();
+    let dag = match dag {
+        Some(dag) if !diags.has_errors() => dag,
+        _ => return Err(report(&fleet.sources, &diags, live)),
+    };
     for kind in BUILTIN_KINDS
         .iter()
         .filter(|k| **k != "replica" || fleet.nodes.iter().any(|n| n.kind_name() == "replica"))
@@ -278,53 +329,6 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             )));
         }
     }
-    for node in &fleet.nodes {
-        if let Some(facts) = KeyFacts::of(&fleet, node) {
-            let built = policy::build(&facts);
-            for (problem, help) in policy::check(&facts, &built) {
-                diags.push(
-                    Diagnostic::error(node.span, format!("{}: {problem}", node.address))
-                        .with_help(help),
-                );
-            }
-            for warning in policy::warnings(&facts) {
-                let d = Diagnostic::warning(node.span, format!("{}: {}", node.address, warning.0))
-                    .with_help(warning.1);
-                diags.push(if strict {
-                    Diagnostic {
-                        severity: crate::diag::Severity::Error,
-                        ..d
-                    }
-                } else {
-                    d
-                });
-            }
-        }
-    }
-    let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
-    for wave in &fleet.settings.waves {
-        for pattern in &wave.patterns {
-            if !addresses.iter().any(|a| glob_match(pattern, a)) {
-                diags.push(
-                    Diagnostic::warning(
-                        wave.span,
-                        format!("wave `{}`: `{pattern}` matches no node", wave.name),
-                    )
-                    .with_help("check the pattern against `orch graph`"),
-                );
-            }
-        }
-    }
-    let dag = match Dag::build(&fleet) {
-        Ok(dag) => dag,
-        Err(cycles) => {
-            cycles.into_iter().for_each(|d| diags.push(d));
-            return Err(report(&fleet.sources, &diags, live));
-        }
-    };
-    if diags.has_errors() {
-        return Err(report(&fleet.sources, &diags, live));
-    }
     if !diags.is_empty() {
         eprint!("{}", diags.render(&fleet.sources));
     }
@@ -333,6 +337,29 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
         dag,
         templates,
     })
+}
+
+/// A policy problem of a key or replica as a diagnostic. A lockout points at the `root_access:
+/// false` that causes it; when that value comes from a defaults file it is one mistake shared by
+/// many keys, so the message leaves the address out (naming one key in a note) and
+/// `Diagnostics::dedup` reports it once.
+fn policy_error(node: &config::Node, facts: &KeyFacts, problem: &policy::Problem) -> Diagnostic {
+    let span = match problem {
+        policy::Problem::Lockout => facts.access.root_access_span.unwrap_or(node.span),
+        policy::Problem::TooLarge(_) => node.span,
+    };
+    if span.source == node.span.source {
+        Diagnostic::error(span, format!("{}: {}", node.address, problem.message()))
+            .with_help(problem.help())
+    } else {
+        // The note survives only on the copy dedup keeps: one key to start looking from.
+        Diagnostic::error(span, problem.message())
+            .with_note(
+                node.span,
+                format!("{} is one of the keys it affects", node.address),
+            )
+            .with_help(problem.help())
+    }
 }
 
 fn report(sources: &Sources, diags: &Diagnostics, live: &Path) -> AppError {

@@ -45,7 +45,8 @@ pub struct Dag {
 }
 
 impl Dag {
-    /// Builds the DAG; a cycle is an error that names every edge of it with its file:line.
+    /// Builds the DAG; a cycle is an error that names every edge of it with its file:line. Edges
+    /// to nodes missing from a partial fleet are left out.
     pub fn build(fleet: &Fleet) -> Result<Dag, Vec<Diagnostic>> {
         let mut graph = DiGraph::with_capacity(fleet.nodes.len(), fleet.nodes.len());
         let index: HashMap<Address, NodeIndex> = fleet
@@ -56,28 +57,27 @@ impl Dag {
             .collect();
         for node in &fleet.nodes {
             let to = index[&node.address];
-            if let Some(key) = node.key_ref() {
+            let key_edge = node.key_ref().map(|key| {
                 let kind = if matches!(node.kind, NodeKind::Replica(_)) {
                     EdgeKind::Replica
                 } else {
                     EdgeKind::Consumer
                 };
+                (key, kind)
+            });
+            let dep_edges = node.depends_on.iter().map(|dep| (dep, EdgeKind::DependsOn));
+            for (from, kind) in key_edge.into_iter().chain(dep_edges) {
+                // The partial fleet of a tree with errors may name a node that did not load; that
+                // reference has its error already, and the rest of the graph is still checked.
+                let Some(&from_index) = index.get(&from.value) else {
+                    continue;
+                };
                 graph.add_edge(
-                    index[&key.value],
+                    from_index,
                     to,
                     Edge {
                         kind,
-                        span: key.span,
-                    },
-                );
-            }
-            for dep in &node.depends_on {
-                graph.add_edge(
-                    index[&dep.value],
-                    to,
-                    Edge {
-                        kind: EdgeKind::DependsOn,
-                        span: dep.span,
+                        span: from.span,
                     },
                 );
             }

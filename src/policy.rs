@@ -23,6 +23,9 @@ pub struct KeyFacts<'a> {
     pub access: &'a Access,
     pub bypass_lockout_check: bool,
     pub policy_override: Option<&'a str>,
+    /// A replica: it shares its primary's access model, so the primary's lockout verdict
+    /// covers it.
+    pub replica: bool,
 }
 
 impl<'a> KeyFacts<'a> {
@@ -40,6 +43,7 @@ impl<'a> KeyFacts<'a> {
                 access: &k.access,
                 bypass_lockout_check: k.bypass_policy_lockout_safety_check,
                 policy_override: k.policy_override.as_deref(),
+                replica: false,
             }),
             NodeKind::Replica(r) => Some(KeyFacts {
                 account,
@@ -50,6 +54,7 @@ impl<'a> KeyFacts<'a> {
                 access: &r.access,
                 bypass_lockout_check: r.bypass_policy_lockout_safety_check,
                 policy_override: r.policy_override.as_deref(),
+                replica: true,
             }),
             _ => None,
         }
@@ -271,15 +276,40 @@ pub fn build(facts: &KeyFacts) -> KeyPolicy {
     KeyPolicy::Generated(statements)
 }
 
-/// Checks a policy before terraform sees it; returns what is wrong, each with how to fix it.
-pub fn check(facts: &KeyFacts, policy: &KeyPolicy) -> Vec<(String, String)> {
+/// What is wrong with a key policy, found before terraform sees it.
+#[derive(Debug)]
+pub enum Problem {
+    /// Over AWS's size limit; the size in bytes.
+    TooLarge(usize),
+    /// No principal can call `kms:PutKeyPolicy`.
+    Lockout,
+}
+
+impl Problem {
+    pub fn message(&self) -> String {
+        match self {
+            Problem::TooLarge(size) => format!(
+                "the key policy is {size} bytes, over AWS's limit of {MAX_POLICY_BYTES}"
+            ),
+            Problem::Lockout => "no principal can change this key's policy (kms:PutKeyPolicy): the key would be unmanageable".into(),
+        }
+    }
+
+    pub fn help(&self) -> &'static str {
+        match self {
+            Problem::TooLarge(_) => "merge principals into fewer roles, or move access to grants",
+            Problem::Lockout => "keep `root_access: true`, name an administer-resource principal, or set `bypass_policy_lockout_safety_check: true` if this is really meant",
+        }
+    }
+}
+
+/// Checks a policy before terraform sees it. The size of every policy is checked; lockout only
+/// on primaries (see [`KeyFacts::replica`]).
+pub fn check(facts: &KeyFacts, policy: &KeyPolicy) -> Vec<Problem> {
     let mut problems = Vec::new();
     let size = policy.to_json().len();
     if size > MAX_POLICY_BYTES {
-        problems.push((
-            format!("the key policy is {size} bytes, over AWS's limit of {MAX_POLICY_BYTES}"),
-            "merge principals into fewer roles, or move access to grants".into(),
-        ));
+        problems.push(Problem::TooLarge(size));
     }
     if let KeyPolicy::Generated(statements) = policy {
         let can_put = statements.iter().any(|s| {
@@ -287,11 +317,8 @@ pub fn check(facts: &KeyFacts, policy: &KeyPolicy) -> Vec<(String, String)> {
                 .iter()
                 .any(|a| a == "kms:*" || a == "kms:PutKeyPolicy")
         });
-        if !can_put && !facts.bypass_lockout_check {
-            problems.push((
-                "no principal can change this key's policy (kms:PutKeyPolicy): the key would be unmanageable".into(),
-                "keep `root_access: true`, name an administer-resource principal, or set `bypass_policy_lockout_safety_check: true` if this is really meant".into(),
-            ));
+        if !can_put && !facts.bypass_lockout_check && !facts.replica {
+            problems.push(Problem::Lockout);
         }
     }
     problems

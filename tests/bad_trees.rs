@@ -112,6 +112,29 @@ fn unknown_field_suggests_the_right_one() {
 }
 
 #[test]
+fn unknown_field_lists_the_fields_of_its_kind_once() {
+    let out = Tree::new().file(APP, "description: x\nzzz: 1\n").rejects(
+        &[&format!("{APP}:2")],
+        &["unknown field `zzz` in node.yaml"],
+    );
+    let help = out
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("= help: the fields of node.yaml are: ")
+        })
+        .unwrap_or_else(|| panic!("no list of fields:\n{}", out.stderr));
+    let fields: Vec<&str> = help.split(", ").collect();
+    let mut unique = fields.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), fields.len(), "{help}");
+    assert!(fields.contains(&"replicas"), "{help}");
+    assert!(!fields.contains(&"replica_of"), "{help}");
+}
+
+#[test]
 fn unknown_field_in_account_yaml() {
     Tree::new()
         .file(
@@ -160,6 +183,21 @@ fn missing_required_field() {
             &["live/prod/us-east-1/g/node.yaml:1"],
             &["missing the required field `grantee`"],
         );
+}
+
+#[test]
+fn missing_required_field_points_at_the_start_of_the_file() {
+    let out = Tree::new()
+        .file(
+            "live/prod/us-east-1/g/node.yaml",
+            "kind: grant\nkey: prod/us-east-1/data\noperations: [Decrypt]\n",
+        )
+        .rejects(&[], &["missing the required field `grantee`"]);
+    assert!(
+        out.stderr.contains("live/prod/us-east-1/g/node.yaml:1:1\n"),
+        "{}",
+        out.stderr
+    );
 }
 
 // ---- accounts and regions --------------------------------------------------------------------
@@ -215,7 +253,6 @@ fn two_accounts_with_the_same_account_id() {
 }
 
 #[test]
-#[ignore = "orch bug: duplicate account_id points at line 1 of each account.yaml, not at `account_id:`"]
 fn two_accounts_with_the_same_account_id_point_at_the_ids() {
     Tree::new()
         .file(
@@ -313,7 +350,6 @@ fn replica_region_not_enabled_for_the_account() {
 }
 
 #[test]
-#[ignore = "orch bug: the note \"the account's regions are listed here\" points at account.yaml:1, not at `regions:`"]
 fn region_not_enabled_note_points_at_regions() {
     Tree::new()
         .file("live/dev/eu-west-1/x/node.yaml", "description: x\n")
@@ -694,7 +730,6 @@ fn replica_of_a_consumer() {
 }
 
 #[test]
-#[ignore = "orch bug: replica_of naming a synthesized replica says it \"is not a node of this tree\""]
 fn replica_of_a_replica() {
     let out = Tree::new()
         .file(
@@ -723,7 +758,6 @@ fn synthesized_replica_takes_the_address_of_another_node() {
 }
 
 #[test]
-#[ignore = "orch bug: `replica_of` on a node with an explicit `kind: key` is silently ignored"]
 fn replica_of_on_a_key() {
     let node = "live/prod/eu-west-1/x/node.yaml";
     Tree::new()
@@ -958,7 +992,6 @@ fn nobody_can_manage_the_key() {
 }
 
 #[test]
-#[ignore = "orch bug: the lockout error points at node.yaml:1, not at `root_access: false`"]
 fn nobody_can_manage_the_key_points_at_root_access() {
     let node = "live/dev/us-east-1/locked/node.yaml";
     Tree::new()
@@ -968,6 +1001,35 @@ fn nobody_can_manage_the_key_points_at_root_access() {
         )
         .file(node, "description: x\nroot_access: false\n")
         .rejects(&[&format!("{node}:2")], &["no principal can change"]);
+}
+
+#[test]
+fn lockout_of_a_key_with_replicas_is_one_error() {
+    // The replica shares the key's access model; the key's verdict covers it.
+    let out = Tree::new()
+        .file(
+            PROD,
+            "account_id: \"111111111111\"\nenvironment: prod\nregions: [us-east-1, eu-west-1]\n",
+        )
+        .file(
+            DATA,
+            "description: x\nmulti_region: true\nreplicas: [eu-west-1]\nroot_access: false\n",
+        )
+        .rejects(&[&format!("{DATA}:4")], &["no principal can change"]);
+    assert_eq!(out.reported_count(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn lockout_from_a_default_is_reported_once() {
+    let out = dev_key(Tree::new(), "other", "")
+        .file(ORCH, "defaults:\n  root_access: false\n")
+        .file(
+            DEV,
+            "account_id: \"222222222222\"\nenvironment: dev\nregions: [us-east-1]\n",
+        )
+        .file(APP, "description: x\n")
+        .rejects(&[&format!("{ORCH}:2")], &["no principal can change"]);
+    assert_eq!(out.reported_count(), 1, "{}", out.stderr);
 }
 
 // ---- capabilities and kinds ------------------------------------------------------------------
@@ -1014,7 +1076,6 @@ fn unknown_kind_suggests_the_right_one() {
 }
 
 #[test]
-#[ignore = "orch bug: an unknown kind also reports every other field of the node as unknown"]
 fn unknown_kind_is_one_error() {
     let node = "live/prod/us-east-1/g/node.yaml";
     let out = Tree::new()
@@ -1055,7 +1116,6 @@ fn key_access_that_administers() {
 }
 
 #[test]
-#[ignore = "orch bug: key-access accepts roles of an account other than the consumer's own"]
 fn key_access_roles_of_another_account() {
     let node = "live/dev/us-east-1/reader/node.yaml";
     Tree::new()
@@ -1189,7 +1249,6 @@ fn bad_default_in_orch_yaml_is_reported_once() {
 }
 
 #[test]
-#[ignore = "orch bug: a bad `replicas` default is reported once per key, since each message names the key"]
 fn bad_replicas_default_is_reported_once() {
     let out = dev_key(Tree::new(), "other", "")
         .file(
@@ -1257,7 +1316,6 @@ fn every_error_of_the_tree_is_reported_in_one_run() {
 }
 
 #[test]
-#[ignore = "orch bug: the nodes of an account whose account.yaml has an error are not checked"]
 fn errors_in_nodes_of_a_bad_account_are_reported() {
     let out = Tree::new()
         .file(DEV, "account_id: \"222222222222\"\nregions: [us-east-1]\n")
@@ -1273,7 +1331,6 @@ fn errors_in_nodes_of_a_bad_account_are_reported() {
 }
 
 #[test]
-#[ignore = "orch bug: the nodes of a region that is not enabled for its account are not checked"]
 fn errors_in_nodes_of_a_region_not_enabled_are_reported() {
     let node = "live/dev/eu-west-1/x/node.yaml";
     let out = Tree::new()
@@ -1286,7 +1343,6 @@ fn errors_in_nodes_of_a_region_not_enabled_are_reported() {
 }
 
 #[test]
-#[ignore = "orch bug: a field error anywhere hides dependency cycles and key-policy errors (later stages)"]
 fn cycle_is_reported_with_field_errors() {
     let b = "live/dev/us-east-1/b/node.yaml";
     let out = dev_key(Tree::new(), "app", "depends_on: [dev/us-east-1/b]\n");

@@ -26,6 +26,8 @@ pub struct Fields<'n> {
     map: &'n MarkedMappingNode,
     what: &'static str,
     known: Vec<&'static str>,
+    /// Where errors about the mapping as a whole point, when not at the mapping's own marker.
+    whole: Option<Span>,
     pub diags: Diagnostics,
 }
 
@@ -35,8 +37,17 @@ impl<'n> Fields<'n> {
             map,
             what,
             known: Vec::new(),
+            whole: None,
             diags: Diagnostics::default(),
         }
+    }
+
+    /// Anchors errors about the mapping as a whole (a missing field) at line 1, column 1 of
+    /// `source`, for the top-level mapping of a file: the parser marks a block mapping at its
+    /// first `:`, which reads as if the first field were wrong.
+    pub fn at_file_start(mut self, source: usize) -> Self {
+        self.whole = Some(Span::file(source));
+        self
     }
 
     /// Reads `node` as a mapping, or records an error and returns `None`.
@@ -54,7 +65,8 @@ impl<'n> Fields<'n> {
     }
 
     pub fn span(&self) -> Span {
-        marker_span(self.map.span().start())
+        self.whole
+            .unwrap_or_else(|| marker_span(self.map.span().start()))
     }
 
     pub fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
@@ -68,6 +80,14 @@ impl<'n> Fields<'n> {
         match self.map.get_node(name) {
             Some(Node::Scalar(s)) if is_null(s) => None,
             other => other,
+        }
+    }
+
+    /// Whether a field is set (and not `null`), without marking it as known.
+    pub fn has(&self, name: &str) -> bool {
+        match self.map.get_node(name) {
+            Some(Node::Scalar(s)) => !is_null(s),
+            other => other.is_some(),
         }
     }
 
@@ -194,6 +214,13 @@ impl<'n> Fields<'n> {
             ..
         } = self;
         diags.extend(mine);
+        // A getter may be called twice for one field (e.g. `replicas`); name each field once.
+        let mut listed: Vec<&str> = Vec::new();
+        for name in &known {
+            if !listed.contains(name) {
+                listed.push(name);
+            }
+        }
         for key in map.keys() {
             let span = marker_span(key.span().start());
             if known.contains(&key.as_str()) {
@@ -206,7 +233,7 @@ impl<'n> Fields<'n> {
                 Diagnostic::error(span, format!("unknown field `{}` in {what}", key.as_str()));
             d = match did_you_mean(key.as_str(), known.iter().copied()) {
                 Some(near) => d.with_help(format!("did you mean `{near}`?")),
-                None => d.with_help(format!("the fields of {what} are: {}", known.join(", "))),
+                None => d.with_help(format!("the fields of {what} are: {}", listed.join(", "))),
             };
             diags.push(d);
         }

@@ -102,16 +102,35 @@ impl Linker<'_> {
                     .collect(),
                 Replicas::Regions(list) => list.clone(),
             };
+            // A `replicas:` default reaches every key below it but is one mistake: its messages
+            // leave the key's address out, so they read the same for each key and
+            // `Diagnostics::dedup` reports them once.
+            let inherited = spec.span.source != d.source;
+            let subject = if inherited {
+                "the key".to_string()
+            } else {
+                d.address.to_string()
+            };
             if !regions.is_empty() && !key.key.multi_region {
-                let mut e = Diagnostic::error(
-                    spec.span,
-                    format!("{} has replicas but is not a multi-region key", d.address),
-                )
-                .with_help(
+                let message = if inherited {
+                    "a key inheriting this `replicas` default is not a multi-region key".to_string()
+                } else {
+                    format!("{} has replicas but is not a multi-region key", d.address)
+                };
+                let mut e = Diagnostic::error(spec.span, message).with_help(
                     "set `multi_region: true` (it cannot be changed after the key is created)",
                 );
-                if let Some(span) = key.multi_region_span {
+                // A note at one key's own `multi_region` would single out whichever key is
+                // reported first among those that share the default.
+                if let Some(span) = key
+                    .multi_region_span
+                    .filter(|span| !inherited || span.source != d.source)
+                {
                     e = e.with_note(span, "multi_region set here");
+                }
+                // Kept only on the copy dedup keeps: one key to start looking from.
+                if inherited {
+                    e = e.with_note(d.span, format!("{} is one such key", d.address));
                 }
                 diags.push(e);
                 continue;
@@ -122,14 +141,15 @@ impl Linker<'_> {
                     diags.push(
                         Diagnostic::error(
                             region.span,
-                            format!("two replicas of {} in {}", d.address, region.value),
+                            format!("two replicas of {subject} in {}", region.value),
                         )
                         .with_note(*first, "first listed here"),
                     );
                     continue;
                 }
                 seen.insert(region.value.clone(), region.span);
-                if !self.check_replica_region(&d.address, account, &region, diags) {
+                if !self.check_replica_region(&subject, &d.address.region, account, &region, diags)
+                {
                     continue;
                 }
                 planned.push(PlannedReplica {
@@ -142,6 +162,10 @@ impl Linker<'_> {
         }
         for d in declared {
             let Body::Replica(r) = &d.body else { continue };
+            if let Some(synthesized) = planned.iter().find(|p| p.address == r.primary.value) {
+                diags.push(replica_of_a_replica(&r.primary, &synthesized.primary));
+                continue;
+            }
             let Some(primary) = lookup_key(by_address, &r.primary, "replica_of", diags) else {
                 continue;
             };
@@ -173,7 +197,13 @@ impl Linker<'_> {
                 continue;
             }
             let region = Spanned::new(d.address.region.clone(), r.primary.span);
-            if !self.check_replica_region(&r.primary.value, account, &region, diags) {
+            if !self.check_replica_region(
+                &r.primary.value.to_string(),
+                &r.primary.value.region,
+                account,
+                &region,
+                diags,
+            ) {
                 continue;
             }
             // An explicit replica at the address a `replicas:` entry would synthesize refines it.
@@ -232,16 +262,19 @@ impl Linker<'_> {
         planned
     }
 
+    /// Checks the region of a replica of `subject` (the primary, as messages name it), whose own
+    /// region is `primary_region`.
     fn check_replica_region(
         &self,
-        primary: &Address,
+        subject: &str,
+        primary_region: &str,
         account: &Account,
         region: &Spanned<String>,
         diags: &mut Diagnostics,
     ) -> bool {
-        if region.value == primary.region {
+        if region.value == primary_region {
             diags.push(
-                Diagnostic::error(region.span, format!("a replica of {primary} in its own region {}", region.value))
+                Diagnostic::error(region.span, format!("a replica of {subject} in its own region {}", region.value))
                     .with_help("a multi-region key already exists in its primary region; list only other regions"),
             );
             return false;
@@ -266,7 +299,10 @@ impl Linker<'_> {
                         region.value, account.name
                     ),
                 )
-                .with_note(account.span, "the account's regions are listed here")
+                .with_note(
+                    account.regions_span,
+                    "the account's regions are listed here",
+                )
                 .with_help(format!("add {} to `regions` in account.yaml", region.value)),
             );
             return false;
@@ -511,6 +547,10 @@ fn lookup_key<'d>(
 ) -> Option<&'d KeyDecl> {
     match by_address.get(&target.value).map(|d| &d.body) {
         Some(Body::Key(k)) => Some(k),
+        Some(Body::Replica(r)) => {
+            diags.push(replica_of_a_replica(target, &r.primary.value));
+            None
+        }
         Some(_) => {
             diags.push(Diagnostic::error(
                 target.span,
@@ -524,6 +564,18 @@ fn lookup_key<'d>(
             None
         }
     }
+}
+
+/// `replica_of` naming a replica: replicas hang off their primary, never off each other.
+fn replica_of_a_replica(target: &Spanned<Address>, primary: &Address) -> Diagnostic {
+    Diagnostic::error(
+        target.span,
+        format!(
+            "{} is not a primary key: it is itself a replica of {primary}",
+            target.value
+        ),
+    )
+    .with_help(format!("name the primary: `replica_of: {primary}`"))
 }
 
 fn dangling(target: &Spanned<Address>, field: &str, all: &[String]) -> Diagnostic {

@@ -21,16 +21,18 @@ pub use address::Address;
 pub use model::*;
 pub use node::BUILTIN_KINDS;
 
-use crate::diag::{Diagnostic, Diagnostics, Sources};
+use crate::diag::{Diagnostic, Diagnostics, Sources, Span};
 
-/// A tree that did not validate: every error found, and the files to quote them from.
-pub struct Invalid {
-    pub sources: Sources,
+/// A loaded tree: the fleet, partial when the tree has errors (only the nodes that decoded), and
+/// every finding so far. Later stages (policy checks, the DAG) run on a partial fleet too, so one
+/// run reports every error; a fleet with errors is never rendered or run.
+pub struct Checked {
+    pub fleet: Fleet,
     pub diagnostics: Diagnostics,
 }
 
-/// Loads and validates the tree under `live`. `custom_kinds` are the user's template folders.
-pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Invalid> {
+/// Loads and checks the tree under `live`. `custom_kinds` are the user's template folders.
+pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
     let mut sources = Sources::default();
     let mut diags = Diagnostics::default();
     if !live.is_dir() {
@@ -38,10 +40,16 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Inval
             Diagnostic::at_path(live, format!("{} is not a directory", live.display()))
                 .with_help("run orch where live/ is, or pass --live DIR"),
         );
-        return Err(Invalid {
-            sources,
+        return Checked {
+            fleet: Fleet {
+                live: live.to_path_buf(),
+                settings: settings::default_settings(),
+                accounts: BTreeMap::new(),
+                nodes: Vec::new(),
+                sources,
+            },
             diagnostics: diags,
-        });
+        };
     }
     let raw = tree::discover(live, &mut sources, &mut diags);
     let (settings, fleet_defaults) = match &raw.fleet {
@@ -52,7 +60,7 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Inval
     let mut accounts = BTreeMap::new();
     let mut layers = BTreeMap::new();
     let mut declared = Vec::new();
-    let mut ids: BTreeMap<String, (String, crate::diag::Span)> = BTreeMap::new();
+    let mut ids: BTreeMap<String, (String, Span)> = BTreeMap::new();
     for raw_account in &raw.accounts {
         let Some(file) = &raw_account.file else {
             continue;
@@ -61,22 +69,25 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Inval
         else {
             continue;
         };
-        if let Some((other, span)) = ids.get(&account.account_id) {
-            diags.push(
-                Diagnostic::error(
-                    account.span,
-                    format!(
-                        "accounts `{other}` and `{}` have the same account_id",
-                        account.name
-                    ),
-                )
-                .with_note(*span, format!("`{other}` is declared here")),
+        // An account without a valid id has had its error; comparing it would only add noise.
+        if !account.account_id.is_empty() {
+            if let Some((other, span)) = ids.get(&account.account_id) {
+                diags.push(
+                    Diagnostic::error(
+                        account.id_span,
+                        format!(
+                            "accounts `{other}` and `{}` have the same account_id",
+                            account.name
+                        ),
+                    )
+                    .with_note(*span, format!("`{other}` is declared here")),
+                );
+            }
+            ids.insert(
+                account.account_id.clone(),
+                (account.name.clone(), account.id_span),
             );
         }
-        ids.insert(
-            account.account_id.clone(),
-            (account.name.clone(), account.span),
-        );
         let account_layer = layer::merge(&fleet_defaults, &defaults);
         for region in &account.regions {
             layers.insert(
@@ -89,12 +100,14 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Inval
                 Some(file) => settings::read_region(file, &mut diags),
                 None => settings::empty_mapping(),
             };
+            // Nodes of a region that is not enabled are still decoded below, so their own
+            // errors come out in the same run.
             if !account.regions.contains(&raw_region.name) {
                 let anchor = raw_region
                     .file
                     .as_ref()
                     .or(raw_region.nodes.first().map(|n| &n.file))
-                    .map(|f| crate::diag::Span::file(f.source));
+                    .map(|f| Span::file(f.source));
                 if let Some(span) = anchor {
                     diags.push(
                         Diagnostic::error(
@@ -104,20 +117,22 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Inval
                                 raw_region.name, account.name
                             ),
                         )
-                        .with_note(account.span, "the account's regions are listed here")
+                        .with_note(
+                            account.regions_span,
+                            "the account's regions are listed here",
+                        )
                         .with_help(format!(
                             "add {} to `regions` in account.yaml",
                             raw_region.name
                         )),
                     );
                 }
-                continue;
             }
             let region_layer = layer::merge(&account_layer, &region_defaults);
             for raw_node in &raw_region.nodes {
                 let Some(own) = raw_node.file.root.as_mapping() else {
                     diags.push(Diagnostic::error(
-                        crate::diag::Span::file(raw_node.file.source),
+                        Span::file(raw_node.file.source),
                         "node.yaml must be a mapping of `field: value` pairs",
                     ));
                     continue;
@@ -126,6 +141,7 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Inval
                 let address = Address::new(&account.name, &raw_region.name, &raw_node.name);
                 if let Some(d) = node::decode(
                     address,
+                    &account,
                     raw_node.file.source as u32,
                     effective,
                     custom_kinds,
@@ -148,18 +164,14 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Result<Fleet, Inval
     };
     let nodes = linker.link(declared, &mut diags);
     diags.dedup();
-    if diags.has_errors() {
-        return Err(Invalid {
+    Checked {
+        fleet: Fleet {
+            live: live.to_path_buf(),
+            settings,
+            accounts,
+            nodes,
             sources,
-            diagnostics: diags,
-        });
+        },
+        diagnostics: diags,
     }
-    Ok(Fleet {
-        live: live.to_path_buf(),
-        settings,
-        accounts,
-        nodes,
-        sources,
-        warnings: diags,
-    })
 }

@@ -1,5 +1,7 @@
-//! The validated fleet: what the rest of orch works from. Everything here has passed every check;
-//! spans are kept only where later stages still report against the source (edges, principals).
+//! The fleet: what the rest of orch works from. A fleet without errors has passed every check; a
+//! tree with errors yields a partial fleet (the nodes that decoded) so later stages (policy
+//! checks, the DAG) can still report theirs, and such a fleet is never rendered or run. Spans are
+//! kept only where later stages still report against the source (edges, principals, accounts).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,9 +11,9 @@ use marked_yaml::types::MarkedMappingNode;
 
 use super::address::Address;
 use super::decode::Spanned;
-use crate::diag::{Diagnostics, Sources, Span};
+use crate::diag::{Sources, Span};
 
-/// The whole `live/` tree, validated.
+/// The whole `live/` tree.
 pub struct Fleet {
     /// The `live/` directory; orch's own files go to `.orch/` beside it.
     pub live: PathBuf,
@@ -20,8 +22,6 @@ pub struct Fleet {
     /// Every node, synthesized replicas included, sorted by address.
     pub nodes: Vec<Node>,
     pub sources: Sources,
-    /// Findings that do not stop a run (separation-of-duties hints and the like).
-    pub warnings: Diagnostics,
 }
 
 impl Fleet {
@@ -88,12 +88,16 @@ pub struct Wave {
 #[derive(Clone, Debug)]
 pub struct Account {
     pub name: String,
+    /// Empty when account.yaml has no valid `account_id` (an error already reported).
     pub account_id: String,
     pub environment: String,
     pub role_arn: Option<String>,
     /// Enabled regions: what `replicas: "*"` expands to.
     pub regions: Vec<String>,
-    pub span: Span,
+    /// The `account_id` value, or the start of account.yaml when it is missing.
+    pub id_span: Span,
+    /// The `regions` value, or the start of account.yaml when it is missing.
+    pub regions_span: Span,
 }
 
 /// One node of the fleet: a root module of its own.
@@ -240,6 +244,8 @@ pub struct Access {
     pub external_accounts: BTreeMap<String, Vec<Capability>>,
     /// Keep the statement that gives the account root full access (lockout safety).
     pub root_access: bool,
+    /// Where `root_access` is set, if anywhere: what a lockout error points at.
+    pub root_access_span: Option<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use marked_yaml::types::MarkedMappingNode;
 use super::address::Address;
 use super::decode::{to_json, Fields, Spanned};
 use super::model::{
-    Access, Capability, Custom, Grant, Key, KeyAccess, KeySpec, KeyUsage, Rotation, S3Bucket,
-    ServiceAccess,
+    Access, Account, Capability, Custom, Grant, Key, KeyAccess, KeySpec, KeyUsage, Rotation,
+    S3Bucket, ServiceAccess,
 };
 use super::principal::{check_principal, check_role};
 use crate::diag::{did_you_mean, Diagnostics, Span};
@@ -80,18 +80,22 @@ pub struct ReplicaDecl {
     pub prevent_destroy: Option<bool>,
 }
 
-/// Decodes a node from its effective configuration; `None` when it has errors (all recorded).
+/// Decodes a node of `account` from its effective configuration; `None` when it has errors (all
+/// recorded).
 pub fn decode(
     address: Address,
+    account: &Account,
     source: u32,
     effective: MarkedMappingNode,
     custom_kinds: &BTreeSet<String>,
     diags: &mut Diagnostics,
 ) -> Option<Declared> {
-    let mut f = Fields::new(&effective, "node.yaml");
+    let mut f = Fields::new(&effective, "node.yaml").at_file_start(source as usize);
     let span = Span::file(source as usize);
     let kind = f.string("kind");
-    let replica_of = f.node("replica_of").is_some();
+    // `has`, not a getter: `replica_of` is a field of replicas only, and must not be offered in
+    // the list of fields of other kinds.
+    let replica_of = f.has("replica_of");
     let kind_name = match (&kind, replica_of) {
         (Some(k), _) => k.value.clone(),
         (None, true) => "replica".to_string(),
@@ -109,11 +113,25 @@ pub fn decode(
                 Some(near) => format!("did you mean `{near}`?"),
                 None => format!("kinds are the folders under templates/: {}", all.join(", ")),
             });
-            f.finish(diags, Some(source));
+            // Without a kind there is no list of fields to hold the others against: reporting
+            // each of them as unknown would bury the one real mistake.
+            diags.extend(f.diags);
             return None;
         }
         if k.value == "replica" && !replica_of {
             f.error(k.span, "a replica needs `replica_of: account/region/node`");
+        }
+        if k.value != "replica" && replica_of {
+            f.node("replica_of");
+            let at = f.key_span("replica_of").unwrap_or(span);
+            f.error(
+                at,
+                format!(
+                    "`replica_of` declares a replica, but this node is `kind: {}`",
+                    k.value
+                ),
+            )
+            .help = Some("remove `kind` to declare a replica, or remove `replica_of`".into());
         }
     }
     let tags = read_tags(&mut f);
@@ -122,7 +140,7 @@ pub fn decode(
         "key" => read_key(&mut f, source).map(|k| Body::Key(Box::new(k))),
         "replica" => read_replica(&mut f).map(Body::Replica),
         "grant" => read_grant(&mut f, &address).map(Body::Grant),
-        "key-access" => read_key_access(&mut f, &address).map(Body::KeyAccess),
+        "key-access" => read_key_access(&mut f, &address, account).map(Body::KeyAccess),
         "s3-bucket" => read_s3_bucket(&mut f).map(Body::S3Bucket),
         custom => read_custom(&mut f, custom).map(Body::Custom),
     };
@@ -220,9 +238,19 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
             Some(usage) if spec.usages().contains(&usage) => usage,
             Some(usage) => {
                 let valid: Vec<&str> = spec.usages().iter().map(|u| u.name()).collect();
+                // "an RSA_2048 key", "an HMAC_256 key", but "a SYMMETRIC_DEFAULT key".
+                let article = if spec == KeySpec::SymmetricDefault {
+                    "a"
+                } else {
+                    "an"
+                };
                 f.error(
                     u.span,
-                    format!("a {} key cannot have usage {}", spec.name(), usage.name()),
+                    format!(
+                        "{article} {} key cannot have usage {}",
+                        spec.name(),
+                        usage.name()
+                    ),
                 )
                 .help = Some(format!(
                     "{} keys support: {}",
@@ -466,6 +494,7 @@ fn read_access(f: &mut Fields) -> Access {
     }
     if let Some(root) = f.bool("root_access") {
         access.root_access = root.value;
+        access.root_access_span = Some(root.span);
     }
     if let Some(node) = f.node("services") {
         access.services = read_services(f, node);
@@ -651,7 +680,7 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
     })
 }
 
-fn read_key_access(f: &mut Fields, address: &Address) -> Option<KeyAccess> {
+fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Option<KeyAccess> {
     let key = read_address(f, "key");
     let mut roles = Vec::new();
     match f.strings("roles") {
@@ -666,6 +695,22 @@ fn read_key_access(f: &mut Fields, address: &Address) -> Option<KeyAccess> {
         Some(list) => {
             for r in list.value {
                 match check_role(&r.value) {
+                    // An account without a valid id has had its error; there is nothing to
+                    // compare against.
+                    Ok(role_account)
+                        if !account.account_id.is_empty() && role_account != account.account_id =>
+                    {
+                        f.error(
+                            r.span,
+                            format!(
+                                "`{}` is a role of account {role_account}, but {address} is in account {} ({})",
+                                r.value, account.name, account.account_id
+                            ),
+                        )
+                        .help = Some(format!(
+                            "key-access is an IAM policy in the consumer's own account, so it can only name that account's roles; declare it under the account of {role_account}"
+                        ));
+                    }
                     Ok(_) => roles.push(r.value),
                     Err(why) => {
                         f.error(r.span, why);

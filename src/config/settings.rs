@@ -59,6 +59,7 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
     let Some(mut f) = Fields::of(&file.root, "orch.yaml", diags) else {
         return (settings, empty_mapping());
     };
+    f = f.at_file_start(file.source);
     if let Some(mut tf) = f.map("terraform", "`terraform`") {
         settings.terraform_binary = tf.string("binary").map(|s| s.value);
         if let Some(v) = tf.string("aws_provider") {
@@ -284,17 +285,23 @@ pub fn empty_mapping() -> MarkedMappingNode {
     MarkedMappingNode::new_empty(marked_yaml::Span::new_blank())
 }
 
-/// Reads `account.yaml`; returns the account and its defaults.
+/// Reads `account.yaml`; returns the account and its defaults. An account.yaml with errors still
+/// yields an account, with what could be read, so its nodes are checked too; `None` only when the
+/// file is not a mapping at all.
 pub fn read_account(
     name: &str,
     file: &YamlFile,
     diags: &mut Diagnostics,
 ) -> Option<(Account, MarkedMappingNode)> {
-    let mut f = Fields::of(&file.root, "account.yaml", diags)?;
+    let mut f = Fields::of(&file.root, "account.yaml", diags)?.at_file_start(file.source);
     let id = f.required_string("account_id");
+    let mut account_id = String::new();
     if let Some(id) = &id {
-        if let Err(why) = check_account_id(&id.value) {
-            f.error(id.span, why);
+        match check_account_id(&id.value) {
+            Ok(()) => account_id = id.value.clone(),
+            Err(why) => {
+                f.error(id.span, why);
+            }
         }
     }
     let environment = f.required_string("environment");
@@ -323,7 +330,7 @@ pub fn read_account(
         }
     }
     let mut regions_list = Vec::new();
-    match f.strings("regions") {
+    let regions_span = match f.strings("regions") {
         Some(list) => {
             for r in list.value {
                 if !regions::is_known(&r.value) {
@@ -336,25 +343,31 @@ pub fn read_account(
                     regions_list.push(r.value);
                 }
             }
+            list.span
         }
+        // Set but not a list: `strings` has said so.
+        None if f.has("regions") => f.key_span("regions").unwrap_or(f.span()),
         None => {
             let span = f.span();
             f.error(span, "account.yaml is missing the required field `regions`")
                 .help = Some(
                 "list the regions this account uses, e.g. `regions: [us-east-1, eu-west-1]`".into(),
             );
+            span
         }
-    }
+    };
     let defaults = read_defaults(&mut f);
+    let id_span = id.map_or(f.span(), |id| id.span);
     f.finish(diags, None);
     Some((
         Account {
             name: name.to_string(),
-            account_id: id?.value,
-            environment: environment?.value,
+            account_id,
+            environment: environment.map(|e| e.value).unwrap_or_default(),
             role_arn: role_arn.map(|r| r.value),
             regions: regions_list,
-            span: crate::diag::Span::file(file.source),
+            id_span,
+            regions_span,
         },
         defaults,
     ))
@@ -362,9 +375,10 @@ pub fn read_account(
 
 /// Reads `region.yaml`: only `defaults`.
 pub fn read_region(file: &YamlFile, diags: &mut Diagnostics) -> MarkedMappingNode {
-    let Some(mut f) = Fields::of(&file.root, "region.yaml", diags) else {
+    let Some(f) = Fields::of(&file.root, "region.yaml", diags) else {
         return empty_mapping();
     };
+    let mut f = f.at_file_start(file.source);
     let defaults = read_defaults(&mut f);
     f.finish(diags, None);
     defaults
