@@ -169,11 +169,72 @@ fn quote(out: &mut String, sources: &Sources, span: Span, note: Option<&str>) {
         let caret_at = " ".repeat(span.col.saturating_sub(1) as usize);
         let width = text
             .get(span.col.saturating_sub(1) as usize..)
-            .map(|rest| rest.trim_end().chars().count().clamp(1, 60))
+            .map(|rest| token_width(rest).clamp(1, 60))
             .unwrap_or(1);
         let _ = writeln!(out, "   {pad}|");
         let _ = writeln!(out, "   {gutter}| {text}");
         let _ = writeln!(out, "   {pad}| {caret_at}{}", "^".repeat(width));
+    }
+}
+
+/// The width in characters of the YAML token at the start of `rest`, so the underline covers the
+/// offending value and not the rest of its line: a quoted string or a flow list or mapping whole,
+/// a plain scalar up to the `,`, `]` or `}` that ends it in a flow list, the `: ` after a key, or
+/// a ` #` comment.
+fn token_width(rest: &str) -> usize {
+    let chars: Vec<char> = rest.chars().collect();
+    match chars.first() {
+        Some(&quote @ ('"' | '\'')) => {
+            let mut i = 1;
+            while i < chars.len() {
+                match chars[i] {
+                    '\\' if quote == '"' => i += 1,
+                    // '' is an escaped quote inside a single-quoted string.
+                    '\'' if quote == '\'' && chars.get(i + 1) == Some(&'\'') => i += 1,
+                    c if c == quote => return i + 1,
+                    _ => {}
+                }
+                i += 1;
+            }
+            chars.len()
+        }
+        Some('[' | '{') => {
+            let mut depth = 0;
+            let mut quote = None;
+            for (i, &c) in chars.iter().enumerate() {
+                match (quote, c) {
+                    (Some(q), c) if c == q => quote = None,
+                    (Some(_), _) => {}
+                    (None, '"' | '\'') => quote = Some(c),
+                    (None, '[' | '{') => depth += 1,
+                    (None, ']' | '}') => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            chars.len()
+        }
+        _ => {
+            let end = (0..chars.len())
+                .find(|&i| {
+                    let next = chars.get(i + 1);
+                    match chars[i] {
+                        ',' | ']' | '}' => true,
+                        ':' => next.is_none_or(|c| c.is_whitespace()),
+                        c if c.is_whitespace() => next == Some(&'#'),
+                        _ => false,
+                    }
+                })
+                .unwrap_or(chars.len());
+            chars[..end]
+                .iter()
+                .rposition(|c| !c.is_whitespace())
+                .map_or(0, |last| last + 1)
+        }
     }
 }
 
@@ -236,4 +297,25 @@ pub fn did_you_mean<'a>(
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_width;
+
+    #[test]
+    fn underline_stops_at_the_end_of_the_token() {
+        assert_eq!(token_width("eu-wset-1, us-east-1]"), "eu-wset-1".len());
+        assert_eq!(token_width("eu-wset-1]"), "eu-wset-1".len());
+        assert_eq!(token_width("45   # days"), 2);
+        assert_eq!(token_width("alaises: [prod/data]"), "alaises".len());
+        assert_eq!(
+            token_width("arn:aws:iam::1:role/x}"),
+            "arn:aws:iam::1:role/x".len()
+        );
+        assert_eq!(token_width("\"a, b\" # c"), "\"a, b\"".len());
+        assert_eq!(token_width("'it''s', x"), "'it''s'".len());
+        assert_eq!(token_width("[a, [b]] # c"), "[a, [b]]".len());
+        assert_eq!(token_width("Encrypts data  "), "Encrypts data".len());
+    }
 }

@@ -95,14 +95,14 @@ fn mapping_lines(
     for (key, value) in keys {
         match value {
             YamlNode::Scalar(s) => lines.push((
-                format!("{pad}{}: {}", key.as_str(), scalar(s)),
+                format!("{pad}{}: {}", key.as_str(), scalar(s, false)),
                 origin(value, sources),
             )),
             YamlNode::Sequence(seq) if seq.iter().all(|i| i.as_scalar().is_some()) => {
                 let items: Vec<String> = seq
                     .iter()
                     .filter_map(|i| i.as_scalar())
-                    .map(scalar)
+                    .map(|s| scalar(s, true))
                     .collect();
                 lines.push((
                     format!("{pad}{}: [{}]", key.as_str(), items.join(", ")),
@@ -120,7 +120,10 @@ fn mapping_lines(
                         other => lines.push((
                             format!(
                                 "{pad}  - {}",
-                                other.as_scalar().map(scalar).unwrap_or_default()
+                                other
+                                    .as_scalar()
+                                    .map(|s| scalar(s, false))
+                                    .unwrap_or_default()
                             ),
                             origin(other, sources),
                         )),
@@ -135,17 +138,68 @@ fn mapping_lines(
     }
 }
 
-fn scalar(s: &marked_yaml::types::MarkedScalarNode) -> String {
+/// A scalar as YAML that reads back as the same string: plain when it can be, else quoted (as
+/// JSON, which YAML reads as a double-quoted string). `in_flow` is for items of a `[...]` list,
+/// where `,`, `[`, `]`, `{` and `}` end a plain scalar.
+fn scalar(s: &marked_yaml::types::MarkedScalarNode, in_flow: bool) -> String {
     let text = s.as_str();
-    if s.may_coerce() && !text.contains('\n') {
+    if s.may_coerce() && reads_back_plain(text, in_flow) {
         text.to_string()
     } else {
         serde_json::to_string(text).expect("a string serializes")
     }
 }
 
+/// Whether `text` written plain parses back as that same string: it must not start with a YAML
+/// indicator (`"*"` would be an alias, `"&x"` an anchor, `"[a]"` a list), nor hold a `: ` or ` #`
+/// that would make it a mapping or cut it at a comment.
+fn reads_back_plain(text: &str, in_flow: bool) -> bool {
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else {
+        return true;
+    };
+    let second = chars.next();
+    let starts_with_indicator = "*&!{}[]|>%@`#,'\"".contains(first)
+        || ("-?:".contains(first) && second.is_none_or(char::is_whitespace));
+    let breaks_flow = in_flow && text.contains([',', '[', ']', '{', '}']);
+    !starts_with_indicator
+        && !breaks_flow
+        && !text.contains(": ")
+        && !text.contains(" #")
+        && !text.ends_with(':')
+        && !text.contains('\n')
+        && text.trim() == text
+}
+
 fn origin(node: &YamlNode, sources: &Sources) -> Option<String> {
     node.span()
         .start()
         .map(|m| sources.locate(crate::diag::Span::new(m.source(), m.line(), m.column())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_back_plain;
+
+    #[test]
+    fn scalars_that_need_quotes() {
+        for plain in [
+            "prod/s3-data",
+            "arn:aws:iam::1:role/x",
+            "-1",
+            "a-b",
+            "30",
+            "",
+        ] {
+            assert!(reads_back_plain(plain, false), "{plain}");
+        }
+        for quoted in [
+            "*", "&x", "!x", "{a}", "[a]", "| x", "> x", "%x", "@x", "`x", "- x", "a: b", "a #b",
+            "a:", " a",
+        ] {
+            assert!(!reads_back_plain(quoted, false), "{quoted}");
+        }
+        assert!(reads_back_plain("a, b", false));
+        assert!(!reads_back_plain("a, b", true));
+    }
 }

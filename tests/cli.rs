@@ -111,6 +111,9 @@ fn explain_prints_provenance() {
         text.contains("# replicas: eu-west-1, ap-southeast-2"),
         "{text}"
     );
+    // `*` plain would be a YAML alias: the printed config must read back as the tree says.
+    let line = line_starting(text, "replicas: ");
+    assert!(line.starts_with("replicas: \"*\" "), "{line}");
 }
 
 /// `(written, unchanged, removed)` from render's "…: 3 files written, 4 unchanged, 0 removed".
