@@ -487,7 +487,7 @@ fn ctrl_c_stops_new_work_interrupts_running_terraform_once_and_exits_130() {
             "key_users: [arn:aws:iam::222222222222:role/app]\n",
         );
     }
-    let mut child = command(
+    let child = command(
         &tree,
         &["plan", "--all", "--parallelism", "2"],
         &[("FAKE_TF_SLEEP", "30")],
