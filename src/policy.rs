@@ -16,7 +16,9 @@ pub const MAX_POLICY_BYTES: usize = 32 * 1024;
 /// What the policy of one key (or replica) is computed from.
 pub struct KeyFacts<'a> {
     pub account: &'a Account,
-    pub region: &'a str,
+    /// Every region the key is in: its own, and for a multi-region key those of the primary and
+    /// all replicas. A key family shares one policy, so `kms:ViaService` names them all.
+    pub regions: Vec<String>,
     pub spec: KeySpec,
     pub usage: KeyUsage,
     pub multi_region: bool,
@@ -32,11 +34,18 @@ impl<'a> KeyFacts<'a> {
     /// The facts of a key or replica node; `None` for consumers.
     pub fn of(fleet: &'a Fleet, node: &'a Node) -> Option<KeyFacts<'a>> {
         let account = fleet.account_of(node);
-        let region = node.address.region.as_str();
+        let family = |primary: &Node| -> Vec<String> {
+            let mut regions = vec![primary.address.region.clone()];
+            if let NodeKind::Key(k) = &primary.kind {
+                regions.extend(k.replica_regions.iter().cloned());
+            }
+            regions.sort();
+            regions
+        };
         match &node.kind {
             NodeKind::Key(k) => Some(KeyFacts {
                 account,
-                region,
+                regions: family(node),
                 spec: k.spec,
                 usage: k.usage,
                 multi_region: k.multi_region,
@@ -47,7 +56,9 @@ impl<'a> KeyFacts<'a> {
             }),
             NodeKind::Replica(r) => Some(KeyFacts {
                 account,
-                region,
+                regions: fleet
+                    .node(&r.primary.value)
+                    .map_or_else(|| vec![node.address.region.clone()], family),
                 spec: r.spec,
                 usage: r.usage,
                 multi_region: true,
@@ -253,7 +264,9 @@ pub fn build(facts: &KeyFacts) -> KeyPolicy {
             resource: "*",
             condition: Some(json!({"StringEquals": {
                 "kms:CallerAccount": facts.account.account_id,
-                "kms:ViaService": format!("{}.{}.amazonaws.com", service.service, facts.region),
+                "kms:ViaService": one_or_many(
+                    facts.regions.iter().map(|r| format!("{}.{r}.amazonaws.com", service.service)).collect()
+                ),
             }})),
         });
     }
@@ -373,7 +386,9 @@ pub fn explain(facts: &KeyFacts, policy: &KeyPolicy) -> String {
         add(
             format!(
                 "AWS {} in {} on behalf of {}",
-                service.service, facts.region, facts.account.account_id
+                service.service,
+                facts.regions.join(", "),
+                facts.account.account_id
             ),
             what,
         );
@@ -427,6 +442,14 @@ fn words(cap: Capability, facts: &KeyFacts) -> Vec<String> {
         (Capability::DeleteData, _) => &["schedule the key's deletion"],
     };
     w.iter().map(|s| s.to_string()).collect()
+}
+
+/// A condition value: one string alone, several as a list (any of them matches).
+fn one_or_many(mut values: Vec<String>) -> Value {
+    match values.len() {
+        1 => Value::String(values.remove(0)),
+        _ => json!(values),
+    }
 }
 
 fn principal_value(principals: &[String]) -> Value {

@@ -255,6 +255,12 @@ fn terraform_env(fleet: &Fleet) -> Vec<(String, String)> {
         ("TF_INPUT".to_string(), "0".to_string()),
         ("CHECKPOINT_DISABLE".to_string(), "1".to_string()),
     ];
+    // Most of a plan's CPU is the AWS provider rebuilding its schema, which is garbage-collector
+    // bound: with GOGC=400 a plan measured here took 5.9 CPU-s instead of 8.4, for 740 MB of
+    // peak memory instead of 570. A GOGC the user set is kept.
+    if std::env::var_os("GOGC").is_none() {
+        env.push(("GOGC".to_string(), "400".to_string()));
+    }
     if !user_has_plugin_cache() {
         let cache = fleet.state_dir().join("plugin-cache");
         let _ = std::fs::create_dir_all(&cache);

@@ -36,7 +36,7 @@ impl Linker<'_> {
             declared.iter().map(|d| (d.address.clone(), d)).collect();
         let mut replicas = self.plan_replicas(&declared, &by_address, diags);
         self.check_references(&declared, &by_address, &replicas, diags);
-        let widening = self.widening(&declared);
+        let widening = self.widening(&declared, &replicas);
 
         let mut nodes = Vec::new();
         for d in &declared {
@@ -73,7 +73,7 @@ impl Linker<'_> {
                 continue;
             };
             let mut access = primary.key.access.clone();
-            widen(&mut access, widening.get(&planned.address));
+            widen(&mut access, widening.get(&planned.primary));
             nodes.push(self.replica_node(planned, primary_decl, primary, access));
         }
         nodes.sort_by(|a, b| a.address.cmp(&b.address));
@@ -455,10 +455,13 @@ impl Linker<'_> {
         }
     }
 
-    /// External accounts each key's policy must admit: key address -> account id -> capabilities.
+    /// External accounts each key's policy must admit: primary address -> account id ->
+    /// capabilities. A multi-region key and its replicas share one policy (a key-access to any
+    /// of them widens them all), so who may use the key reads the same in every region.
     fn widening(
         &self,
         declared: &[Declared],
+        replicas: &[PlannedReplica],
     ) -> BTreeMap<Address, BTreeMap<String, Vec<super::model::Capability>>> {
         let mut out: BTreeMap<Address, BTreeMap<String, Vec<_>>> = BTreeMap::new();
         for d in declared {
@@ -466,8 +469,12 @@ impl Linker<'_> {
                 continue;
             };
             let account_id = self.accounts[&d.address.account].account_id.clone();
+            let family = replicas
+                .iter()
+                .find(|r| r.address == k.key.value)
+                .map_or(&k.key.value, |r| &r.primary);
             let caps = out
-                .entry(k.key.value.clone())
+                .entry(family.clone())
                 .or_default()
                 .entry(account_id)
                 .or_default();

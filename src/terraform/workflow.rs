@@ -7,7 +7,7 @@
 //! `terraform show -json`: `show` loads the provider schema once more, about a quarter of the CPU
 //! of a whole plan with the AWS provider, for numbers plan already prints.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -98,8 +98,9 @@ pub struct Context {
     pub interrupt: watch::Receiver<Level>,
     pub retries: u32,
     pub backoff: Duration,
-    /// Provider sets (by versions.tf) whose first `init` has filled the plugin cache.
-    warmed: Mutex<HashSet<u64>>,
+    /// Provider sets (by versions.tf) whose first `init` has filled the plugin cache, with the
+    /// dependency lock file that init wrote.
+    warmed: Mutex<HashMap<u64, PathBuf>>,
 }
 
 impl Context {
@@ -131,7 +132,7 @@ impl Context {
             interrupt,
             retries: 3,
             backoff: Duration::from_millis(backoff_ms),
-            warmed: Mutex::new(HashSet::new()),
+            warmed: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -286,7 +287,9 @@ impl NodeJob {
 
     /// `init`, unless the work dir is initialized for the same providers and backend already.
     /// The first init of each provider set runs alone, to fill the shared plugin cache before
-    /// the others link from it (Terraform's cache is not safe for concurrent first installs).
+    /// the others link from it (Terraform's cache is not safe for concurrent first installs),
+    /// and the others start from its lock file: without one, concurrent inits still race to
+    /// create the same cache directory even when the cache is warm.
     async fn init(&mut self) -> Result<(), StepError> {
         let fingerprint = self.init_fingerprint();
         let marker = self.dir.join(".orch-init");
@@ -299,19 +302,24 @@ impl NodeJob {
             return Ok(());
         }
         let args = ["init", "-input=false", "-no-color", "-reconfigure"];
-        let cold = !self.context.warmed.lock().await.contains(&fingerprint.0);
-        if cold {
-            let ctx = self.context.clone();
-            let mut warmed = ctx.warmed.lock().await;
-            if !warmed.contains(&fingerprint.0) {
+        let lock_file = self.dir.join(".terraform.lock.hcl");
+        let ctx = self.context.clone();
+        let mut warmed = ctx.warmed.lock().await;
+        match warmed.get(&fingerprint.0) {
+            None => {
+                // Held across the init: every other node of this provider set waits for it.
                 self.step(&args).await?;
-                warmed.insert(fingerprint.0);
+                warmed.insert(fingerprint.0, lock_file);
                 drop(warmed);
-                let _ = std::fs::write(&marker, &fingerprint.1);
-                return Ok(());
+            }
+            Some(warm_lock) => {
+                if !lock_file.exists() {
+                    let _ = std::fs::copy(warm_lock, &lock_file);
+                }
+                drop(warmed);
+                self.step(&args).await?;
             }
         }
-        self.step(&args).await?;
         let _ = std::fs::write(&marker, &fingerprint.1);
         Ok(())
     }

@@ -1,0 +1,64 @@
+"""The local AWS emulator for orch's sandbox profile: moto's server (pinned in
+scripts/setup-python) with one fix, to KMS ReplicateKey.
+
+moto 5.2.5's replicate_key() shallow-copies the primary key, so primary and replica
+share their multi-region configuration, grants and aliases (a DescribeKey of the
+replica then turns the *primary* into a REPLICA, and every later plan fails with
+"not a multi-Region primary key"), and it ignores the request's Description, Policy
+and Tags (the AWS provider then waits its full 10 minutes for the tags to appear).
+This gives the replica its own state, as AWS does. Everything else is moto as is.
+
+Usage: emulator.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
+"""
+import copy
+import json
+import sys
+
+from moto.kms import models, responses
+from moto.kms.models import kms_backends
+
+
+def replicate_key(self, key_id, replica_region, description="", policy=None, tags=None):
+    src = self.keys[self.get_key_id(key_id)]
+    rep = copy.copy(src)
+    rep.region = replica_region
+    rep.arn = src.arn.replace(f":{self.region_name}:", f":{replica_region}:")
+    # Per-key state must not be shared with the primary.
+    rep.grants, rep.aliases, rep.rotations = {}, {}, list(src.rotations)
+    rep.description = description or ""          # not a shared property in AWS
+    rep.policy = policy or rep.generate_default_policy()
+    rep.key_state, rep.enabled, rep.deletion_date = "Enabled", True, None
+    replicas = src.multi_region_configuration["ReplicaKeys"]   # shared list: AWS lists all replicas on every member
+    if not any(r["Region"] == replica_region for r in replicas):
+        replicas.append({"Arn": rep.arn, "Region": replica_region})
+    rep.multi_region_configuration = {
+        "MultiRegionKeyType": "REPLICA",
+        "PrimaryKey": dict(src.multi_region_configuration["PrimaryKey"]),
+        "ReplicaKeys": replicas,
+    }
+    dst = kms_backends[self.account_id][replica_region]
+    dst.keys[rep.id] = rep
+    if tags:
+        dst.tagger.tag_resource(rep.id, tags)
+    return rep
+
+
+def replicate_key_response(self):
+    key_id = self._get_param("KeyId")
+    self._validate_key_id(key_id)
+    rep = self.kms_backend.replicate_key(
+        key_id,
+        self._get_param("ReplicaRegion"),
+        description=self._get_param("Description") or "",
+        policy=self._get_param("Policy"),
+        tags=self._get_param("Tags") or [],
+    )
+    return json.dumps({"ReplicaKeyMetadata": rep.to_dict()["KeyMetadata"], "ReplicaPolicy": rep.policy})
+
+
+models.KmsBackend.replicate_key = replicate_key
+responses.KmsResponse.replicate_key = replicate_key_response
+
+if __name__ == "__main__":
+    from moto.server import main
+    sys.exit(main())
