@@ -50,8 +50,9 @@ test: setup fmt-check lint
 bench:
     cargo bench --bench fleet
 
-# Show orch on the example live/ tree.
+# orch's main job on the shipped live/ tree: validate it, show the DAG, and plan every node with
+# real terraform against the local AWS emulator (the `sandbox` profile).
 demo: setup build
     target/release/orch --live live validate
     target/release/orch --live live graph
-    target/release/orch --live live render --all
+    scripts/sandbox target/release/orch --live live --profile sandbox plan --all
