@@ -216,6 +216,7 @@ pub fn build(facts: &KeyFacts) -> KeyPolicy {
             condition: None,
         });
     }
+    let context = context_condition(facts);
     for cap in Capability::ALL {
         let Some(principals) = facts.access.grants.get(&cap) else {
             continue;
@@ -226,7 +227,10 @@ pub fn build(facts: &KeyFacts) -> KeyPolicy {
             principal: principal_value(principals),
             action: owned(actions(cap, facts.spec, facts.usage, facts.multi_region)),
             resource: "*",
-            condition: None,
+            condition: is_data(cap)
+                .then(|| context.clone())
+                .flatten()
+                .map(|c| json!({"StringEquals": c})),
         });
     }
     let data_users: BTreeSet<&String> = [Capability::ReadData, Capability::WriteData]
@@ -256,35 +260,72 @@ pub fn build(facts: &KeyFacts) -> KeyPolicy {
             .collect();
         acts.sort_unstable();
         acts.dedup();
+        let mut pinned = serde_json::Map::new();
+        pinned.insert("kms:CallerAccount".into(), json!(facts.account.account_id));
+        pinned.insert(
+            "kms:ViaService".into(),
+            one_or_many(
+                facts
+                    .regions
+                    .iter()
+                    .map(|r| format!("{}.{r}.amazonaws.com", service.service))
+                    .collect(),
+            ),
+        );
+        if service.capabilities.iter().any(|c| is_data(*c)) {
+            pinned.extend(context.clone().unwrap_or_default());
+        }
         statements.push(Statement {
             sid: format!("ViaService{}", pascal(&service.service)),
             effect: "Allow",
             principal: json!({"AWS": "*"}),
             action: owned(acts),
             resource: "*",
-            condition: Some(json!({"StringEquals": {
-                "kms:CallerAccount": facts.account.account_id,
-                "kms:ViaService": one_or_many(
-                    facts.regions.iter().map(|r| format!("{}.{r}.amazonaws.com", service.service)).collect()
-                ),
-            }})),
+            condition: Some(json!({"StringEquals": pinned})),
         });
     }
     for (account, caps) in &facts.access.external_accounts {
-        let mut acts: Vec<&str> = caps
-            .iter()
-            .flat_map(|c| actions(*c, facts.spec, facts.usage, facts.multi_region))
-            .collect();
-        acts.sort_unstable();
-        acts.dedup();
-        statements.push(Statement {
-            sid: format!("ExternalAccount{account}"),
-            effect: "Allow",
-            principal: json!({"AWS": format!("arn:aws:iam::{account}:root")}),
-            action: owned(acts),
-            resource: "*",
-            condition: None,
-        });
+        // With an encryption context, data actions carry the condition and the rest cannot
+        // (DescribeKey has no context), so they split into two statements.
+        let split = context.is_some();
+        let groups: [(&str, Vec<Capability>); 2] = [
+            (
+                "",
+                caps.iter()
+                    .copied()
+                    .filter(|c| !(split && is_data(*c)))
+                    .collect(),
+            ),
+            (
+                "Data",
+                caps.iter()
+                    .copied()
+                    .filter(|c| split && is_data(*c))
+                    .collect(),
+            ),
+        ];
+        for (suffix, group) in groups {
+            if group.is_empty() {
+                continue;
+            }
+            let mut acts: Vec<&str> = group
+                .iter()
+                .flat_map(|c| actions(*c, facts.spec, facts.usage, facts.multi_region))
+                .collect();
+            acts.sort_unstable();
+            acts.dedup();
+            statements.push(Statement {
+                sid: format!("ExternalAccount{account}{suffix}"),
+                effect: "Allow",
+                principal: json!({"AWS": format!("arn:aws:iam::{account}:root")}),
+                action: owned(acts),
+                resource: "*",
+                condition: (!suffix.is_empty())
+                    .then(|| context.clone())
+                    .flatten()
+                    .map(|c| json!({"StringEquals": c})),
+            });
+        }
     }
     KeyPolicy::Generated(statements)
 }
@@ -444,6 +485,22 @@ fn words(cap: Capability, facts: &KeyFacts) -> Vec<String> {
     w.iter().map(|s| s.to_string()).collect()
 }
 
+/// Capabilities that touch data, which an encryption-context condition applies to.
+fn is_data(cap: Capability) -> bool {
+    matches!(cap, Capability::ReadData | Capability::WriteData)
+}
+
+/// `{"kms:EncryptionContext:<key>": value}` for the key's required encryption context, if any.
+fn context_condition(facts: &KeyFacts) -> Option<serde_json::Map<String, Value>> {
+    let context = &facts.access.encryption_context;
+    (!context.is_empty()).then(|| {
+        context
+            .iter()
+            .map(|(k, v)| (format!("kms:EncryptionContext:{k}"), json!(v)))
+            .collect()
+    })
+}
+
 /// A condition value: one string alone, several as a list (any of them matches).
 fn one_or_many(mut values: Vec<String>) -> Value {
     match values.len() {
@@ -511,6 +568,176 @@ mod tests {
             false,
         );
         assert!(!admin.contains(&"kms:EnableKeyRotation") && !admin.contains(&"kms:ReplicateKey"));
+    }
+
+    fn account() -> Account {
+        Account {
+            name: "prod".into(),
+            account_id: "111111111111".into(),
+            environment: "prod".into(),
+            role_arn: None,
+            regions: vec!["us-east-1".into()],
+            id_span: crate::diag::Span::new(0, 1, 1),
+            regions_span: crate::diag::Span::new(0, 1, 1),
+        }
+    }
+
+    fn facts<'a>(account: &'a Account, access: &'a Access) -> KeyFacts<'a> {
+        KeyFacts {
+            account,
+            regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            spec: KeySpec::SymmetricDefault,
+            usage: KeyUsage::EncryptDecrypt,
+            multi_region: true,
+            access,
+            bypass_lockout_check: false,
+            policy_override: None,
+            replica: false,
+        }
+    }
+
+    fn statements(policy: &KeyPolicy) -> &[Statement] {
+        match policy {
+            KeyPolicy::Generated(s) => s,
+            KeyPolicy::Override(_) => panic!("generated policy expected"),
+        }
+    }
+
+    const APP: &str = "arn:aws:iam::111111111111:role/app";
+    const ADMIN: &str = "arn:aws:iam::111111111111:role/admin";
+
+    #[test]
+    fn lockout_is_caught_unless_bypassed_or_an_admin_remains() {
+        let account = account();
+        let mut access = Access::default();
+        access.grants.insert(Capability::ReadData, vec![APP.into()]);
+        let f = facts(&account, &access);
+        assert!(matches!(check(&f, &build(&f))[..], [Problem::Lockout]));
+        let f = KeyFacts {
+            bypass_lockout_check: true,
+            ..facts(&account, &access)
+        };
+        assert!(check(&f, &build(&f)).is_empty());
+        access
+            .grants
+            .insert(Capability::AdministerResource, vec![ADMIN.into()]);
+        let f = facts(&account, &access);
+        assert!(check(&f, &build(&f)).is_empty());
+    }
+
+    #[test]
+    fn oversized_policies_are_caught() {
+        let account = account();
+        let mut access = Access {
+            root_access: true,
+            ..Access::default()
+        };
+        let many: Vec<String> = (0..600)
+            .map(|i| format!("arn:aws:iam::111111111111:role/application-role-{i:04}"))
+            .collect();
+        access.grants.insert(Capability::ReadData, many);
+        let f = facts(&account, &access);
+        assert!(
+            matches!(check(&f, &build(&f))[..], [Problem::TooLarge(n)] if n > MAX_POLICY_BYTES)
+        );
+    }
+
+    #[test]
+    fn admins_who_decrypt_are_warned_about() {
+        let account = account();
+        let mut access = Access {
+            root_access: true,
+            ..Access::default()
+        };
+        access
+            .grants
+            .insert(Capability::AdministerResource, vec![ADMIN.into()]);
+        access
+            .grants
+            .insert(Capability::ReadData, vec![ADMIN.into(), APP.into()]);
+        let warnings = warnings(&facts(&account, &access));
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].0.contains("role/admin"));
+    }
+
+    #[test]
+    fn services_are_pinned_to_the_account_and_every_region_of_the_key() {
+        let account = account();
+        let mut access = Access {
+            root_access: true,
+            ..Access::default()
+        };
+        access.services.push(crate::config::ServiceAccess {
+            service: "s3".into(),
+            capabilities: vec![Capability::ReadData],
+        });
+        access
+            .encryption_context
+            .insert("Department".into(), "finance".into());
+        let f = facts(&account, &access);
+        let policy = build(&f);
+        let via = statements(&policy)
+            .iter()
+            .find(|s| s.sid == "ViaServiceS3")
+            .unwrap();
+        assert_eq!(via.principal, json!({"AWS": "*"}));
+        assert_eq!(
+            via.condition,
+            Some(json!({"StringEquals": {
+                "kms:CallerAccount": "111111111111",
+                "kms:ViaService": ["s3.eu-west-1.amazonaws.com", "s3.us-east-1.amazonaws.com"],
+                "kms:EncryptionContext:Department": "finance",
+            }}))
+        );
+    }
+
+    #[test]
+    fn data_statements_carry_the_encryption_context_and_config_statements_do_not() {
+        let account = account();
+        let mut access = Access {
+            root_access: true,
+            ..Access::default()
+        };
+        access.grants.insert(Capability::ReadData, vec![APP.into()]);
+        access
+            .grants
+            .insert(Capability::ReadConfig, vec![APP.into()]);
+        access.external_accounts.insert(
+            "222222222222".into(),
+            vec![Capability::ReadConfig, Capability::ReadData],
+        );
+        access
+            .encryption_context
+            .insert("Department".into(), "finance".into());
+        let f = facts(&account, &access);
+        let policy = build(&f);
+        let by_sid = |sid: &str| {
+            statements(&policy)
+                .iter()
+                .find(|s| s.sid == sid)
+                .unwrap_or_else(|| panic!("{sid}"))
+        };
+        assert!(by_sid("ReadData").condition.is_some());
+        assert!(by_sid("ReadConfig").condition.is_none());
+        assert!(by_sid("ExternalAccount222222222222").condition.is_none());
+        assert_eq!(
+            by_sid("ExternalAccount222222222222Data").action,
+            vec!["kms:Decrypt"]
+        );
+    }
+
+    #[test]
+    fn output_is_deterministic() {
+        let account = account();
+        let mut access = Access {
+            root_access: true,
+            ..Access::default()
+        };
+        access
+            .grants
+            .insert(Capability::ReadData, vec![APP.into(), ADMIN.into()]);
+        let f = facts(&account, &access);
+        assert_eq!(build(&f).to_json(), build(&f).to_json());
     }
 
     #[test]

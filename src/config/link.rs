@@ -19,6 +19,15 @@ use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
 const REPLICATED_FIELDS: &[&str] = &[
     "description",
     "tags",
+    "owner",
+    "application",
+    "business_unit",
+    "business_process",
+    "cost_center",
+    "compliance_scheme",
+    "confidentiality",
+    "integrity",
+    "availability",
     "deletion_window_days",
     "is_enabled",
     "prevent_destroy",
@@ -351,7 +360,12 @@ impl Linker<'_> {
                         planned.primary.to_string(),
                     )),
                 );
-                let tags = string_map(effective.get_node("tags"));
+                // The primary's own file was checked already; only the values matter here.
+                let environment = &self.accounts[&planned.address.account].environment;
+                let tags = super::node::read_tags(
+                    &mut super::decode::Fields::new(&effective, "node.yaml"),
+                    environment,
+                );
                 (effective, tags, Vec::new(), None)
             }
         };
@@ -603,19 +617,6 @@ fn widen(access: &mut Access, accounts: Option<&BTreeMap<String, Vec<super::mode
             .external_accounts
             .extend(accounts.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-}
-
-fn string_map(node: Option<&YamlNode>) -> BTreeMap<String, String> {
-    node.and_then(YamlNode::as_mapping)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| {
-                    v.as_scalar()
-                        .map(|s| (k.as_str().to_string(), s.as_str().to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The fields of `REPLICATED_FIELDS` that a node's own file sets (not its defaults), all the way

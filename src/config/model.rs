@@ -246,6 +246,8 @@ pub struct Access {
     pub root_access: bool,
     /// Where `root_access` is set, if anywhere: what a lockout error points at.
     pub root_access_span: Option<Span>,
+    /// Encryption context every data operation must carry (`kms:EncryptionContext:<key>`).
+    pub encryption_context: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -134,7 +134,7 @@ pub fn decode(
             .help = Some("remove `kind` to declare a replica, or remove `replica_of`".into());
         }
     }
-    let tags = read_tags(&mut f);
+    let tags = read_tags(&mut f, &account.environment);
     let depends_on = read_addresses(&mut f, "depends_on");
     let body = match kind_name.as_str() {
         "key" => read_key(&mut f, source).map(|k| Body::Key(Box::new(k))),
@@ -158,7 +158,23 @@ pub fn decode(
     })
 }
 
-fn read_tags(f: &mut Fields) -> BTreeMap<String, String> {
+/// k9 Security's tagging model: named fields for the tags every resource should carry.
+pub const K9_TAGS: [(&str, &str); 9] = [
+    ("owner", "Owner"),
+    ("application", "Application"),
+    ("business_unit", "BusinessUnit"),
+    ("business_process", "BusinessProcess"),
+    ("cost_center", "CostCenter"),
+    ("compliance_scheme", "ComplianceScheme"),
+    ("confidentiality", "Confidentiality"),
+    ("integrity", "Integrity"),
+    ("availability", "Availability"),
+];
+
+/// A node's tags: `tags:` merged down the tree, then the k9 named fields (`owner: alice` is the
+/// tag `Owner`, and wins over the same tag in `tags:`), then `Environment` (the account's) and
+/// `ManagedBy: orch` unless set already.
+pub fn read_tags(f: &mut Fields, environment: &str) -> BTreeMap<String, String> {
     let mut tags = BTreeMap::new();
     for (k, v) in f.string_map("tags").unwrap_or_default() {
         let key_ok = !k.value.is_empty()
@@ -178,6 +194,23 @@ fn read_tags(f: &mut Fields) -> BTreeMap<String, String> {
         }
         tags.insert(k.value, v.value);
     }
+    for (field, tag) in K9_TAGS {
+        if let Some(v) = f.string(field) {
+            if v.value.is_empty() || v.value.len() > 256 {
+                f.error(
+                    v.span,
+                    format!("`{field}` (the tag {tag}) must be 1-256 characters"),
+                );
+            }
+            tags.insert(tag.to_string(), v.value);
+        }
+    }
+    if !environment.is_empty() {
+        tags.entry("Environment".into())
+            .or_insert_with(|| environment.to_string());
+    }
+    tags.entry("ManagedBy".into())
+        .or_insert_with(|| "orch".into());
     tags
 }
 
@@ -275,6 +308,18 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
     let multi_region = multi_region_field.as_ref().is_some_and(|b| b.value);
     let replicas = read_replicas(f);
     let access = read_access(f);
+    let symmetric = spec == KeySpec::SymmetricDefault && usage == KeyUsage::EncryptDecrypt;
+    if !access.encryption_context.is_empty() && !symmetric {
+        let span = f.key_span("encryption_context").unwrap_or(f.span());
+        f.error(
+            span,
+            format!(
+                "an encryption context applies to symmetric encryption keys, not to {} keys",
+                spec.name()
+            ),
+        )
+        .help = Some("remove `encryption_context`".into());
+    }
     let prevent_destroy = f.bool("prevent_destroy").map(|b| b.value).unwrap_or(false);
     let bypass = f
         .bool("bypass_policy_lockout_safety_check")
@@ -454,6 +499,12 @@ fn read_access(f: &mut Fields) -> Access {
         root_access: true,
         ..Access::default()
     };
+    access.encryption_context = f
+        .string_map("encryption_context")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.value, v.value))
+        .collect();
     if let Some(a) = f.map("access", "`access`") {
         let entries: Vec<_> = a.entries().collect();
         for (name, node) in entries {
