@@ -15,19 +15,11 @@ use super::node::{Body, Declared, KeyDecl, ReplicaDecl, Replicas};
 use super::regions;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
 
-/// Fields of a primary's node.yaml that its synthesized replicas carry over.
+/// Fields of a primary's node.yaml that its synthesized replicas carry over, with the k9 tag
+/// fields (see `replicated`).
 const REPLICATED_FIELDS: &[&str] = &[
     "description",
     "tags",
-    "owner",
-    "application",
-    "business_unit",
-    "business_process",
-    "cost_center",
-    "compliance_scheme",
-    "confidentiality",
-    "integrity",
-    "availability",
     "deletion_window_days",
     "is_enabled",
     "prevent_destroy",
@@ -619,7 +611,11 @@ fn widen(access: &mut Access, accounts: Option<&BTreeMap<String, Vec<super::mode
     }
 }
 
-/// The fields of `REPLICATED_FIELDS` that a node's own file sets (not its defaults), all the way
+fn replicated(field: &str) -> bool {
+    REPLICATED_FIELDS.contains(&field) || super::node::K9_TAGS.iter().any(|(f, _)| *f == field)
+}
+
+/// The replicated fields that a node's own file sets (not its defaults), all the way
 /// down, so a synthesized replica takes the primary's own values over its own region's defaults.
 fn own_fields(effective: Option<&MarkedMappingNode>, source: u32) -> MarkedMappingNode {
     let mut out = super::settings::empty_mapping();
@@ -627,7 +623,7 @@ fn own_fields(effective: Option<&MarkedMappingNode>, source: u32) -> MarkedMappi
         return out;
     };
     for (key, value) in effective.iter() {
-        if REPLICATED_FIELDS.contains(&key.as_str()) {
+        if replicated(key.as_str()) {
             if let Some(kept) = keep_source(value, source) {
                 out.insert(key.clone(), kept);
             }

@@ -8,6 +8,7 @@ use marked_yaml::Node;
 use super::address::check_name;
 use super::decode::{strings_of, Fields};
 use super::model::{Account, Backend, Profile, Settings, Wave};
+use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_role};
 use super::regions;
 use super::yaml::{span_of, YamlFile};
@@ -34,15 +35,6 @@ pub const DEFAULTABLE: &[&str] = &[
     "prevent_destroy",
     "bypass_policy_lockout_safety_check",
     "tags",
-    "owner",
-    "application",
-    "business_unit",
-    "business_process",
-    "cost_center",
-    "compliance_scheme",
-    "confidentiality",
-    "integrity",
-    "availability",
     "versioning",
     "force_destroy",
 ];
@@ -261,7 +253,20 @@ fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
     waves
 }
 
-/// Reads the `defaults:` mapping of a layer, checking its field names against [`DEFAULTABLE`].
+/// Every field a default may set: [`DEFAULTABLE`] and the k9 tag fields.
+fn defaultable_fields() -> impl Iterator<Item = &'static str> {
+    DEFAULTABLE
+        .iter()
+        .copied()
+        .chain(K9_TAGS.iter().map(|(field, _)| *field))
+}
+
+fn defaultable(field: &str) -> bool {
+    defaultable_fields().any(|f| f == field)
+}
+
+/// Reads the `defaults:` mapping of a layer, checking its field names against
+/// [`defaultable_fields`].
 /// Value types are checked where the defaults land, in every node that reads them.
 pub fn read_defaults(f: &mut Fields) -> MarkedMappingNode {
     let Some(node) = f.node("defaults") else {
@@ -272,7 +277,7 @@ pub fn read_defaults(f: &mut Fields) -> MarkedMappingNode {
         return empty_mapping();
     };
     for key in map.keys() {
-        if DEFAULTABLE.contains(&key.as_str()) {
+        if defaultable(key.as_str()) {
             continue;
         }
         let span = super::yaml::marker_span(key.span().start());
@@ -280,12 +285,13 @@ pub fn read_defaults(f: &mut Fields) -> MarkedMappingNode {
             span,
             format!("`{}` cannot be set in `defaults`", key.as_str()),
         );
-        d.help = Some(
-            match did_you_mean(key.as_str(), DEFAULTABLE.iter().copied()) {
-                Some(near) => format!("did you mean `{near}`?"),
-                None => format!("defaults may set: {}", DEFAULTABLE.join(", ")),
-            },
-        );
+        d.help = Some(match did_you_mean(key.as_str(), defaultable_fields()) {
+            Some(near) => format!("did you mean `{near}`?"),
+            None => format!(
+                "defaults may set: {}",
+                defaultable_fields().collect::<Vec<_>>().join(", ")
+            ),
+        });
     }
     map.clone()
 }
