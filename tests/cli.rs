@@ -291,3 +291,23 @@ fn render_without_filters_is_an_error() {
     assert!(out.stderr.contains("--all"), "{}", out.stderr);
     assert!(!tree.path(".orch").exists());
 }
+
+#[test]
+fn an_administrator_who_can_decrypt_is_a_warning_and_with_strict_an_error() {
+    let tree = Tree::new().file(
+        "live/dev/us-east-1/app/node.yaml",
+        "description: Encrypts dev app data\nkey_users: [arn:aws:iam::222222222222:role/admin]\n",
+    );
+    let relaxed = tree.run(&["validate"]);
+    relaxed.assert_success();
+    assert!(
+        relaxed.stderr.contains("warning: dev/us-east-1/app: arn:aws:iam::222222222222:role/admin can both administer the key and read data with it"),
+        "{}",
+        relaxed.stderr
+    );
+    let strict = tree.run(&["--strict", "validate"]);
+    strict.assert_invalid();
+    assert!(strict.stderr.contains(
+        "error: dev/us-east-1/app: arn:aws:iam::222222222222:role/admin can both administer"
+    ));
+}
