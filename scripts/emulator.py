@@ -1,12 +1,18 @@
 """The local AWS emulator for orch's sandbox profile: moto's server (pinned in
-scripts/setup-python) with one fix, to KMS ReplicateKey.
+scripts/setup-python) with two fixes, to KMS ReplicateKey and to S3
+GetBucketNotificationConfiguration.
 
 moto 5.2.5's replicate_key() shallow-copies the primary key, so primary and replica
 share their multi-region configuration, grants and aliases (a DescribeKey of the
 replica then turns the *primary* into a REPLICA, and every later plan fails with
 "not a multi-Region primary key"), and it ignores the request's Description, Policy
 and Tags (the AWS provider then waits its full 10 minutes for the tags to appear).
-This gives the replica its own state, as AWS does. Everything else is moto as is.
+This gives the replica its own state, as AWS does.
+
+moto 5.2.5 stores a bucket's EventBridgeConfiguration but leaves it out of
+GetBucketNotificationConfiguration, so `aws_s3_bucket_notification { eventbridge = true }`
+reads back as false and every plan shows a change. This returns it, as AWS does.
+Everything else is moto as is.
 
 Usage: emulator.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
@@ -14,8 +20,10 @@ import copy
 import json
 import sys
 
+from moto.core.responses import ActionResult
 from moto.kms import models, responses
 from moto.kms.models import kms_backends
+from moto.s3 import responses as s3_responses
 
 
 def replicate_key(self, key_id, replica_region, description="", policy=None, tags=None):
@@ -56,8 +64,34 @@ def replicate_key_response(self):
     return json.dumps({"ReplicaKeyMetadata": rep.to_dict()["KeyMetadata"], "ReplicaPolicy": rep.policy})
 
 
+def get_bucket_notification(self):
+    config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+    if config is None or config.event_bridge is None:
+        return moto_get_bucket_notification(self)
+
+    def entries(items, arn_key):
+        out = []
+        for item in items:
+            entry = {"Id": item.id, arn_key: item.arn, "Events": item.events}
+            if item.filters:
+                entry["Filter"] = {"Key": {"FilterRules": item.filters["S3Key"]["FilterRule"]}}
+            out.append(entry)
+        return out
+
+    result = {
+        "TopicConfigurations": entries(config.topic, "TopicArn"),
+        "QueueConfigurations": entries(config.queue, "QueueArn"),
+        "LambdaFunctionConfigurations": entries(config.cloud_function, "LambdaFunctionArn"),
+        "EventBridgeConfiguration": {},
+    }
+    self.data["Action"] = "GetBucketNotificationConfiguration"
+    return self.serialized(ActionResult(result))
+
+
 models.KmsBackend.replicate_key = replicate_key
 responses.KmsResponse.replicate_key = replicate_key_response
+moto_get_bucket_notification = s3_responses.S3Response.get_bucket_notification
+s3_responses.S3Response.get_bucket_notification = get_bucket_notification
 
 if __name__ == "__main__":
     from moto.server import main
