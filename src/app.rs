@@ -345,7 +345,9 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
 /// `Diagnostics::dedup` reports it once.
 fn policy_error(node: &config::Node, facts: &KeyFacts, problem: &policy::Problem) -> Diagnostic {
     let span = match problem {
-        policy::Problem::Lockout => facts.access.root_access_span.unwrap_or(node.span),
+        policy::Problem::Lockout | policy::Problem::DeployerLockout(_) => {
+            facts.access.root_access_span.unwrap_or(node.span)
+        }
         policy::Problem::TooLarge(_) => node.span,
     };
     if span.source == node.span.source {

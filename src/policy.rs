@@ -131,7 +131,9 @@ pub fn actions(
             }
             a
         }
+        // ReEncryptFrom decrypts under this key (to encrypt under another), so it is reading.
         Capability::ReadData => match usage {
+            KeyUsage::EncryptDecrypt if symmetric => vec!["kms:Decrypt", "kms:ReEncryptFrom"],
             KeyUsage::EncryptDecrypt => vec!["kms:Decrypt"],
             KeyUsage::SignVerify => vec!["kms:GetPublicKey", "kms:Verify"],
             KeyUsage::GenerateVerifyMac => vec!["kms:VerifyMac"],
@@ -144,7 +146,6 @@ pub fn actions(
                 "kms:GenerateDataKeyPair",
                 "kms:GenerateDataKeyPairWithoutPlaintext",
                 "kms:GenerateDataKeyWithoutPlaintext",
-                "kms:ReEncryptFrom",
                 "kms:ReEncryptTo",
             ],
             KeyUsage::EncryptDecrypt => vec!["kms:Encrypt", "kms:GetPublicKey"],
@@ -272,9 +273,6 @@ pub fn build(facts: &KeyFacts) -> KeyPolicy {
                     .collect(),
             ),
         );
-        if service.capabilities.iter().any(|c| is_data(*c)) {
-            pinned.extend(context.clone().unwrap_or_default());
-        }
         statements.push(Statement {
             sid: format!("ViaService{}", pascal(&service.service)),
             effect: "Allow",
@@ -308,12 +306,7 @@ pub fn build(facts: &KeyFacts) -> KeyPolicy {
             if group.is_empty() {
                 continue;
             }
-            let mut acts: Vec<&str> = group
-                .iter()
-                .flat_map(|c| actions(*c, facts.spec, facts.usage, facts.multi_region))
-                .collect();
-            acts.sort_unstable();
-            acts.dedup();
+            let acts = cross_account_actions(&group, facts.spec, facts.usage);
             statements.push(Statement {
                 sid: format!("ExternalAccount{account}{suffix}"),
                 effect: "Allow",
@@ -337,6 +330,9 @@ pub enum Problem {
     TooLarge(usize),
     /// No principal can call `kms:PutKeyPolicy`.
     Lockout,
+    /// The role orch deploys with (the account's `role_arn`) cannot call `kms:PutKeyPolicy`:
+    /// AWS refuses to create such a key unless the lockout check is bypassed.
+    DeployerLockout(String),
 }
 
 impl Problem {
@@ -346,6 +342,9 @@ impl Problem {
                 "the key policy is {size} bytes, over AWS's limit of {MAX_POLICY_BYTES}"
             ),
             Problem::Lockout => "no principal can change this key's policy (kms:PutKeyPolicy): the key would be unmanageable".into(),
+            Problem::DeployerLockout(role) => format!(
+                "the role orch deploys with ({role}) cannot change this key's policy (kms:PutKeyPolicy): AWS refuses such a policy, and the key would be unmanageable"
+            ),
         }
     }
 
@@ -353,6 +352,7 @@ impl Problem {
         match self {
             Problem::TooLarge(_) => "merge principals into fewer roles, or move access to grants",
             Problem::Lockout => "keep `root_access: true`, name an administer-resource principal, or set `bypass_policy_lockout_safety_check: true` if this is really meant",
+            Problem::DeployerLockout(_) => "keep `root_access: true`, add the account's role_arn to administer-resource, or set `bypass_policy_lockout_safety_check: true` if this is really meant",
         }
     }
 }
@@ -366,13 +366,29 @@ pub fn check(facts: &KeyFacts, policy: &KeyPolicy) -> Vec<Problem> {
         problems.push(Problem::TooLarge(size));
     }
     if let KeyPolicy::Generated(statements) = policy {
-        let can_put = statements.iter().any(|s| {
-            s.action
-                .iter()
-                .any(|a| a == "kms:*" || a == "kms:PutKeyPolicy")
-        });
-        if !can_put && !facts.bypass_lockout_check && !facts.replica {
-            problems.push(Problem::Lockout);
+        let putters: Vec<&Statement> = statements
+            .iter()
+            .filter(|s| {
+                s.action
+                    .iter()
+                    .any(|a| a == "kms:*" || a == "kms:PutKeyPolicy")
+            })
+            .collect();
+        if !facts.bypass_lockout_check && !facts.replica {
+            // AWS checks the caller itself keeps PutKeyPolicy; with the root statement, IAM can
+            // grant it, so only without it must the deploying role be named.
+            let deployer = facts
+                .account
+                .role_arn
+                .as_deref()
+                .filter(|_| !facts.access.root_access);
+            match deployer {
+                _ if putters.is_empty() => problems.push(Problem::Lockout),
+                Some(role) if !putters.iter().any(|s| names(&s.principal, role)) => {
+                    problems.push(Problem::DeployerLockout(role.to_string()))
+                }
+                _ => {}
+            }
         }
     }
     problems
@@ -461,8 +477,11 @@ fn short_principal(arn: &str) -> String {
 
 fn words(cap: Capability, facts: &KeyFacts) -> Vec<String> {
     let w: &[&str] = match (cap, facts.usage) {
-        (Capability::AdministerResource, _) => {
+        (Capability::AdministerResource, _) if facts.spec == KeySpec::SymmetricDefault => {
             &["administer the key (policy, aliases, tags, enable and disable, rotation)"]
+        }
+        (Capability::AdministerResource, _) => {
+            &["administer the key (policy, aliases, tags, enable and disable)"]
         }
         (Capability::ReadConfig, _) => &["read its configuration"],
         (Capability::ReadData, KeyUsage::EncryptDecrypt) => &["decrypt"],
@@ -484,6 +503,57 @@ fn words(cap: Capability, facts: &KeyFacts) -> Vec<String> {
     };
     w.iter().map(|s| s.to_string()).collect()
 }
+
+/// The actions of `caps` that another account can use on a key of this spec, sorted: what a
+/// key's policy grants that account and what its own IAM policy (key-access) allows its roles.
+pub fn cross_account_actions(
+    caps: &[Capability],
+    spec: KeySpec,
+    usage: KeyUsage,
+) -> Vec<&'static str> {
+    let mut acts: Vec<&str> = caps
+        .iter()
+        .flat_map(|c| actions(*c, spec, usage, false))
+        .filter(|a| CROSS_ACCOUNT.contains(a))
+        .collect();
+    acts.sort_unstable();
+    acts.dedup();
+    acts
+}
+
+/// Whether a statement's principal is, or lists, `arn`.
+fn names(principal: &Value, arn: &str) -> bool {
+    match &principal["AWS"] {
+        Value::String(one) => one == arn,
+        Value::Array(many) => many.iter().any(|p| p == arn),
+        _ => false,
+    }
+}
+
+/// KMS operations another account can call on a key (the rest only work in the key's own
+/// account, so granting them across accounts would be noise).
+const CROSS_ACCOUNT: [&str; 20] = [
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:DeriveSharedSecret",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyPair",
+    "kms:GenerateDataKeyPairWithoutPlaintext",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:GenerateMac",
+    "kms:GetKeyRotationStatus",
+    "kms:GetPublicKey",
+    "kms:ListGrants",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:RetireGrant",
+    "kms:RevokeGrant",
+    "kms:Sign",
+    "kms:Verify",
+    "kms:VerifyMac",
+];
 
 /// Capabilities that touch data, which an encryption-context condition applies to.
 fn is_data(cap: Capability) -> bool {
@@ -686,8 +756,8 @@ mod tests {
             Some(json!({"StringEquals": {
                 "kms:CallerAccount": "111111111111",
                 "kms:ViaService": ["s3.eu-west-1.amazonaws.com", "s3.us-east-1.amazonaws.com"],
-                "kms:EncryptionContext:Department": "finance",
-            }}))
+            }})),
+            "no encryption-context condition: AWS services send their own context (S3: aws:s3:arn)"
         );
     }
 
@@ -722,8 +792,40 @@ mod tests {
         assert!(by_sid("ExternalAccount222222222222").condition.is_none());
         assert_eq!(
             by_sid("ExternalAccount222222222222Data").action,
-            vec!["kms:Decrypt"]
+            vec!["kms:Decrypt", "kms:ReEncryptFrom"]
         );
+        assert_eq!(
+            by_sid("ExternalAccount222222222222").action,
+            vec![
+                "kms:DescribeKey",
+                "kms:GetKeyRotationStatus",
+                "kms:ListGrants"
+            ],
+            "only what works across accounts"
+        );
+    }
+
+    #[test]
+    fn without_the_root_statement_the_deploying_role_must_keep_put_key_policy() {
+        let mut account = account();
+        account.role_arn = Some("arn:aws:iam::111111111111:role/orch-deployer".into());
+        let mut access = Access::default();
+        access
+            .grants
+            .insert(Capability::AdministerResource, vec![ADMIN.into()]);
+        let f = facts(&account, &access);
+        assert!(
+            matches!(&check(&f, &build(&f))[..], [Problem::DeployerLockout(role)] if role.ends_with("orch-deployer"))
+        );
+        access.grants.insert(
+            Capability::AdministerResource,
+            vec![
+                ADMIN.into(),
+                "arn:aws:iam::111111111111:role/orch-deployer".into(),
+            ],
+        );
+        let f = facts(&account, &access);
+        assert!(check(&f, &build(&f)).is_empty());
     }
 
     #[test]

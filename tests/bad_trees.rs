@@ -1028,8 +1028,19 @@ fn lockout_from_a_default_is_reported_once() {
             "account_id: \"222222222222\"\nenvironment: dev\nregions: [us-east-1]\n",
         )
         .file(APP, "description: x\n")
-        .rejects(&[&format!("{ORCH}:2")], &["no principal can change"]);
-    assert_eq!(out.reported_count(), 1, "{}", out.stderr);
+        .rejects(
+            &[&format!("{ORCH}:2")],
+            &["no principal can change", "the role orch deploys with (arn:aws:iam::111111111111:role/orch-deployer) cannot change"],
+        );
+    // Two problems (dev's keys have no administrator at all; prod's data key has one, but not
+    // the role orch deploys with), each reported once however many keys inherit the default.
+    assert_eq!(out.reported_count(), 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("no principal can change").count(),
+        1,
+        "{}",
+        out.stderr
+    );
 }
 
 // ---- capabilities and kinds ------------------------------------------------------------------

@@ -367,7 +367,8 @@ impl KeySpec {
             KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
                 &[SignVerify, KeyAgreement]
             }
-            KeySpec::EccSecgP256k1 => &[SignVerify, KeyAgreement],
+            // secp256k1 signs only: AWS offers no key agreement on it.
+            KeySpec::EccSecgP256k1 => &[SignVerify],
             KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
                 &[GenerateVerifyMac]
             }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Address, Capability, Fleet, Node, NodeKind};
+use crate::config::{Address, Fleet, Node, NodeKind};
 use crate::policy::{self, KeyFacts};
 
 /// Outputs of applied nodes, as recorded after apply in `.orch/outputs/<address>.json`.
@@ -103,18 +103,12 @@ pub fn inputs(
         NodeKind::KeyAccess(k) => {
             let arn = key_arn(&k.key.value);
             let key_node = fleet.node(&k.key.value).expect("links are checked");
-            let (spec, usage, multi_region) = match &key_node.kind {
-                NodeKind::Key(key) => (key.spec, key.usage, key.multi_region),
-                NodeKind::Replica(r) => (r.spec, r.usage, true),
+            let (spec, usage) = match &key_node.kind {
+                NodeKind::Key(key) => (key.spec, key.usage),
+                NodeKind::Replica(r) => (r.spec, r.usage),
                 _ => unreachable!("key-access targets are keys"),
             };
-            let mut actions: Vec<&str> = k
-                .capabilities
-                .iter()
-                .flat_map(|c: &Capability| policy::actions(*c, spec, usage, multi_region))
-                .collect();
-            actions.sort_unstable();
-            actions.dedup();
+            let actions = policy::cross_account_actions(&k.capabilities, spec, usage);
             let document = json!({
                 "Version": "2012-10-17",
                 "Statement": [{
