@@ -18,15 +18,7 @@ use serde_json::Value;
 const NO_REASON: &str = "No comment provided";
 
 fn checkov() -> PathBuf {
-    let venv = std::env::var_os("ORCH_TOOLS_VENV").map(PathBuf::from);
-    let checkov = venv.as_ref().map(|v| v.join("bin/checkov"));
-    assert!(
-        checkov.as_deref().is_some_and(Path::is_file),
-        "checkov is not installed: ORCH_TOOLS_VENV is unset or has no bin/checkov ({venv:?}). Run \
-         `scripts/setup-python` (installs checkov into .tools/venv) and set ORCH_TOOLS_VENV, or run \
-         the suite with `scripts/just test`"
-    );
-    checkov.unwrap()
+    common::venv_program("checkov")
 }
 
 /// One check on one resource, as checkov reports it.

@@ -12,42 +12,28 @@
 //! period, so such a key would show a change on every plan and the no-changes check would fail
 //! for the emulator's sake, not orch's.
 
+mod common;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::require_terraform;
 use serde_json::Value;
 
 /// A description with quotes, a newline and template markers: it must arrive verbatim.
 const TRICKY: &str =
     "Encrypts \"prod\" data\nsecond line: ${var.injected} and %{ if true }x%{ endif }";
 
+/// The project venv, with the emulator's Python.
 fn venv() -> PathBuf {
-    let venv = std::env::var_os("ORCH_TOOLS_VENV").map(PathBuf::from);
-    let python = venv.as_ref().map(|v| v.join("bin/python"));
-    assert!(
-        python.as_deref().is_some_and(Path::is_file),
-        "ORCH_TOOLS_VENV is unset or has no bin/python ({venv:?}): run `scripts/setup-python` (installs moto \
-         into .tools/venv) and set ORCH_TOOLS_VENV, or run the suite with `scripts/just test`"
-    );
-    venv.unwrap()
-}
-
-fn require_terraform() {
-    let found = Command::new("terraform")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "terraform is not on PATH: install Terraform >= 1.5, then run `scripts/just test`"
-    );
-    let config = std::env::var_os("TF_CLI_CONFIG_FILE").map(PathBuf::from);
-    assert!(
-        config.as_deref().is_some_and(Path::is_file),
-        "TF_CLI_CONFIG_FILE names no file ({config:?}): run `scripts/setup-terraform` or `scripts/just test`"
-    );
+    let python = common::venv_program("python");
+    python
+        .parent()
+        .and_then(Path::parent)
+        .expect("venv/bin/python")
+        .to_path_buf()
 }
 
 /// The emulator on a free loopback port, stopped when dropped.

@@ -3,67 +3,27 @@
 //! mirror. Needs terraform on PATH and TF_CLI_CONFIG_FILE pointing at a CLI config that names the
 //! mirror; `scripts/just test` sets both up. A missing tool fails the test, it is never skipped.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn require_terraform() {
-    let found = Command::new("terraform")
-        .arg("version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "terraform is not on PATH: install Terraform >= 1.5 (the machine image ships 1.11), then run `scripts/just test`"
-    );
-    let config = std::env::var_os("TF_CLI_CONFIG_FILE").map(PathBuf::from);
-    assert!(
-        config.as_deref().is_some_and(Path::is_file),
-        "TF_CLI_CONFIG_FILE is unset or names no file ({config:?}): run `scripts/setup-terraform`, which finds the \
-         hashicorp/aws provider mirror (override with ORCH_PROVIDER_MIRROR) and writes .tools/terraformrc, \
-         or run the suite with `scripts/just test`"
-    );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
+use common::{require_terraform, Tree};
 
 /// A copy of the shipped tree and templates, rendered with `args`; returns the work dirs.
-fn render(root: &Path, args: &[&str]) -> Vec<PathBuf> {
+fn render(args: &[&str]) -> (Tree, Vec<PathBuf>) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    copy_dir(&repo.join("live"), &root.join("live"));
-    copy_dir(&repo.join("templates"), &root.join("templates"));
-    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(root.join("live"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "orch render failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut dirs = Vec::new();
-    let work = root.join(".orch/work");
-    for account in std::fs::read_dir(&work).unwrap() {
-        for region in std::fs::read_dir(account.unwrap().path()).unwrap() {
-            for node in std::fs::read_dir(region.unwrap().path()).unwrap() {
-                dirs.push(node.unwrap().path());
-            }
-        }
-    }
-    dirs.sort();
-    dirs
+    let tree = Tree::empty()
+        .copy(&repo.join("live"), "live")
+        .copy(&repo.join("templates"), "templates");
+    let out = tree.run(args);
+    assert_eq!(out.code, 0, "orch render failed: {}", out.stderr);
+    let dirs = tree
+        .work_dirs()
+        .iter()
+        .map(|a| tree.path(".orch/work").join(a))
+        .collect();
+    (tree, dirs)
 }
 
 fn terraform(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -121,7 +81,9 @@ fn validate(dir: &Path) -> Result<(), String> {
 static FIRST_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Validates every dir: the first alone (it warms the plugin cache), then two at a time (this
-/// machine's cores).
+/// machine's cores), each starting from the first one's dependency lock file. Without a lock
+/// file, concurrent inits race to create the same cache directory even when the cache is warm
+/// (what orch's own executor avoids the same way).
 fn validate_all(dirs: &[PathBuf]) {
     let (first, rest) = dirs.split_first().expect("the tree renders nodes");
     let first_result = {
@@ -131,6 +93,13 @@ fn validate_all(dirs: &[PathBuf]) {
         validate(first)
     };
     let mut failures: Vec<String> = first_result.err().into_iter().collect();
+    for dir in rest {
+        std::fs::copy(
+            first.join(".terraform.lock.hcl"),
+            dir.join(".terraform.lock.hcl"),
+        )
+        .expect("the first init writes a lock file");
+    }
     let half = rest.len().div_ceil(2);
     std::thread::scope(|scope| {
         let handles: Vec<_> = rest
@@ -157,19 +126,17 @@ fn validate_all(dirs: &[PathBuf]) {
 #[test]
 fn shipped_tree_renders_to_valid_formatted_terraform_for_the_sandbox_profile() {
     require_terraform();
-    let tmp = tempfile::tempdir().unwrap();
-    let dirs = render(tmp.path(), &["--profile", "sandbox", "render", "--all"]);
+    let (tree, dirs) = render(&["--profile", "sandbox", "render", "--all"]);
     assert_eq!(dirs.len(), 13, "the shipped tree has 13 nodes");
-    fmt_check(&tmp.path().join(".orch/work"));
+    fmt_check(&tree.path(".orch/work"));
     validate_all(&dirs);
 }
 
 #[test]
 fn shipped_tree_renders_to_valid_formatted_terraform_for_real_aws() {
     require_terraform();
-    let tmp = tempfile::tempdir().unwrap();
-    let dirs = render(tmp.path(), &["render", "--all"]);
-    fmt_check(&tmp.path().join(".orch/work"));
+    let (tree, dirs) = render(&["render", "--all"]);
+    fmt_check(&tree.path(".orch/work"));
     // One node of each kind: the provider block differs from the sandbox one, the rest is shared.
     let mut kinds = std::collections::BTreeSet::new();
     let one_per_kind: Vec<PathBuf> = dirs

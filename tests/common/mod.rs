@@ -325,3 +325,36 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Fails (never skips) when terraform or the CLI config naming the offline provider mirror is
+/// missing, saying what to run.
+pub fn require_terraform() {
+    let found = Command::new("terraform")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "terraform is not on PATH: install Terraform >= 1.5 (the machine image ships 1.11), then run `scripts/just test`"
+    );
+    let config = std::env::var_os("TF_CLI_CONFIG_FILE").map(PathBuf::from);
+    assert!(
+        config.as_deref().is_some_and(Path::is_file),
+        "TF_CLI_CONFIG_FILE is unset or names no file ({config:?}): run `scripts/setup-terraform`, which finds the \
+         hashicorp/aws provider mirror (override with ORCH_PROVIDER_MIRROR) and writes .tools/terraformrc, \
+         or run the suite with `scripts/just test`"
+    );
+}
+
+/// A program of the project venv (`.tools/venv`, named by ORCH_TOOLS_VENV); fails, saying what to
+/// run, when it is missing.
+pub fn venv_program(name: &str) -> PathBuf {
+    let venv = std::env::var_os("ORCH_TOOLS_VENV").map(PathBuf::from);
+    let program = venv.as_ref().map(|v| v.join("bin").join(name));
+    assert!(
+        program.as_deref().is_some_and(Path::is_file),
+        "ORCH_TOOLS_VENV is unset or has no bin/{name} ({venv:?}): run `scripts/setup-python` (installs moto \
+         and checkov into .tools/venv) and set ORCH_TOOLS_VENV, or run the suite with `scripts/just test`"
+    );
+    program.expect("checked above")
+}
