@@ -46,9 +46,10 @@ lint:
 test: setup fmt-check lint
     cargo test --release
 
-# Fleet-scale benchmark (benches/fleet.rs).
+# Benchmarks: fleet scale (benches/fleet.rs), then the executor against a fake terraform and
+# real terraform + the emulator (benches/executor.rs; needs `scripts/just setup` first).
 bench:
-    cargo bench --bench fleet
+    cargo bench --bench fleet && cargo bench --bench executor
 
 # orch's main job on the shipped live/ tree: validate it, show the DAG, and plan every node with
 # real terraform against the local AWS emulator (the `sandbox` profile).
