@@ -83,7 +83,7 @@ static FIRST_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Validates every dir: the first alone (it warms the plugin cache), then two at a time (this
 /// machine's cores), each starting from the first one's dependency lock file. Without a lock
 /// file, concurrent inits race to create the same cache directory even when the cache is warm
-/// (what orch's own executor avoids the same way).
+/// (orch's executor avoids it by letting later inits trust the warm cache instead).
 fn validate_all(dirs: &[PathBuf]) {
     let (first, rest) = dirs.split_first().expect("the tree renders nodes");
     let first_result = {
