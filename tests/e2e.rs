@@ -325,7 +325,7 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     assert_eq!(access["document"]["Statement"][0]["Resource"], key["arn"]);
     assert_eq!(
         access["document"]["Statement"][0]["Action"],
-        serde_json::json!(["kms:Decrypt"])
+        serde_json::json!(["kms:Decrypt", "kms:ReEncryptFrom"])
     );
     let widened = key["policy"]["Statement"]
         .as_array()
