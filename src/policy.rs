@@ -434,6 +434,19 @@ pub fn explain(facts: &KeyFacts, policy: &KeyPolicy) -> String {
             add(short_principal(principal), words(cap, facts));
         }
     }
+    let symmetric =
+        facts.spec == KeySpec::SymmetricDefault && facts.usage == KeyUsage::EncryptDecrypt;
+    for principal in [Capability::ReadData, Capability::WriteData]
+        .iter()
+        .filter_map(|c| facts.access.grants.get(c))
+        .flatten()
+        .filter(|_| symmetric)
+    {
+        add(
+            short_principal(principal),
+            vec!["create grants for AWS services that work on its behalf".into()],
+        );
+    }
     for service in &facts.access.services {
         let what = service
             .capabilities
@@ -458,6 +471,21 @@ pub fn explain(facts: &KeyFacts, policy: &KeyPolicy) -> String {
         );
     }
     let mut out = String::new();
+    if !facts.access.encryption_context.is_empty() {
+        let context: Vec<String> = facts
+            .access
+            .encryption_context
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        lines.push((
+            "every data operation by a principal or another account".into(),
+            vec![format!(
+                "must carry the encryption context {}",
+                context.join(", ")
+            )],
+        ));
+    }
     for (who, mut what) in lines {
         what.dedup();
         out.push_str(&format!("{who}: {}\n", what.join(", ")));
@@ -484,6 +512,11 @@ fn words(cap: Capability, facts: &KeyFacts) -> Vec<String> {
             &["administer the key (policy, aliases, tags, enable and disable)"]
         }
         (Capability::ReadConfig, _) => &["read its configuration"],
+        (Capability::ReadData, KeyUsage::EncryptDecrypt)
+            if facts.spec == KeySpec::SymmetricDefault =>
+        {
+            &["decrypt", "re-encrypt from this key"]
+        }
         (Capability::ReadData, KeyUsage::EncryptDecrypt) => &["decrypt"],
         (Capability::ReadData, KeyUsage::SignVerify) => {
             &["verify signatures", "get the public key"]
@@ -493,7 +526,7 @@ fn words(cap: Capability, facts: &KeyFacts) -> Vec<String> {
         (Capability::WriteData, KeyUsage::EncryptDecrypt)
             if facts.spec == KeySpec::SymmetricDefault =>
         {
-            &["encrypt", "generate data keys", "re-encrypt"]
+            &["encrypt", "generate data keys", "re-encrypt to this key"]
         }
         (Capability::WriteData, KeyUsage::EncryptDecrypt) => &["encrypt"],
         (Capability::WriteData, KeyUsage::SignVerify) => &["sign"],
