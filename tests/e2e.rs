@@ -383,3 +383,97 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         "the IAM policy remains"
     );
 }
+
+/// Processes whose working directory is inside `root`.
+fn processes_in(root: &Path) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            cwd.starts_with(root)
+                .then(|| format!("{} {}", entry.file_name().to_string_lossy(), cwd.display()))
+        })
+        .filter(|p| !p.ends_with(&root.display().to_string()))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_during_a_real_apply_leaves_no_process_and_no_state_lock_behind() {
+    require_terraform();
+    let venv = venv();
+    let emulator = Emulator::start(&venv);
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    write(
+        root,
+        "live/orch.yaml",
+        "profiles:\n  sandbox: {endpoint: \"http://127.0.0.1:1\"}\n",
+    );
+    write(
+        root,
+        "live/prod/account.yaml",
+        "account_id: \"111111111111\"\nenvironment: prod\nrole_arn: arn:aws:iam::111111111111:role/orch-deployer\nregions: [us-east-1]\n",
+    );
+    for name in ["one", "two"] {
+        write(
+            root,
+            &format!("live/prod/us-east-1/{name}/node.yaml"),
+            "key_users: [arn:aws:iam::111111111111:role/app]\n",
+        );
+    }
+    let child = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .arg("--live")
+        .arg(root.join("live"))
+        .args([
+            "--profile",
+            "sandbox",
+            "--endpoint",
+            &emulator.endpoint,
+            "--no-color",
+        ])
+        .args(["apply", "--all", "--auto-approve", "--parallelism", "2"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for both saved plans: the applies start right after them, and creating a key takes
+    // the provider several seconds of waiting for it to settle.
+    let plans = ["one", "two"].map(|n| root.join(format!(".orch/work/prod/us-east-1/{n}/tfplan")));
+    let started = Instant::now();
+    while !plans.iter().all(|p| p.exists()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no plan within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signals the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        processes_in(root).is_empty(),
+        "left behind: {:?}",
+        processes_in(root)
+    );
+    for name in ["one", "two"] {
+        let state = root.join(format!(".orch/state/prod/us-east-1/{name}"));
+        assert!(
+            !state.join(".terraform.tfstate.lock.info").exists(),
+            "{name}: the state lock remains"
+        );
+    }
+    assert!(!root.join(".orch/lock").exists(), "orch's lock remains");
+    // The tree is usable at once: a new run finishes the job.
+    let again = orch(
+        root,
+        &emulator.endpoint,
+        &["apply", "--all", "--auto-approve"],
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+}
