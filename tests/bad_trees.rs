@@ -1365,3 +1365,24 @@ fn cycle_is_reported_with_field_errors() {
         );
     assert_eq!(out.reported_count(), 2, "{}", out.stderr);
 }
+
+#[test]
+fn a_node_that_does_not_load_is_one_error_not_also_a_dangling_reference() {
+    // The grant names a key whose own file is broken: that file's error is the only one.
+    let out = Tree::new()
+        .file(DATA, "description: x\nspec: BOGUS\n")
+        .file(
+            "live/prod/us-east-1/grant/node.yaml",
+            "kind: grant\nkey: prod/us-east-1/data\ngrantee: arn:aws:iam::222222222222:role/r\noperations: [Decrypt]\n",
+        )
+        .rejects(&[&format!("{DATA}:2")], &["unknown key spec `BOGUS`"]);
+    assert_eq!(out.reported_count(), 1, "{}", out.stderr);
+    let out = Tree::new()
+        .file(DATA, "description: [unclosed\n")
+        .file(
+            "live/prod/us-east-1/grant/node.yaml",
+            "kind: grant\nkey: prod/us-east-1/data\ngrantee: arn:aws:iam::222222222222:role/r\noperations: [Decrypt]\n",
+        )
+        .rejects(&[&format!("{DATA}:2")], &["malformed YAML"]);
+    assert_eq!(out.reported_count(), 1, "{}", out.stderr);
+}

@@ -29,6 +29,8 @@ pub struct Linker<'a> {
     pub accounts: &'a BTreeMap<String, Account>,
     /// The layered defaults of every (account, region), for synthesized replicas.
     pub layers: &'a BTreeMap<(String, String), MarkedMappingNode>,
+    /// Nodes that exist but did not load; references to them are not dangling.
+    pub broken: &'a std::collections::BTreeSet<Address>,
 }
 
 impl Linker<'_> {
@@ -167,7 +169,9 @@ impl Linker<'_> {
                 diags.push(replica_of_a_replica(&r.primary, &synthesized.primary));
                 continue;
             }
-            let Some(primary) = lookup_key(by_address, &r.primary, "replica_of", diags) else {
+            let Some(primary) =
+                lookup_key(by_address, self.broken, &r.primary, "replica_of", diags)
+            else {
                 continue;
             };
             let account = &self.accounts[&d.address.account];
@@ -414,7 +418,7 @@ impl Linker<'_> {
                         dep.span,
                         format!("{} depends on itself", d.address),
                     ));
-                } else if !exists(&dep.value) {
+                } else if !exists(&dep.value) && !self.broken.contains(&dep.value) {
                     diags.push(dangling(dep, "depends_on", &all));
                 }
             }
@@ -431,7 +435,9 @@ impl Linker<'_> {
                 Some(Body::Key(_)) | Some(Body::Replica(_))
             ) || replicas.iter().any(|r| r.address == key.value);
             if !exists(&key.value) {
-                diags.push(dangling(key, "key", &all));
+                if !self.broken.contains(&key.value) {
+                    diags.push(dangling(key, "key", &all));
+                }
                 continue;
             }
             if !is_key {
@@ -554,6 +560,7 @@ struct PlannedReplica<'d> {
 
 fn lookup_key<'d>(
     by_address: &BTreeMap<Address, &'d Declared>,
+    broken: &std::collections::BTreeSet<Address>,
     target: &Spanned<Address>,
     field: &str,
     diags: &mut Diagnostics,
@@ -571,6 +578,7 @@ fn lookup_key<'d>(
             ));
             None
         }
+        None if broken.contains(&target.value) => None,
         None => {
             let all: Vec<String> = by_address.keys().map(|a| a.to_string()).collect();
             diags.push(dangling(target, field, &all));

@@ -61,12 +61,29 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
     let mut layers = BTreeMap::new();
     let mut declared = Vec::new();
     let mut ids: BTreeMap<String, (String, Span)> = BTreeMap::new();
+    // Nodes that exist but could not be read: their own errors are reported, and a reference to
+    // one of them is not also "not a node of this tree".
+    let mut broken = BTreeSet::new();
     for raw_account in &raw.accounts {
-        let Some(file) = &raw_account.file else {
-            continue;
-        };
-        let Some((account, defaults)) = settings::read_account(&raw_account.name, file, &mut diags)
-        else {
+        for raw_region in &raw_account.regions {
+            for name in &raw_region.broken {
+                broken.insert(Address::new(&raw_account.name, &raw_region.name, name));
+            }
+        }
+        let account_read = raw_account
+            .file
+            .as_ref()
+            .and_then(|file| settings::read_account(&raw_account.name, file, &mut diags));
+        let Some((account, defaults)) = account_read else {
+            for raw_region in &raw_account.regions {
+                for raw_node in &raw_region.nodes {
+                    broken.insert(Address::new(
+                        &raw_account.name,
+                        &raw_region.name,
+                        &raw_node.name,
+                    ));
+                }
+            }
             continue;
         };
         // An account without a valid id has had its error; comparing it would only add noise.
@@ -139,15 +156,18 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
                 };
                 let effective = layer::merge(&region_layer, own);
                 let address = Address::new(&account.name, &raw_region.name, &raw_node.name);
-                if let Some(d) = node::decode(
-                    address,
+                match node::decode(
+                    address.clone(),
                     &account,
                     raw_node.file.source as u32,
                     effective,
                     custom_kinds,
                     &mut diags,
                 ) {
-                    declared.push(d);
+                    Some(d) => declared.push(d),
+                    None => {
+                        broken.insert(address);
+                    }
                 }
             }
             layers.insert(
@@ -161,6 +181,7 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
     let linker = link::Linker {
         accounts: &accounts,
         layers: &layers,
+        broken: &broken,
     };
     let nodes = linker.link(declared, &mut diags);
     diags.dedup();

@@ -23,6 +23,8 @@ pub struct RawRegion {
     pub name: String,
     pub file: Option<YamlFile>,
     pub nodes: Vec<RawNode>,
+    /// Nodes whose node.yaml exists but does not parse (the error is reported already).
+    pub broken: Vec<String>,
 }
 
 pub struct RawNode {
@@ -84,6 +86,7 @@ pub fn discover(live: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> 
             }
             check_stray_files(&region_dir, &["region.yaml"], diags);
             let mut nodes = Vec::new();
+            let mut broken = Vec::new();
             for (node, node_dir) in subdirs(&region_dir, diags) {
                 let path = node_dir.join("node.yaml");
                 let file = load_optional(&path, sources, diags);
@@ -100,13 +103,14 @@ pub fn discover(live: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> 
                         )
                         .with_help("add a node.yaml, or remove the directory"),
                     ),
-                    None => {}
+                    None => broken.push(node),
                 }
             }
             regions_found.push(RawRegion {
                 name: region,
                 file,
                 nodes,
+                broken,
             });
         }
         accounts.push(RawAccount {
