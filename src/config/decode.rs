@@ -2,6 +2,8 @@
 //! each unknown field with a did-you-mean, and every value comes back with its span. Errors are
 //! collected, never returned early, so one run reports everything wrong with a file.
 
+use std::collections::BTreeMap;
+
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
 use marked_yaml::Node;
 
@@ -193,6 +195,15 @@ impl<'n> Fields<'n> {
             }
         }
         Some(out)
+    }
+
+    /// A mapping of names to strings without their spans (encryption contexts); absent is empty.
+    pub fn plain_map(&mut self, name: &'static str) -> BTreeMap<String, String> {
+        self.string_map(name)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k.value, v.value))
+            .collect()
     }
 
     /// The mapping's own keys with their nodes, for maps keyed by user names (profiles, access).

@@ -499,12 +499,7 @@ fn read_access(f: &mut Fields) -> Access {
         root_access: true,
         ..Access::default()
     };
-    access.encryption_context = f
-        .string_map("encryption_context")
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.value, v.value))
-        .collect();
+    access.encryption_context = f.plain_map("encryption_context");
     if let Some(a) = f.map("access", "`access`") {
         let entries: Vec<_> = a.entries().collect();
         for (name, node) in entries {
@@ -700,15 +695,8 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
             }
         }
     }
-    let mut constraint = |name: &'static str| -> BTreeMap<String, String> {
-        f.string_map(name)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k.value, v.value))
-            .collect()
-    };
-    let equals = constraint("encryption_context_equals");
-    let subset = constraint("encryption_context_subset");
+    let equals = f.plain_map("encryption_context_equals");
+    let subset = f.plain_map("encryption_context_subset");
     if !equals.is_empty() && !subset.is_empty() {
         let span = f.key_span("encryption_context_subset").unwrap_or(f.span());
         f.error(
