@@ -313,21 +313,20 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
         Some(dag) if !diags.has_errors() => dag,
         _ => return Err(report(&fleet.sources, &diags, live)),
     };
-    for kind in BUILTIN_KINDS
+    if let Some(kind) = fleet
+        .nodes
         .iter()
-        .filter(|k| **k != "replica" || fleet.nodes.iter().any(|n| n.kind_name() == "replica"))
+        .map(|n| n.kind_name())
+        .find(|kind| !templates.kinds.contains(*kind))
     {
-        let used = fleet.nodes.iter().any(|n| n.kind_name() == *kind);
-        if used && !templates.kinds.contains(*kind) {
-            return Err(AppError::Usage(format!(
-                "the templates in {} have no `{kind}/` folder, which nodes of this tree use",
-                templates
-                    .dir
-                    .as_deref()
-                    .unwrap_or(Path::new("(built in)"))
-                    .display()
-            )));
-        }
+        return Err(AppError::Usage(format!(
+            "the templates in {} have no `{kind}/` folder, which nodes of this tree use",
+            templates
+                .dir
+                .as_deref()
+                .unwrap_or(Path::new("(built in)"))
+                .display()
+        )));
     }
     if !diags.is_empty() {
         eprint!("{}", diags.render(&fleet.sources));

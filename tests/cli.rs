@@ -311,3 +311,19 @@ fn an_administrator_who_can_decrypt_is_a_warning_and_with_strict_an_error() {
         "error: dev/us-east-1/app: arn:aws:iam::222222222222:role/admin can both administer"
     ));
 }
+
+#[test]
+fn a_kind_the_templates_lack_is_one_clear_error() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tree = shipped_copy()
+        .copy(&repo.join("templates"), "templates")
+        .remove("templates/grant");
+    let out = tree.run(&["validate"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("have no `grant/` folder, which nodes of this tree use"),
+        "{}",
+        out.stderr
+    );
+}
