@@ -161,8 +161,13 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                 .state_dir()
                 .join("outputs")
                 .join(format!("{}.json", node.address));
-            let text = std::fs::read_to_string(&path)
-                .map_err(|_| AppError::Usage(format!("{address} has no recorded outputs: it is not applied yet (orch apply {address})")))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                AppError::Usage(if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("{address} has no recorded outputs: it is not applied yet (orch apply {address})")
+                } else {
+                    format!("cannot read the recorded outputs {}: {e}", path.display())
+                })
+            })?;
             let outputs: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                 AppError::Usage(format!(
                     "{} is not valid JSON ({e}); apply {address} again",

@@ -80,18 +80,21 @@ impl Ended {
     }
 }
 
-/// Runs a command to its end, killing it and failing after [`HANG`].
-fn finish(mut cmd: Command) -> Ended {
-    let child = cmd
-        .env_remove("ORCH_LIVE")
+/// Starts a command without orch's environment variables and with no stdin.
+fn start(cmd: &mut Command, stdout: Stdio, stderr: Stdio) -> std::process::Child {
+    cmd.env_remove("ORCH_LIVE")
         .env_remove("ORCH_PROFILE")
         .env_remove("ORCH_TERRAFORM")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
-        .expect("start orch");
-    wait(child)
+        .expect("start orch")
+}
+
+/// Runs a command to its end, killing it and failing after [`HANG`].
+fn finish(mut cmd: Command) -> Ended {
+    wait(start(&mut cmd, Stdio::piped(), Stdio::piped()))
 }
 
 fn wait(mut child: std::process::Child) -> Ended {
@@ -563,12 +566,11 @@ fn concurrent_renders_all_succeed() {
     for round in 0..3 {
         let children: Vec<_> = (0..4)
             .map(|_| {
-                orch_cmd(&tree.path("live"), tree.root(), &["render", "--all"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                start(
+                    &mut orch_cmd(&tree.path("live"), tree.root(), &["render", "--all"]),
+                    Stdio::piped(),
+                    Stdio::piped(),
+                )
             })
             .collect();
         for child in children {
@@ -633,12 +635,11 @@ fn a_render_is_refused_while_a_run_holds_the_lock() {
 fn a_render_waits_for_another_render() {
     let tree = Tree::new();
     let lock = HeldLock::take(&tree, "render");
-    let child = orch_cmd(&tree.path("live"), tree.root(), &["render", "--all"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start(
+        &mut orch_cmd(&tree.path("live"), tree.root(), &["render", "--all"]),
+        Stdio::piped(),
+        Stdio::piped(),
+    );
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         !tree.path(".orch/work").exists(),
@@ -664,14 +665,8 @@ fn closed_pipe() -> OwnedFd {
 }
 
 fn with_closed_stdout(tree: &Tree, args: &[&str]) -> Ended {
-    let child = orch_cmd(&tree.path("live"), tree.root(), args)
-        .env_remove("ORCH_LIVE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(closed_pipe()))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait(child)
+    let mut cmd = orch_cmd(&tree.path("live"), tree.root(), args);
+    wait(start(&mut cmd, Stdio::from(closed_pipe()), Stdio::piped()))
 }
 
 #[test]
@@ -713,27 +708,22 @@ fn a_run_is_not_killed_by_a_closed_stdout() {
     let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform");
     let state = tree.path("fake-state");
     std::fs::create_dir_all(&state).unwrap();
-    let child = orch_cmd(
+    let mut cmd = orch_cmd(
         &tree.path("live"),
         tree.root(),
         &["plan", "--all", "--no-color", "--terraform-bin"],
-    )
-    .arg(&fake)
-    .env("FAKE_TF_STATE", &state)
-    .env("FAKE_TF_NO_CHANGES", "1")
-    .stdin(Stdio::null())
-    .stdout(Stdio::from(closed_pipe()))
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let out = wait(child);
+    );
+    cmd.arg(&fake)
+        .env("FAKE_TF_STATE", &state)
+        .env("FAKE_TF_NO_CHANGES", "1");
+    let out = wait(start(&mut cmd, Stdio::from(closed_pipe()), Stdio::piped()));
     out.ok();
     assert!(out.stderr.contains("prod/us-east-1/data"), "{}", out.stderr);
 }
 
 #[test]
 fn head_dash_one_on_a_long_listing_is_quiet() {
-    let tree = big_tree(2000);
+    let tree = big_tree(1000);
     let orch = env!("CARGO_BIN_EXE_orch");
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
@@ -749,13 +739,8 @@ fn head_dash_one_on_a_long_listing_is_quiet() {
 #[test]
 fn a_closed_stderr_ends_an_invalid_tree_quietly() {
     let tree = Tree::new().file("live/dev/us-east-1/app/node.yaml", "descriptoin: typo\n");
-    let child = orch_cmd(&tree.path("live"), tree.root(), &["validate"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(closed_pipe()))
-        .spawn()
-        .unwrap();
-    let out = wait(child);
+    let mut cmd = orch_cmd(&tree.path("live"), tree.root(), &["validate"]);
+    let out = wait(start(&mut cmd, Stdio::piped(), Stdio::from(closed_pipe())));
     assert_eq!(out.signal, Some(libc::SIGPIPE), "{out:?}");
     assert_eq!(out.stdout, "");
 }
