@@ -432,7 +432,7 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
         .find(|kind| !templates.kinds.contains(*kind))
     {
         return Err(AppError::Usage(format!(
-            "the templates in {} have no `{kind}/` folder, which nodes of this tree use",
+            "the templates in {}/ have no `{kind}/` folder, which nodes of this tree use",
             templates
                 .dir
                 .as_deref()
