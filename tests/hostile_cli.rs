@@ -956,6 +956,18 @@ fn a_read_only_orch_is_named_and_nothing_is_written() {
     assert!(!tree.path(".orch/lock").exists());
 }
 
+#[test]
+fn a_render_removes_the_temporaries_of_a_killed_one() {
+    let tree = Tree::new();
+    run(&tree, &["render", "--all"]).ok();
+    let leftover = tree.path(".orch/work/dev/us-east-1/app/.orch-tmp-999999-0");
+    std::fs::write(&leftover, "half a file").unwrap();
+    std::fs::write(tree.path(".orch/work/dev/us-east-1/app/notes.txt"), "mine").unwrap();
+    run(&tree, &["render", "--all"]).ok();
+    assert!(!leftover.exists());
+    assert!(tree.path(".orch/work/dev/us-east-1/app/notes.txt").exists());
+}
+
 /// A render of the base tree in a fresh directory: what each work file must hold.
 fn good_render(tree_with: impl Fn(Tree) -> Tree) -> Tree {
     let good = tree_with(Tree::new());

@@ -8,12 +8,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{RenderError, WriteStats};
 
+const TEMP_PREFIX: &str = ".orch-tmp-";
+
 /// A name for a temporary file or directory, unique across the threads and processes writing
 /// into one directory. Short and fixed-length, so it fits wherever the final name fits.
 fn temp_name() -> String {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     format!(
-        ".orch-tmp-{}-{}",
+        "{TEMP_PREFIX}{}-{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
@@ -71,6 +73,10 @@ pub fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<WriteStats, R
         if ours && is_file && !files.iter().any(|(n, _)| *n == name) {
             std::fs::remove_file(entry.path()).map_err(err(entry.path()))?;
             stats.removed += 1;
+        } else if is_file && name.starts_with(TEMP_PREFIX) {
+            // Left by a writer that was killed mid-write: the tree lock means no other writer is
+            // in this directory now, and this one's own temporaries are renamed already.
+            std::fs::remove_file(entry.path()).map_err(err(entry.path()))?;
         }
     }
     Ok(stats)
