@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use marked_yaml::types::MarkedMappingNode;
 
-use super::address::Address;
+use super::address::{check_name, Address};
 use super::decode::{to_json, Fields, Spanned};
 use super::model::{
     Access, Account, Capability, Custom, Grant, Key, KeyAccess, KeySpec, KeyUsage, Rotation,
@@ -102,6 +102,12 @@ pub fn decode(
         (None, false) => "key".to_string(),
     };
     if let Some(k) = &kind {
+        // A kind is printed as it is (`orch graph`), so it must be a plain name.
+        if let Err(why) = check_name(&k.value) {
+            f.error(k.span, format!("bad kind: {why}"));
+            diags.extend(f.diags);
+            return None;
+        }
         if !BUILTIN_KINDS.contains(&k.value.as_str()) && !custom_kinds.contains(&k.value) {
             let all: Vec<&str> = BUILTIN_KINDS
                 .iter()
@@ -134,7 +140,7 @@ pub fn decode(
             .help = Some("remove `kind` to declare a replica, or remove `replica_of`".into());
         }
     }
-    let tags = read_tags(&mut f, &account.environment);
+    let tags = read_tags(&mut f, &account.environment, &address);
     let depends_on = read_addresses(&mut f, "depends_on");
     let body = match kind_name.as_str() {
         "key" => read_key(&mut f, source).map(|k| Body::Key(Box::new(k))),
@@ -173,45 +179,123 @@ pub const K9_TAGS: [(&str, &str); 9] = [
 
 /// A node's tags: `tags:` merged down the tree, then the k9 named fields (`owner: alice` is the
 /// tag `Owner`, and wins over the same tag in `tags:`), then `Environment` (the account's) and
-/// `ManagedBy: orch` unless set already.
-pub fn read_tags(f: &mut Fields, environment: &str) -> BTreeMap<String, String> {
+/// `ManagedBy: orch` unless set already. Checked against AWS's rules for tags, 50 at most.
+pub fn read_tags(f: &mut Fields, environment: &str, address: &Address) -> BTreeMap<String, String> {
+    // Where each tag was set, to say where too many tags came from.
+    let mut origins: BTreeMap<String, Span> = BTreeMap::new();
     let mut tags = BTreeMap::new();
     for (k, v) in f.string_map("tags").unwrap_or_default() {
-        let key_ok = !k.value.is_empty()
-            && k.value.len() <= 128
-            && !k.value.starts_with("aws:")
-            && k.value
-                .chars()
-                .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c));
-        if !key_ok {
-            f.error(k.span, format!("`{}` is not a valid tag key", k.value))
-                .help = Some(
-                "tag keys are 1-128 letters, digits, spaces and _.:/=+-@, not starting with aws:"
-                    .into(),
+        if let Err(why) = check_tag_key(&k.value) {
+            f.error(k.span, why).help = Some(
+                "a tag key is 1-128 letters, digits, spaces and _ . : / = + - @, and does not start with aws:".into(),
             );
-        } else if v.value.len() > 256 {
-            f.error(v.span, "a tag value is at most 256 characters");
+        } else if let Err(why) = check_tag_value(&v.value) {
+            f.error(v.span, format!("the value of tag `{}` {why}", k.value))
+                .help =
+                Some("a tag value is 0-256 letters, digits, spaces and _ . : / = + - @".into());
         }
+        origins.insert(k.value.clone(), k.span);
         tags.insert(k.value, v.value);
     }
     for (field, tag) in K9_TAGS {
         if let Some(v) = f.string(field) {
-            if v.value.is_empty() || v.value.len() > 256 {
-                f.error(
-                    v.span,
-                    format!("`{field}` (the tag {tag}) must be 1-256 characters"),
-                );
+            if v.value.is_empty() {
+                f.error(v.span, format!("`{field}` (the tag {tag}) is empty"));
+            } else if let Err(why) = check_tag_value(&v.value) {
+                f.error(v.span, format!("`{field}` (the tag {tag}) {why}"))
+                    .help =
+                    Some("a tag value is 1-256 letters, digits, spaces and _ . : / = + - @".into());
             }
+            origins.insert(tag.to_string(), v.span);
             tags.insert(tag.to_string(), v.value);
         }
     }
-    if !environment.is_empty() {
-        tags.entry("Environment".into())
-            .or_insert_with(|| environment.to_string());
+    let mut added = Vec::new();
+    if !environment.is_empty() && !tags.contains_key("Environment") {
+        tags.insert("Environment".into(), environment.to_string());
+        added.push("Environment");
     }
-    tags.entry("ManagedBy".into())
-        .or_insert_with(|| "orch".into());
+    if !tags.contains_key("ManagedBy") {
+        tags.insert("ManagedBy".into(), "orch".into());
+        added.push("ManagedBy");
+    }
+    if tags.len() > MAX_TAGS {
+        too_many_tags(f, address, tags.len(), &origins, &added);
+    }
     tags
+}
+
+/// AWS allows 50 tags on a key (and on a bucket or an IAM policy).
+const MAX_TAGS: usize = 50;
+
+fn too_many_tags(
+    f: &mut Fields,
+    address: &Address,
+    count: usize,
+    origins: &BTreeMap<String, Span>,
+    added: &[&str],
+) {
+    let at = f.key_span("tags").unwrap_or(f.span());
+    let mut message =
+        format!("{address} would have {count} tags; AWS allows at most {MAX_TAGS} on a resource");
+    if !added.is_empty() {
+        message.push_str(&format!(" (orch adds {})", added.join(" and ")));
+    }
+    let d = f.error(at, message);
+    d.help = Some(
+        "remove tags here or from the defaults they are layered from (orch explain shows where each comes from)"
+            .into(),
+    );
+    // One note per file, at its first tag: the layers the count adds up from.
+    let mut by_source: BTreeMap<u32, (Span, usize)> = BTreeMap::new();
+    for span in origins.values() {
+        let entry = by_source.entry(span.source).or_insert((*span, 0));
+        entry.0 = entry.0.min(*span);
+        entry.1 += 1;
+    }
+    for (span, n) in by_source.values() {
+        d.notes
+            .push((*span, format!("{n} tag(s) set in this file")));
+    }
+}
+
+/// The characters AWS allows in tag keys and values: letters, digits, white space (not control
+/// characters) and `_ . : / = + - @`.
+fn tag_char(c: char) -> bool {
+    c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
+}
+
+fn check_tag_key(key: &str) -> Result<(), String> {
+    let length = key.chars().count();
+    let why = if !(1..=128).contains(&length) {
+        format!("it is {length} characters long, not 1-128")
+    } else if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+        "it starts with aws:, which AWS reserves".to_string()
+    } else if let Some(c) = key.chars().find(|c| !tag_char(*c)) {
+        format!(
+            "AWS does not allow the character {} in tags",
+            crate::diag::escape(&c.to_string())
+        )
+    } else {
+        return Ok(());
+    };
+    Err(format!("`{key}` is not a valid tag key: {why}"))
+}
+
+fn check_tag_value(value: &str) -> Result<(), String> {
+    let length = value.chars().count();
+    if length > 256 {
+        Err(format!(
+            "is {length} characters long; AWS takes at most 256"
+        ))
+    } else if let Some(c) = value.chars().find(|c| !tag_char(*c)) {
+        Err(format!(
+            "has a character AWS does not allow in tags: {}",
+            crate::diag::escape(&c.to_string())
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 fn read_addresses(f: &mut Fields, name: &'static str) -> Vec<Spanned<Address>> {
@@ -244,11 +328,7 @@ fn own(span: Span, source: u32) -> bool {
 }
 
 fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
-    let description = f.string("description").map(|d| d.value).unwrap_or_default();
-    if description.chars().count() > 8192 {
-        let span = f.key_span("description").unwrap_or(f.span());
-        f.error(span, "a key description is at most 8192 characters");
-    }
+    let description = read_description(f).unwrap_or_default();
     let aliases = read_aliases(f);
     let spec_field = f.string("spec");
     let spec = match &spec_field {
@@ -370,6 +450,20 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
         replicas,
         multi_region_span: multi_region_field.map(|b| b.span),
     })
+}
+
+/// A key's or a replica's description: AWS takes at most 8,192 characters.
+fn read_description(f: &mut Fields) -> Option<String> {
+    let description = f.string("description")?;
+    let length = description.value.chars().count();
+    if length > 8192 {
+        let span = f.key_span("description").unwrap_or(description.span);
+        f.error(
+            span,
+            format!("a key description is at most 8192 characters; this one has {length}"),
+        );
+    }
+    Some(description.value)
 }
 
 fn read_aliases(f: &mut Fields) -> Vec<Spanned<String>> {
@@ -618,9 +712,7 @@ fn read_services(f: &mut Fields, node: &marked_yaml::Node) -> Vec<ServiceAccess>
 }
 
 fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
-    let Some(list) = f.strings(field) else {
-        let span = f.span();
-        f.error(span, format!("missing `{field}`: a list of capabilities"));
+    let Some(list) = f.required_strings(field) else {
         return Vec::new();
     };
     if list.value.is_empty() {
@@ -644,7 +736,7 @@ fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
 
 fn read_replica(f: &mut Fields) -> Option<ReplicaDecl> {
     let primary = read_address(f, "replica_of");
-    let description = f.string("description").map(|d| d.value);
+    let description = read_description(f);
     let deletion_window_days = read_deletion_window(f);
     let is_enabled = f.bool("is_enabled").map(|b| b.value);
     let prevent_destroy = f.bool("prevent_destroy").map(|b| b.value);
@@ -672,11 +764,8 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
         }
     }
     let mut operations = Vec::new();
-    match f.strings("operations") {
-        None => {
-            let span = f.span();
-            f.error(span, "a grant is missing the required field `operations`");
-        }
+    match f.required_strings("operations") {
+        None => {}
         Some(list) if list.value.is_empty() => {
             f.error(
                 list.span,
@@ -704,10 +793,21 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
             "a grant takes either encryption_context_equals or encryption_context_subset, not both",
         );
     }
-    let grant_name = f
-        .string("name")
-        .map(|n| n.value)
-        .unwrap_or_else(|| address.name.clone());
+    let grant_name = match f.string("name") {
+        Some(n) => {
+            let ok = (1..=256).contains(&n.value.len())
+                && n.value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ":/_-".contains(c));
+            if !ok {
+                f.error(n.span, format!("`{}` is not a valid grant name", n.value))
+                    .help =
+                    Some("AWS takes 1-256 letters, digits, and : / _ - in a grant name".into());
+            }
+            n.value
+        }
+        None => address.name.clone(),
+    };
     Some(Grant {
         key: key?,
         grantee: grantee?.value,
@@ -722,11 +822,8 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
 fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Option<KeyAccess> {
     let key = read_address(f, "key");
     let mut roles = Vec::new();
-    match f.strings("roles") {
-        None => {
-            let span = f.span();
-            f.error(span, "key-access is missing the required field `roles`");
-        }
+    match f.required_strings("roles") {
+        None => {}
         Some(list) if list.value.is_empty() => {
             f.error(list.span, "`roles` has an empty principal list")
                 .help = Some("name the roles of this account that use the key".into());
@@ -766,10 +863,25 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
                 .help = Some("another account may read config and use the key (read-config, read-data, write-data), not administer it".into());
         }
     }
-    let policy_name = f
-        .string("policy_name")
-        .map(|n| n.value)
-        .unwrap_or_else(|| format!("orch-key-access-{}", address.name));
+    let policy_name = match f.string("policy_name") {
+        Some(n) => {
+            let ok = (1..=128).contains(&n.value.len())
+                && n.value
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+            if !ok {
+                f.error(
+                    n.span,
+                    format!("`{}` is not a valid IAM policy name", n.value),
+                )
+                .help = Some(
+                    "AWS takes 1-128 letters, digits, and _ + = , . @ - in a policy name".into(),
+                );
+            }
+            n.value
+        }
+        None => format!("orch-key-access-{}", address.name),
+    };
     Some(KeyAccess {
         key: key?,
         roles,
@@ -821,23 +933,63 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The variables orch gives every module (templates/common/variables.tf, and `key_arn` for a
+/// node that names a key). A node's `inputs` may not set them: `account_id` or `role_arn` from an
+/// input would deploy the node into another account.
+pub const ORCH_VARIABLES: &[&str] = &[
+    "account_id",
+    "default_tags",
+    "endpoint",
+    "key_arn",
+    "region",
+    "role_arn",
+];
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 fn read_custom(f: &mut Fields, kind: &str) -> Option<Custom> {
     let key = match f.node("key") {
         Some(_) => Some(read_address(f, "key")?),
         None => None,
     };
-    let inputs = match f.node("inputs").map(to_json) {
-        None => serde_json::Map::new(),
-        Some(serde_json::Value::Object(map)) => map,
-        Some(_) => {
+    let mut inputs = serde_json::Map::new();
+    if let Some(node) = f.node("inputs") {
+        let marked_yaml::Node::Mapping(map) = node else {
             let span = f.key_span("inputs").unwrap_or(f.span());
             f.error(
                 span,
                 "`inputs` must be a mapping of variable names to values",
             );
             return None;
+        };
+        for (name, value) in map.iter() {
+            let span = super::yaml::marker_span(name.span().start());
+            let name = name.as_str();
+            if ORCH_VARIABLES.contains(&name) {
+                f.error(span, format!("input `{name}` is a variable orch sets itself"))
+                    .help = Some(format!(
+                    "orch passes {} to every module; a node cannot set them (they decide where it deploys). Rename the input",
+                    ORCH_VARIABLES.join(", ")
+                ));
+            } else if !is_variable_name(name) {
+                f.error(span, format!("`{name}` is not a Terraform variable name"))
+                    .help = Some(
+                    "a variable name is a letter or _ followed by letters, digits, _ and -".into(),
+                );
+            } else if matches!(value, marked_yaml::Node::Scalar(s) if super::decode::is_null(s)) {
+                f.error(span, format!("input `{name}` has no value (null)"))
+                    .help = Some("remove the input to use the module's default".into());
+            } else {
+                inputs.insert(name.to_string(), to_json(value));
+            }
         }
-    };
+    }
     Some(Custom {
         kind: kind.to_string(),
         key,
@@ -848,6 +1000,20 @@ fn read_custom(f: &mut Fields, kind: &str) -> Option<Custom> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orch_variables_cover_the_common_templates() {
+        let common = include_str!("../../templates/common/variables.tf");
+        let declared: Vec<&str> = common
+            .lines()
+            .filter_map(|l| l.strip_prefix("variable \""))
+            .filter_map(|l| l.split('"').next())
+            .collect();
+        assert!(!declared.is_empty());
+        for name in declared {
+            assert!(ORCH_VARIABLES.contains(&name), "{name} is not reserved");
+        }
+    }
 
     #[test]
     fn bucket_names() {
