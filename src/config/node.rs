@@ -96,6 +96,10 @@ pub fn decode(
     // `has`, not a getter: `replica_of` is a field of replicas only, and must not be offered in
     // the list of fields of other kinds.
     let replica_of = f.has("replica_of");
+    if !replica_of && f.key_span("replica_of").is_some() {
+        // `replica_of: ~` is not set, like any null field; reading it marks it known.
+        f.node("replica_of");
+    }
     let kind_name = match (&kind, replica_of) {
         (Some(k), _) => k.value.clone(),
         (None, true) => "replica".to_string(),

@@ -78,7 +78,7 @@ pub fn discover(live: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> 
         Own::Broken => None,
     };
     root.check_stray_files(&["orch.yaml"], diags);
-    for (name, dir) in root.subdirs("orch.yaml") {
+    for (name, dir) in root.subdirs() {
         let listing = Listing::read(&dir, diags);
         let file = listing
             .as_ref()
@@ -103,7 +103,7 @@ pub fn discover(live: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> 
         }
         listing.check_stray_files(&["account.yaml"], diags);
         let mut regions_found = Vec::new();
-        for (region, region_dir) in listing.subdirs("account.yaml") {
+        for (region, region_dir) in listing.subdirs() {
             if let Some(found) = read_region(&name, &region, &region_dir, &mut tree, sources, diags)
             {
                 regions_found.push(found);
@@ -178,7 +178,7 @@ fn read_region(
         .remove(&(account.to_string(), region.to_string()));
     listing.check_stray_files(&["region.yaml"], diags);
     let mut nodes = Vec::new();
-    for (node, node_dir) in listing.subdirs("region.yaml") {
+    for (node, node_dir) in listing.subdirs() {
         let listing = Listing::read(&node_dir, diags);
         let file = listing
             .as_ref()
@@ -289,7 +289,7 @@ impl Listing {
                     diags.push(
                         Diagnostic::at_path(
                             entry.path(),
-                            format!("{} is a symbolic link", entry.path().display()),
+                            format!("`{name}` is a symbolic link"),
                         )
                         .with_help("orch does not follow links in the live/ tree (one could lead outside it, or show a node at two addresses); put the directory or file itself here"),
                     );
@@ -309,12 +309,9 @@ impl Listing {
             diags.push(
                 Diagnostic::at_path(
                     entry.path(),
-                    format!(
-                        "{} is {kind}, not a file or directory",
-                        entry.path().display()
-                    ),
+                    format!("`{name}` is {kind}, not a file or directory"),
                 )
-                .with_help("remove it: a live/ tree holds only directories and YAML files"),
+                .with_help("remove it: a live/ tree holds only directories and files"),
             );
             listing.refused.push(name);
         }
@@ -337,11 +334,10 @@ impl Listing {
         }
         if self.dirs.iter().any(|d| d == name) {
             diags.push(
-                Diagnostic::at_path(&path, format!("{} is a directory", path.display())).with_help(
-                    format!(
+                Diagnostic::at_path(&path, format!("`{name}` is a directory, not a file"))
+                    .with_help(format!(
                         "{name} must be a file; remove the directory and write {name} in its place"
-                    ),
-                ),
+                    )),
             );
             return Own::Broken;
         }
@@ -351,22 +347,35 @@ impl Listing {
         Own::Missing
     }
 
-    /// Sub-directories, but not one named like the directory's own file (reported by
-    /// [`Listing::own_file`]).
-    fn subdirs(&self, own: &str) -> Vec<(String, PathBuf)> {
+    /// Sub-directories, but not those named like YAML files (reported by
+    /// [`Listing::own_file`] and [`Listing::check_stray_files`]).
+    fn subdirs(&self) -> Vec<(String, PathBuf)> {
         self.dirs
             .iter()
-            .filter(|d| *d != own)
+            .filter(|d| !is_yaml_name(d))
             .map(|d| (d.clone(), self.dir.join(d)))
             .collect()
     }
 
-    /// YAML files other than the one a directory may hold are typos (`nodes.yaml`, `node.yml`).
+    /// YAML files other than the one a directory may hold are typos (`nodes.yaml`, `node.yml`);
+    /// a directory named like a YAML file is a file gone wrong.
     fn check_stray_files(&self, allowed: &[&str], diags: &mut Diagnostics) {
+        for name in &self.dirs {
+            if is_yaml_name(name) && !allowed.contains(&name.as_str()) {
+                diags.push(
+                    Diagnostic::at_path(
+                        self.dir.join(name),
+                        format!("`{name}` is a directory, not a file"),
+                    )
+                    .with_help(format!(
+                        "this directory may hold only {} and sub-directories; remove it",
+                        allowed.join(", ")
+                    )),
+                );
+            }
+        }
         for name in &self.files {
-            if (name.ends_with(".yaml") || name.ends_with(".yml"))
-                && !allowed.contains(&name.as_str())
-            {
+            if is_yaml_name(name) && !allowed.contains(&name.as_str()) {
                 diags.push(
                     Diagnostic::at_path(self.dir.join(name), format!("unexpected file `{name}`"))
                         .with_help(format!(
@@ -380,7 +389,7 @@ impl Listing {
 
     /// A node directory inside a node directory would never be read: nodes do not nest.
     fn check_nested_nodes(&self, diags: &mut Diagnostics) {
-        for (name, dir) in self.subdirs("node.yaml") {
+        for (name, dir) in self.subdirs() {
             if std::fs::symlink_metadata(dir.join("node.yaml")).is_ok() {
                 diags.push(
                     Diagnostic::at_path(
@@ -392,6 +401,10 @@ impl Listing {
             }
         }
     }
+}
+
+fn is_yaml_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
 fn cannot_read(path: &Path, err: &std::io::Error) -> Diagnostic {
