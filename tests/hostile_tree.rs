@@ -428,7 +428,8 @@ fn live_without_orch_yaml_reports_only_that() {
     for dir in ["bin", "etc/ssl", "home/alice/src", "usr/lib", "Var"] {
         tree = tree.file(&format!("live/{dir}/config.yml"), "x: 1\n");
     }
-    let out = tree.run(&["validate"]);
+    let tree = mkfifo(symlink(tree, "usr/lib", "live/lib"), "live/initctl");
+    let out = run_bounded(&tree, &["validate"], false);
     out.assert_invalid();
     out.assert_points_at("live");
     assert_eq!(
@@ -803,6 +804,38 @@ fn explain_and_graph_print_no_raw_control_characters() {
     let graph = tree.run(&["graph", "--format", "text"]);
     graph.assert_success();
     assert_no_raw_terminal_characters(&graph.stdout);
+}
+
+#[test]
+fn encryption_context_with_control_characters() {
+    // `orch policy --explain` prints encryption contexts: they are refused at validate.
+    let out = Tree::new()
+        .file(
+            APP,
+            "description: a\nkey_users: [arn:aws:iam::222222222222:role/app]\nencryption_context:\n  Dept: \"fin\\e[0m\"\n",
+        )
+        .rejects(
+            &[&format!("{APP}:4")],
+            &["`encryption_context`: `fin\\x1b[0m` holds the control or invisible character \\x1b"],
+        );
+    assert_no_raw_terminal_characters(&out.stderr);
+}
+
+#[test]
+fn endpoint_and_wave_name_with_invisible_characters() {
+    let out = Tree::new()
+        .file(
+            ORCH,
+            "profiles:\n  sandbox:\n    endpoint: \"http://127.0.0.1:5000/\\u202e\"\nwaves:\n  - {name: \"canary\\u2066\", match: [\"**\"]}\n",
+        )
+        .rejects(
+            &[&format!("{ORCH}:3"), &format!("{ORCH}:5")],
+            &[
+                "holds the control or invisible character \\u{202e}",
+                "`canary\\u{2066}` holds the control or invisible character \\u{2066}",
+            ],
+        );
+    assert_no_raw_terminal_characters(&out.stderr);
 }
 
 #[test]

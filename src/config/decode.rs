@@ -264,12 +264,29 @@ impl<'n> Fields<'n> {
     }
 
     /// A mapping of names to strings without their spans (encryption contexts); absent is empty.
+    /// Encryption contexts are printed by `orch policy --explain`, so neither their names nor
+    /// their values may hold a control or invisible character.
     pub fn plain_map(&mut self, name: &'static str) -> BTreeMap<String, String> {
-        self.string_map(name)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k.value, v.value))
-            .collect()
+        let mut out = BTreeMap::new();
+        for (k, v) in self.string_map(name).unwrap_or_default() {
+            for part in [&k, &v] {
+                if let Err(why) = printable(&part.value) {
+                    self.error(part.span, format!("`{name}`: {why}"));
+                }
+            }
+            out.insert(k.value, v.value);
+        }
+        out
+    }
+
+    /// [`Fields::string`] for text orch prints as it is (a binary, a URL, a wave's name): it may
+    /// not hold a control or invisible character.
+    pub fn printable_string(&mut self, name: &'static str) -> Option<Spanned<String>> {
+        let found = self.string(name)?;
+        if let Err(why) = printable(&found.value) {
+            self.error(found.span, format!("`{name}`: {why}"));
+        }
+        Some(found)
     }
 
     /// The mapping's own keys with their nodes, for maps keyed by names (profiles, access). An
@@ -316,6 +333,18 @@ impl<'n> Fields<'n> {
             };
             diags.push(d);
         }
+    }
+}
+
+/// Text without control characters and the invisible characters that reorder or hide text.
+pub fn printable(text: &str) -> Result<(), String> {
+    match text.chars().find(|c| crate::diag::needs_escape(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "`{}` holds the control or invisible character {}",
+            crate::diag::escape(text),
+            crate::diag::escape(&c.to_string())
+        )),
     }
 }
 

@@ -6,7 +6,7 @@ use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::Node;
 
 use super::address::check_name;
-use super::decode::Fields;
+use super::decode::{printable, Fields};
 use super::model::{Account, Backend, Profile, Settings, Wave};
 use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_role};
@@ -62,7 +62,7 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
     };
     f = f.at_file_start(file.source);
     if let Some(mut tf) = f.map("terraform", "`terraform`") {
-        if let Some(binary) = tf.string("binary") {
+        if let Some(binary) = tf.printable_string("binary") {
             if binary.value.trim().is_empty() {
                 tf.error(binary.span, "`binary` is empty")
                     .help = Some("name the terraform binary, or remove `binary` to use terraform or tofu on PATH".into());
@@ -231,7 +231,7 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
 
 fn read_profile(node: &Node, diags: &mut Diagnostics) -> Option<Profile> {
     let mut p = Fields::of(node, "a profile", diags)?;
-    let endpoint = p.string("endpoint");
+    let endpoint = p.printable_string("endpoint");
     if let Some(e) = &endpoint {
         if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
             || e.value.contains(['"', '\\', '$', ' '])
@@ -260,6 +260,15 @@ fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
         };
         let name = w.required_string("name");
         let patterns = w.required_strings("match");
+        // Rollout prints wave names and patterns as they are.
+        let texts = name
+            .iter()
+            .chain(patterns.iter().flat_map(|p| p.value.iter()));
+        for text in texts {
+            if let Err(why) = printable(&text.value) {
+                w.error(text.span, why);
+            }
+        }
         if let (Some(name), Some(patterns)) = (name, patterns) {
             if waves.iter().any(|x| x.name == name.value) {
                 w.error(name.span, format!("two waves are named `{}`", name.value));

@@ -63,20 +63,20 @@ impl Unloaded {
 /// otherwise bury it under an error for every directory of the disk).
 pub fn discover(live: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> RawTree {
     let mut tree = RawTree::default();
+    // Checked before the directory is listed, which reports what it finds.
+    if std::fs::symlink_metadata(live.join("orch.yaml"))
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        diags.push(
+            Diagnostic::at_path(live, format!("no orch.yaml in {}", live.display()))
+                .with_help("every live/ tree starts with an orch.yaml (it may be empty); pass --live DIR if the tree is elsewhere"),
+        );
+        return tree;
+    }
     let Some(root) = Listing::read(live, diags) else {
         return tree;
     };
-    tree.fleet = match root.own_file("orch.yaml", sources, diags) {
-        Own::Loaded(file) => Some(file),
-        Own::Missing => {
-            diags.push(
-                Diagnostic::at_path(live, format!("no orch.yaml in {}", live.display()))
-                    .with_help("every live/ tree starts with an orch.yaml (it may be empty); pass --live DIR if the tree is elsewhere"),
-            );
-            return tree;
-        }
-        Own::Broken => None,
-    };
+    tree.fleet = root.own_file("orch.yaml", sources, diags).loaded();
     root.check_stray_files(&["orch.yaml"], diags);
     for (name, dir) in root.subdirs() {
         let listing = Listing::read(&dir, diags);
