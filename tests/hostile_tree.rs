@@ -81,17 +81,7 @@ fn run_bounded(tree: &Tree, args: &[&str], as_nobody: bool) -> Output {
 /// [`Tree::rejects`], with every run bounded in time (and optionally as `nobody`).
 fn rejects_bounded(tree: &Tree, as_nobody: bool, at: &[&str], says: &[&str]) -> Output {
     let out = run_bounded(tree, &["validate"], as_nobody);
-    out.assert_invalid();
-    for location in at {
-        out.assert_points_at(location);
-    }
-    for fragment in says {
-        assert!(
-            out.stderr.contains(fragment),
-            "stderr lacks {fragment:?}:\n{}",
-            out.stderr
-        );
-    }
+    out.assert_rejects(at, says);
     run_bounded(tree, &["render", "--all"], as_nobody).assert_invalid();
     assert!(!tree.path(".orch").exists(), "an invalid tree rendered");
     out

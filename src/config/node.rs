@@ -797,21 +797,8 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
             "a grant takes either encryption_context_equals or encryption_context_subset, not both",
         );
     }
-    let grant_name = match f.string("name") {
-        Some(n) => {
-            let ok = (1..=256).contains(&n.value.len())
-                && n.value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ":/_-".contains(c));
-            if !ok {
-                f.error(n.span, format!("`{}` is not a valid grant name", n.value))
-                    .help =
-                    Some("AWS takes 1-256 letters, digits, and : / _ - in a grant name".into());
-            }
-            n.value
-        }
-        None => address.name.clone(),
-    };
+    let grant_name =
+        aws_name(f, "name", 256, ":/_-", "grant name").unwrap_or_else(|| address.name.clone());
     Some(Grant {
         key: key?,
         grantee: grantee?.value,
@@ -867,31 +854,38 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
                 .help = Some("another account may read config and use the key (read-config, read-data, write-data), not administer it".into());
         }
     }
-    let policy_name = match f.string("policy_name") {
-        Some(n) => {
-            let ok = (1..=128).contains(&n.value.len())
-                && n.value
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
-            if !ok {
-                f.error(
-                    n.span,
-                    format!("`{}` is not a valid IAM policy name", n.value),
-                )
-                .help = Some(
-                    "AWS takes 1-128 letters, digits, and _ + = , . @ - in a policy name".into(),
-                );
-            }
-            n.value
-        }
-        None => format!("orch-key-access-{}", address.name),
-    };
+    let policy_name = aws_name(f, "policy_name", 128, "_+=,.@-", "IAM policy name")
+        .unwrap_or_else(|| format!("orch-key-access-{}", address.name));
     Some(KeyAccess {
         key: key?,
         roles,
         capabilities,
         policy_name,
     })
+}
+
+/// A name AWS checks against its own pattern: 1 to `max` ASCII letters, digits and `extra`.
+fn aws_name(
+    f: &mut Fields,
+    field: &'static str,
+    max: usize,
+    extra: &str,
+    what: &str,
+) -> Option<String> {
+    let n = f.string(field)?;
+    let ok = (1..=max).contains(&n.value.len())
+        && n.value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+    if !ok {
+        let allowed: Vec<String> = extra.chars().map(String::from).collect();
+        f.error(n.span, format!("`{}` is not a valid {what}", n.value))
+            .help = Some(format!(
+            "AWS takes 1-{max} letters, digits, and {} in a {what}",
+            allowed.join(" ")
+        ));
+    }
+    Some(n.value)
 }
 
 fn read_s3_bucket(f: &mut Fields) -> Option<S3Bucket> {

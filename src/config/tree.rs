@@ -79,10 +79,7 @@ pub fn discover(live: &Path, sources: &mut Sources, diags: &mut Diagnostics) -> 
     tree.fleet = root.own_file("orch.yaml", sources, diags).loaded();
     root.check_stray_files(&["orch.yaml"], diags);
     for (name, dir) in root.subdirs() {
-        let listing = Listing::read(&dir, diags);
-        let file = listing
-            .as_ref()
-            .map_or(Own::Broken, |l| l.own_file("account.yaml", sources, diags));
+        let (listing, file) = Listing::open(&dir, "account.yaml", sources, diags);
         if !named_ok(&name, &dir, file.anchor(), "account", diags) {
             continue;
         }
@@ -127,10 +124,7 @@ fn read_region(
     sources: &mut Sources,
     diags: &mut Diagnostics,
 ) -> Option<RawRegion> {
-    let listing = Listing::read(dir, diags);
-    let file = listing
-        .as_ref()
-        .map_or(Own::Broken, |l| l.own_file("region.yaml", sources, diags));
+    let (listing, file) = Listing::open(dir, "region.yaml", sources, diags);
     let anchor = file.anchor();
     // Whatever is wrong with the directory, references to nodes under it are not dangling.
     tree.unloaded
@@ -179,10 +173,7 @@ fn read_region(
     listing.check_stray_files(&["region.yaml"], diags);
     let mut nodes = Vec::new();
     for (node, node_dir) in listing.subdirs() {
-        let listing = Listing::read(&node_dir, diags);
-        let file = listing
-            .as_ref()
-            .map_or(Own::Broken, |l| l.own_file("node.yaml", sources, diags));
+        let (listing, file) = Listing::open(&node_dir, "node.yaml", sources, diags);
         if !named_ok(&node, &node_dir, file.anchor(), "node", diags) {
             continue;
         }
@@ -318,6 +309,20 @@ impl Listing {
         listing.files.sort();
         listing.dirs.sort();
         Some(listing)
+    }
+
+    /// Lists `dir` and loads its own file `own` (`node.yaml`).
+    fn open(
+        dir: &Path,
+        own: &str,
+        sources: &mut Sources,
+        diags: &mut Diagnostics,
+    ) -> (Option<Listing>, Own) {
+        let listing = Listing::read(dir, diags);
+        let file = listing
+            .as_ref()
+            .map_or(Own::Broken, |l| l.own_file(own, sources, diags));
+        (listing, file)
     }
 
     /// Loads the file the directory holds by `name`, reporting it when it is a directory.
