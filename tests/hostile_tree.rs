@@ -879,10 +879,27 @@ fn more_than_50_tags_after_layering() {
         .rejects(
             &[&format!("{APP}:3"), &format!("{ORCH}:3"), &format!("{APP}:4")],
             &[
-                "dev/us-east-1/app would have 51 tags; AWS allows at most 50 on a resource (orch adds Environment and ManagedBy)",
+                "a node would have 51 tags; AWS allows at most 50 on a resource (orch adds Environment and ManagedBy)",
+                "dev/us-east-1/app is a node with these tags",
                 "30 tag(s) set in this file",
                 "19 tag(s) set in this file",
             ],
+        );
+    assert_eq!(out.errors().len(), 1, "{}", out.stderr);
+}
+
+#[test]
+fn too_many_tags_from_a_default_is_one_error() {
+    let account_tags: String = (0..49).map(|i| format!("    Team{i}: x\n")).collect();
+    let out = Tree::new()
+        .file(
+            DEV,
+            &format!("account_id: \"222222222222\"\nenvironment: dev\nregions: [us-east-1]\ndefaults:\n  key_administrators: [arn:aws:iam::222222222222:role/admin]\n  tags:\n{account_tags}"),
+        )
+        .file("live/dev/us-east-1/other/node.yaml", "description: b\n")
+        .rejects(
+            &[&format!("{DEV}:6")],
+            &["a node would have 51 tags", "49 tag(s) set in this file"],
         );
     assert_eq!(out.errors().len(), 1, "{}", out.stderr);
 }
@@ -897,7 +914,10 @@ fn too_many_tags_on_a_synthesized_replica() {
         )
         .rejects(
             &["live/prod/eu-west-1/region.yaml:3"],
-            &["prod/eu-west-1/data would have 51 tags"],
+            &[
+                "a node would have 51 tags",
+                "prod/eu-west-1/data is a node with these tags",
+            ],
         );
 }
 

@@ -363,7 +363,11 @@ impl Linker<'_> {
                 // Repeats of the primary's are dropped by `Diagnostics::dedup`.
                 let environment = &self.accounts[&planned.address.account].environment;
                 let mut fields = super::decode::Fields::new(&effective, "node.yaml");
-                let tags = super::node::read_tags(&mut fields, environment, &planned.address);
+                let tags = super::node::read_tags(
+                    &mut fields,
+                    environment,
+                    (&planned.address, planned.span),
+                );
                 diags.extend(std::mem::take(&mut fields.diags));
                 (effective, tags, Vec::new(), None)
             }

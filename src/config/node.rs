@@ -144,7 +144,7 @@ pub fn decode(
             .help = Some("remove `kind` to declare a replica, or remove `replica_of`".into());
         }
     }
-    let tags = read_tags(&mut f, &account.environment, &address);
+    let tags = read_tags(&mut f, &account.environment, (&address, span));
     let depends_on = read_addresses(&mut f, "depends_on");
     let body = match kind_name.as_str() {
         "key" => read_key(&mut f, source).map(|k| Body::Key(Box::new(k))),
@@ -184,7 +184,12 @@ pub const K9_TAGS: [(&str, &str); 9] = [
 /// A node's tags: `tags:` merged down the tree, then the k9 named fields (`owner: alice` is the
 /// tag `Owner`, and wins over the same tag in `tags:`), then `Environment` (the account's) and
 /// `ManagedBy: orch` unless set already. Checked against AWS's rules for tags, 50 at most.
-pub fn read_tags(f: &mut Fields, environment: &str, address: &Address) -> BTreeMap<String, String> {
+/// `node` is the node (its address and where it is declared), for the error about too many tags.
+pub fn read_tags(
+    f: &mut Fields,
+    environment: &str,
+    node: (&Address, Span),
+) -> BTreeMap<String, String> {
     // Where each tag was set, to say where too many tags came from.
     let mut origins: BTreeMap<String, Span> = BTreeMap::new();
     let mut tags = BTreeMap::new();
@@ -224,7 +229,7 @@ pub fn read_tags(f: &mut Fields, environment: &str, address: &Address) -> BTreeM
         added.push("ManagedBy");
     }
     if tags.len() > MAX_TAGS {
-        too_many_tags(f, address, tags.len(), &origins, &added);
+        too_many_tags(f, node, tags.len(), &origins, &added);
     }
     tags
 }
@@ -232,16 +237,19 @@ pub fn read_tags(f: &mut Fields, environment: &str, address: &Address) -> BTreeM
 /// AWS allows 50 tags on a key (and on a bucket or an IAM policy).
 const MAX_TAGS: usize = 50;
 
+/// Too many tags, at the `tags:` that sets the last layer of them. The message leaves the node
+/// out, so when a default is to blame, every node that inherits it gives the same error and
+/// `Diagnostics::dedup` reports it once (with one node to start looking from).
 fn too_many_tags(
     f: &mut Fields,
-    address: &Address,
+    (address, declared): (&Address, Span),
     count: usize,
     origins: &BTreeMap<String, Span>,
     added: &[&str],
 ) {
-    let at = f.key_span("tags").unwrap_or(f.span());
+    let at = f.key_span("tags").unwrap_or(declared);
     let mut message =
-        format!("{address} would have {count} tags; AWS allows at most {MAX_TAGS} on a resource");
+        format!("a node would have {count} tags; AWS allows at most {MAX_TAGS} on a resource");
     if !added.is_empty() {
         message.push_str(&format!(" (orch adds {})", added.join(" and ")));
     }
@@ -257,6 +265,8 @@ fn too_many_tags(
         entry.0 = entry.0.min(*span);
         entry.1 += 1;
     }
+    d.notes
+        .push((declared, format!("{address} is a node with these tags")));
     for (span, n) in by_source.values() {
         d.notes
             .push((*span, format!("{n} tag(s) set in this file")));

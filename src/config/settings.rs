@@ -143,7 +143,9 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
     let key_prefix = b.string("key_prefix");
     let table = b.string("dynamodb_table");
     let backend = match kind.as_ref().map(|k| k.value.as_str()) {
-        Some("local") | None => {
+        // A missing or null `type` has had its error.
+        None => Backend::Local,
+        Some("local") => {
             // A setting of the s3 backend under `type: local` would be silently ignored.
             for (field, value) in [
                 ("bucket", &bucket),
