@@ -370,8 +370,7 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
     let complete = !diags.has_errors();
     for node in &fleet.nodes {
         if let Some(facts) = KeyFacts::of(&fleet, node) {
-            let built = policy::build(&facts);
-            for problem in policy::check(&facts, &built) {
+            for problem in policy::check(&facts) {
                 diags.push(policy_error(node, &facts, &problem));
             }
             for warning in policy::warnings(&facts) {
@@ -459,7 +458,7 @@ fn policy_error(node: &config::Node, facts: &KeyFacts, problem: &policy::Problem
         policy::Problem::Lockout | policy::Problem::DeployerLockout(_) => {
             facts.access.root_access_span.unwrap_or(node.span)
         }
-        policy::Problem::TooLarge(_) => node.span,
+        policy::Problem::TooLarge { at, .. } => at.unwrap_or(node.span),
     };
     if span.source == node.span.source {
         Diagnostic::error(span, format!("{}: {}", node.address, problem.message()))

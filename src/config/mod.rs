@@ -20,6 +20,7 @@ use std::path::Path;
 pub use address::Address;
 pub use model::*;
 pub use node::BUILTIN_KINDS;
+pub use principal::partition_of;
 
 use crate::diag::{Diagnostic, Diagnostics, Sources, Span};
 

@@ -11,7 +11,7 @@ use super::model::{
     Access, Account, Capability, Custom, Grant, Key, KeyAccess, KeySpec, KeyUsage, Rotation,
     S3Bucket, ServiceAccess,
 };
-use super::principal::{check_principal, check_role};
+use super::principal::{check_partition, check_principal, check_role, check_service};
 use crate::diag::{did_you_mean, Diagnostics, Span};
 
 pub const BUILTIN_KINDS: &[&str] = &["key", "replica", "grant", "key-access", "s3-bucket"];
@@ -147,7 +147,7 @@ pub fn decode(
     let tags = read_tags(&mut f, &account.environment, (&address, span));
     let depends_on = read_addresses(&mut f, "depends_on");
     let body = match kind_name.as_str() {
-        "key" => read_key(&mut f, source).map(|k| Body::Key(Box::new(k))),
+        "key" => read_key(&mut f, source, &address.region).map(|k| Body::Key(Box::new(k))),
         "replica" => read_replica(&mut f).map(Body::Replica),
         "grant" => read_grant(&mut f, &address).map(Body::Grant),
         "key-access" => read_key_access(&mut f, &address, account).map(Body::KeyAccess),
@@ -341,7 +341,7 @@ fn own(span: Span, source: u32) -> bool {
     span.source == source
 }
 
-fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
+fn read_key(f: &mut Fields, source: u32, region: &str) -> Option<KeyDecl> {
     let description = read_description(f).unwrap_or_default();
     let aliases = read_aliases(f);
     let spec_field = f.string("spec");
@@ -401,7 +401,7 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
     let multi_region_field = f.bool("multi_region");
     let multi_region = multi_region_field.as_ref().is_some_and(|b| b.value);
     let replicas = read_replicas(f);
-    let access = read_access(f);
+    let access = read_access(f, region);
     let symmetric = spec == KeySpec::SymmetricDefault && usage == KeyUsage::EncryptDecrypt;
     if !access.encryption_context.is_empty() && !symmetric {
         let span = f.key_span("encryption_context").unwrap_or(f.span());
@@ -419,6 +419,7 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
         .bool("bypass_policy_lockout_safety_check")
         .map(|b| b.value)
         .unwrap_or(false);
+    let policy_span = f.key_span("policy");
     let policy_override = f.node("policy").and_then(|node| {
         let json = match node {
             marked_yaml::Node::Scalar(s) => {
@@ -442,7 +443,7 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
             );
             return None;
         }
-        Some(json.to_string())
+        Some(Spanned::new(json.to_string(), policy_span?))
     });
     Some(KeyDecl {
         key: Key {
@@ -601,8 +602,9 @@ fn read_replicas(f: &mut Fields) -> Option<Spanned<Replicas>> {
     }
 }
 
-/// The access model: `access:` capabilities, the admin/user sugar, and `services:`.
-fn read_access(f: &mut Fields) -> Access {
+/// The access model: `access:` capabilities, the admin/user sugar, and `services:`, for a key in
+/// `region` (its principals must be of that region's partition).
+fn read_access(f: &mut Fields, region: &str) -> Access {
     let mut access = Access {
         root_access: true,
         ..Access::default()
@@ -621,7 +623,14 @@ fn read_access(f: &mut Fields) -> Access {
             };
             let list = super::decode::strings_of(node, name.value, &mut f.diags);
             if let Some(list) = list {
-                add_principals(f, &mut access, &[cap], list, name.value);
+                add_principals(
+                    f,
+                    &mut access,
+                    &[cap],
+                    (list, name.span),
+                    name.value,
+                    region,
+                );
             }
         }
     }
@@ -643,8 +652,15 @@ fn read_access(f: &mut Fields) -> Access {
     ];
     for (field, caps) in sugar {
         if let Some(list) = f.strings(field) {
-            add_principals(f, &mut access, caps, list, field);
+            let key = f.key_span(field).unwrap_or(list.span);
+            add_principals(f, &mut access, caps, (list, key), field, region);
         }
+    }
+    // Sorted and deduplicated once, at the end: per insertion it made 100,000 principals take
+    // minutes.
+    for principals in access.grants.values_mut() {
+        principals.sort_unstable();
+        principals.dedup();
     }
     if let Some(root) = f.bool("root_access") {
         access.root_access = root.value;
@@ -652,37 +668,64 @@ fn read_access(f: &mut Fields) -> Access {
     }
     if let Some(node) = f.node("services") {
         access.services = read_services(f, node);
+        // A service's statements are a few hundred bytes before their regions.
+        let weight = access.services.len() * 400;
+        let key = f.key_span("services").unwrap_or(super::yaml::span_of(node));
+        note_list(&mut access, key, weight);
     }
     access
+}
+
+/// A service's statement admits every principal of the account (`Principal: "*"`), pinned only
+/// by `kms:ViaService`: it may read and write data, nothing else.
+fn service_capability(cap: Capability) -> Result<(), (String, String)> {
+    if cap.is_data() {
+        return Ok(());
+    }
+    Err((
+        format!("a service cannot be given `{cap}`: its statement admits every principal of the account (`Principal: \"*\"`), pinned only by kms:ViaService"),
+        format!("services get read-data and write-data (and kms:DescribeKey with them); give `{cap}` to a named role under `access:`"),
+    ))
+}
+
+/// Records a list as the largest so far if it adds more bytes to the policy than any before.
+fn note_list(access: &mut Access, span: Span, weight: usize) {
+    if access.largest_list.is_none_or(|(_, most)| weight > most) {
+        access.largest_list = Some((span, weight));
+    }
 }
 
 fn add_principals(
     f: &mut Fields,
     access: &mut Access,
     caps: &[Capability],
-    list: Spanned<Vec<Spanned<String>>>,
+    (list, key): (Spanned<Vec<Spanned<String>>>, Span),
     field: &str,
+    region: &str,
 ) {
     if list.value.is_empty() {
         f.error(list.span, format!("`{field}` has an empty principal list"))
             .help = Some("name at least one principal, or remove the entry".into());
         return;
     }
+    // Each principal is a quoted string and a comma in every statement of its capabilities.
+    let weight = caps.len() * list.value.iter().map(|p| p.value.len() + 3).sum::<usize>();
+    note_list(access, key, weight);
     for p in list.value {
-        if let Err(why) = check_principal(&p.value) {
+        if let Err(why) = check_principal(&p.value).and_then(|_| check_partition(&p.value, region))
+        {
             f.error(p.span, why);
             continue;
         }
         for cap in caps {
-            let principals = access.grants.entry(*cap).or_default();
-            if !principals.contains(&p.value) {
-                principals.push(p.value.clone());
-                principals.sort();
-            }
+            access.grants.entry(*cap).or_default().push(p.value.clone());
         }
     }
 }
 
+/// `services:`: AWS services that may use the key on behalf of the key's account, pinned by
+/// `kms:ViaService` and `kms:CallerAccount`. Its statements name `Principal: "*"`, so a service
+/// gets data capabilities only; each service is listed once, and no two may share a Sid.
 fn read_services(f: &mut Fields, node: &marked_yaml::Node) -> Vec<ServiceAccess> {
     let marked_yaml::Node::Sequence(seq) = node else {
         f.error(
@@ -692,40 +735,62 @@ fn read_services(f: &mut Fields, node: &marked_yaml::Node) -> Vec<ServiceAccess>
         return Vec::new();
     };
     let mut out = Vec::new();
+    let mut stems: BTreeMap<String, (String, Span)> = BTreeMap::new();
     for item in seq.iter() {
         let Some(mut s) = Fields::of(item, "a service entry", &mut f.diags) else {
             continue;
         };
         let service = s.required_string("service");
-        if let Some(svc) = &service {
-            let ok = !svc.value.is_empty()
-                && svc
-                    .value
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !ok {
-                s.error(
-                    svc.span,
-                    format!(
-                        "`{}` is not an AWS service name (e.g. s3, rds, secretsmanager)",
-                        svc.value
-                    ),
-                );
+        let caps = if s.has("capabilities") {
+            read_capabilities(&mut s, "capabilities", service_capability)
+        } else {
+            vec![Capability::ReadData, Capability::WriteData]
+        };
+        let Some(svc) = service else {
+            s.finish(&mut f.diags, None);
+            continue;
+        };
+        if let Err(why) = check_service(&svc.value) {
+            s.error(svc.span, why);
+        } else {
+            let entry = ServiceAccess {
+                service: svc.value.clone(),
+                capabilities: caps,
+            };
+            let stem = entry.sid_stem();
+            match stems.get(&stem) {
+                Some((first, at)) if *first == svc.value => {
+                    let at = *at;
+                    let d = s.error(svc.span, format!("the service `{first}` is listed twice"));
+                    d.notes.push((at, "first listed here".into()));
+                    d.help = Some("list each service once, with all its capabilities".into());
+                }
+                Some((first, at)) => {
+                    let (first, at) = (first.clone(), *at);
+                    let d = s.error(
+                        svc.span,
+                        format!("the services `{first}` and `{}` would share the statement id ViaService{stem}", svc.value),
+                    );
+                    d.notes.push((at, format!("`{first}` is listed here")));
+                    d.help = Some(format!("AWS refuses a policy with two statements of one Sid; keep one of them (the ViaService names are `{first}.<region>.amazonaws.com` and `{}.<region>.amazonaws.com`)", svc.value));
+                }
+                None => {
+                    stems.insert(stem, (svc.value.clone(), svc.span));
+                    out.push(entry);
+                }
             }
         }
-        let caps = read_capabilities(&mut s, "capabilities");
         s.finish(&mut f.diags, None);
-        if let Some(svc) = service {
-            out.push(ServiceAccess {
-                service: svc.value,
-                capabilities: caps,
-            });
-        }
     }
     out
 }
 
-fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
+/// A list of capabilities, each checked by `allowed` (an error message and help when refused).
+fn read_capabilities(
+    f: &mut Fields,
+    field: &'static str,
+    allowed: fn(Capability) -> Result<(), (String, String)>,
+) -> Vec<Capability> {
     let Some(list) = f.required_strings(field) else {
         return Vec::new();
     };
@@ -735,8 +800,13 @@ fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
     let mut caps = Vec::new();
     for c in list.value {
         match Capability::parse(&c.value) {
-            Some(cap) if !caps.contains(&cap) => caps.push(cap),
-            Some(_) => {}
+            Some(cap) => {
+                if let Err((why, help)) = allowed(cap) {
+                    f.error(c.span, why).help = Some(help);
+                } else if !caps.contains(&cap) {
+                    caps.push(cap);
+                }
+            }
             None => {
                 let d = f.error(c.span, format!("unknown capability `{}`", c.value));
                 d.help = did_you_mean(&c.value, Capability::ALL.iter().map(|c| c.name()))
@@ -767,13 +837,17 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
     let key = read_address(f, "key");
     let grantee = f.required_string("grantee");
     if let Some(g) = &grantee {
-        if let Err(why) = check_principal(&g.value) {
+        if let Err(why) =
+            check_principal(&g.value).and_then(|_| check_partition(&g.value, &address.region))
+        {
             f.error(g.span, why);
         }
     }
     let retiring = f.string("retiring_principal");
     if let Some(r) = &retiring {
-        if let Err(why) = check_principal(&r.value) {
+        if let Err(why) =
+            check_principal(&r.value).and_then(|_| check_partition(&r.value, &address.region))
+        {
             f.error(r.span, why);
         }
     }
@@ -831,7 +905,9 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
         }
         Some(list) => {
             for r in list.value {
-                match check_role(&r.value) {
+                let role = check_role(&r.value)
+                    .and_then(|a| check_partition(&r.value, &address.region).map(|_| a));
+                match role {
                     // An account without a valid id has had its error; there is nothing to
                     // compare against.
                     Ok(role_account)
@@ -856,7 +932,7 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
             }
         }
     }
-    let capabilities = read_capabilities(f, "capabilities");
+    let capabilities = read_capabilities(f, "capabilities", |_| Ok(()));
     for cap in &capabilities {
         if matches!(cap, Capability::AdministerResource | Capability::DeleteData) {
             let span = f.key_span("capabilities").unwrap_or(f.span());
