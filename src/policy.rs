@@ -871,6 +871,17 @@ mod tests {
         }
     }
 
+    /// Another account reads the key's configuration and data, which must carry a context.
+    fn widen_with_context(access: &mut Access) {
+        access.external_accounts.insert(
+            "222222222222".into(),
+            vec![Capability::ReadConfig, Capability::ReadData],
+        );
+        access
+            .encryption_context
+            .insert("Department".into(), "finance".into());
+    }
+
     const APP: &str = "arn:aws:iam::111111111111:role/app";
     const ADMIN: &str = "arn:aws:iam::111111111111:role/admin";
 
@@ -1090,13 +1101,7 @@ mod tests {
         access
             .services
             .push(service("s3-grants", &[Capability::ReadData]));
-        access.external_accounts.insert(
-            "222222222222".into(),
-            vec![Capability::ReadConfig, Capability::ReadData],
-        );
-        access
-            .encryption_context
-            .insert("Department".into(), "finance".into());
+        widen_with_context(&mut access);
         let policy = build(&facts(&account, &access));
         let sids: Vec<&str> = statements(&policy).iter().map(|s| s.sid.as_str()).collect();
         let unique: BTreeSet<&str> = sids.iter().copied().collect();
@@ -1111,13 +1116,7 @@ mod tests {
         access
             .grants
             .insert(Capability::ReadConfig, vec![APP.into()]);
-        access.external_accounts.insert(
-            "222222222222".into(),
-            vec![Capability::ReadConfig, Capability::ReadData],
-        );
-        access
-            .encryption_context
-            .insert("Department".into(), "finance".into());
+        widen_with_context(&mut access);
         let f = facts(&account, &access);
         let policy = build(&f);
         assert!(by_sid(&policy, "ReadData").condition.is_some());

@@ -341,30 +341,16 @@ fn sids_are_unique_and_a_named_principal_keeps_control() {
 #[test]
 fn generated_policies_name_only_actions_of_their_key_type() {
     let tree = fixture();
-    for &(address, spec, usage, multi_region) in KEYS {
-        if address.ends_with("/override") {
-            continue;
-        }
-        let out = tree.run(&["policy", address]);
-        let policy: Value = serde_json::from_str(&out.assert_success().stdout).unwrap();
+    for (address, spec, usage, multi_region, policy) in generated_policies(&tree) {
         let mut allowed: BTreeSet<&str> = ANY_KEY.iter().copied().collect();
         allowed.extend(usage_actions(spec, usage));
         if multi_region {
             allowed.extend(MULTI_REGION);
         }
         for statement in policy["Statement"].as_array().unwrap() {
-            let actions: Vec<&str> = match &statement["Action"] {
-                Value::String(one) => vec![one.as_str()],
-                many => many
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|a| a.as_str().unwrap())
-                    .collect(),
-            };
-            let foreign: Vec<&&str> = actions
-                .iter()
-                .filter(|a| **a != "kms:*" && !allowed.contains(**a))
+            let foreign: Vec<&str> = statement_actions(statement)
+                .into_iter()
+                .filter(|a| *a != "kms:*" && !allowed.contains(a))
                 .collect();
             assert!(
                 foreign.is_empty(),
