@@ -322,7 +322,20 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     assert_eq!(own["description"], "shared key");
     let access = &shared["iam"]["orch-key-access-reader"];
     assert_eq!(access["roles"], serde_json::json!(["reader"]));
-    assert_eq!(access["document"]["Statement"][0]["Resource"], key["arn"]);
+    // Every member of the key family admits the consumer, so its IAM policy names them all.
+    let family: Vec<String> = ["ap-southeast-2", "eu-west-1", "us-east-1"]
+        .iter()
+        .map(|region| {
+            key["arn"]
+                .as_str()
+                .unwrap()
+                .replace(":us-east-1:", &format!(":{region}:"))
+        })
+        .collect();
+    assert_eq!(
+        access["document"]["Statement"][0]["Resource"],
+        serde_json::json!(family)
+    );
     assert_eq!(
         access["document"]["Statement"][0]["Action"],
         serde_json::json!(["kms:Decrypt", "kms:ReEncryptFrom"])

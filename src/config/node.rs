@@ -11,7 +11,7 @@ use super::model::{
     Access, Account, Capability, Custom, Grant, Key, KeyAccess, KeySpec, KeyUsage, Rotation,
     S3Bucket, ServiceAccess,
 };
-use super::principal::{check_partition, check_principal, check_role, check_service};
+use super::principal::{check_principal_in, check_role_in, check_service};
 use crate::diag::{did_you_mean, Diagnostics, Span};
 
 pub const BUILTIN_KINDS: &[&str] = &["key", "replica", "grant", "key-access", "s3-bucket"];
@@ -712,8 +712,7 @@ fn add_principals(
     let weight = caps.len() * list.value.iter().map(|p| p.value.len() + 3).sum::<usize>();
     note_list(access, key, weight);
     for p in list.value {
-        if let Err(why) = check_principal(&p.value).and_then(|_| check_partition(&p.value, region))
-        {
+        if let Err(why) = check_principal_in(&p.value, region) {
             f.error(p.span, why);
             continue;
         }
@@ -837,17 +836,13 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
     let key = read_address(f, "key");
     let grantee = f.required_string("grantee");
     if let Some(g) = &grantee {
-        if let Err(why) =
-            check_principal(&g.value).and_then(|_| check_partition(&g.value, &address.region))
-        {
+        if let Err(why) = check_principal_in(&g.value, &address.region) {
             f.error(g.span, why);
         }
     }
     let retiring = f.string("retiring_principal");
     if let Some(r) = &retiring {
-        if let Err(why) =
-            check_principal(&r.value).and_then(|_| check_partition(&r.value, &address.region))
-        {
+        if let Err(why) = check_principal_in(&r.value, &address.region) {
             f.error(r.span, why);
         }
     }
@@ -905,9 +900,7 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
         }
         Some(list) => {
             for r in list.value {
-                let role = check_role(&r.value)
-                    .and_then(|a| check_partition(&r.value, &address.region).map(|_| a));
-                match role {
+                match check_role_in(&r.value, &address.region) {
                     // An account without a valid id has had its error; there is nothing to
                     // compare against.
                     Ok(role_account)

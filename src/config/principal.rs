@@ -86,9 +86,22 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// A principal of another partition than the node's region: AWS refuses it in a key policy or a
-/// grant (partitions are separate worlds, with separate accounts).
-pub fn check_partition(arn: &str, region: &str) -> Result<(), String> {
+/// [`check_principal`] for a node in `region`: AWS refuses a principal of another partition in a
+/// key policy, a grant or an IAM policy (partitions are separate worlds, with separate accounts).
+pub fn check_principal_in(arn: &str, region: &str) -> Result<String, String> {
+    let account = check_principal(arn)?;
+    check_partition(arn, region)?;
+    Ok(account)
+}
+
+/// [`check_role`] for a node in `region`.
+pub fn check_role_in(arn: &str, region: &str) -> Result<String, String> {
+    let account = check_role(arn)?;
+    check_partition(arn, region)?;
+    Ok(account)
+}
+
+fn check_partition(arn: &str, region: &str) -> Result<(), String> {
     let expected = partition_of(region);
     match partition_of_arn(arn) {
         found if found == expected => Ok(()),
@@ -198,9 +211,14 @@ mod tests {
         assert!(
             check_partition("arn:aws-us-gov:iam::111111111111:role/app", "us-gov-east-1").is_ok()
         );
-        let err = check_partition("arn:aws-cn:iam::111111111111:role/app", "us-east-1");
+        let err = check_principal_in("arn:aws-cn:iam::111111111111:role/app", "us-east-1");
         assert!(err.unwrap_err().contains("`aws-cn`"));
-        assert!(check_partition("arn:aws:iam::111111111111:root", "us-gov-west-1").is_err());
+        assert!(check_principal_in("arn:aws:iam::111111111111:root", "us-gov-west-1").is_err());
+        assert!(check_role_in("arn:aws-us-gov:iam::111111111111:role/app", "eu-west-1").is_err());
+        assert_eq!(
+            check_role_in("arn:aws:iam::111111111111:role/app", "eu-west-1").unwrap(),
+            "111111111111"
+        );
     }
 
     #[test]
