@@ -412,6 +412,20 @@ fn an_oversized_list_in_the_account_defaults_is_reported_once() {
 }
 
 #[test]
+fn an_oversized_policy_of_many_services_points_at_services() {
+    let services: String = (0..60)
+        .map(|i| format!("  - {{service: service{i}}}\n"))
+        .collect();
+    key(&format!("services:\n{services}")).rejects(
+        &[&at(KEY, 2)],
+        &[
+            "prod/us-east-1/k: the key policy is",
+            "over AWS's limit of 32768",
+        ],
+    );
+}
+
+#[test]
 fn an_oversized_override_points_at_policy_not_description() {
     let padding = "x".repeat(33_000);
     key(&format!(
