@@ -71,7 +71,7 @@ pub fn execute(
             &state_dir.join("outputs"),
             &state_dir.join("state"),
         ] {
-            std::fs::create_dir_all(dir).map_err(|e| runs::with_path(e, dir))?;
+            writable(dir)?;
         }
         let runs = Arc::new(RunDir::create(&state_dir, &run_id)?);
         let env = terraform_env(&fleet);
@@ -150,6 +150,15 @@ pub fn execute(
 fn done(runs: Arc<RunDir>, outcome: Outcome) -> Outcome {
     runs.finish();
     outcome
+}
+
+/// Creates `dir` and proves it takes a new file, naming it when it does not (a read-only mount,
+/// a permission): a node that fails for this after terraform ran would leave its work half done.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| runs::with_path(e, dir))?;
+    let probe = dir.join(format!(".orch-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| runs::with_path(e, dir))?;
+    std::fs::remove_file(&probe).map_err(|e| runs::with_path(e, &probe))
 }
 
 /// `.orch/` holds state, outputs and logs: its owner's alone, also when an older orch created it
