@@ -418,9 +418,9 @@ fn the_endpoint_going_down_mid_run_fails_the_node_clearly_and_a_rerun_converges(
     let endpoint = proxy.endpoint();
     let tree = real_fleet(&["one"]);
     let root = tree.root();
-    // The AWS provider retries a refused connection itself, 25 times by default (7 minutes
-    // measured here); AWS_MAX_ATTEMPTS bounds that for the test.
-    let env = [("AWS_MAX_ATTEMPTS", "2")];
+    // The AWS provider retries a refused connection itself: 25 attempts by default (7 minutes
+    // measured here), 3 with the emulator's profile.
+    let env: [(&str, &str); 0] = [];
     let child = real(root, &endpoint, &["apply", "--all", "--auto-approve"], &env)
         .spawn()
         .unwrap();
@@ -440,7 +440,7 @@ fn the_endpoint_going_down_mid_run_fails_the_node_clearly_and_a_rerun_converges(
     assert!(
         error.contains("`terraform apply` failed (exit 1)")
             && error.contains("connect: connection refused")
-            && error.contains("after the AWS provider's 2 attempts (AWS_MAX_ATTEMPTS)")
+            && error.contains("after the AWS provider's 3 attempts")
             && error.contains("is the endpoint up?"),
         "{error}"
     );

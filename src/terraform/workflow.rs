@@ -655,7 +655,7 @@ fn hint(text: &str, dir: &Path) -> String {
                     .next()
                     .map(str::to_string)
             })
-            .map(|n| format!(", after the AWS provider's {n} attempts (AWS_MAX_ATTEMPTS)"))
+            .map(|n| format!(", after the AWS provider's {n} attempts"))
             .unwrap_or_default();
         return format!(
             " ({}{attempts}: is the endpoint up?)",
