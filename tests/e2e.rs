@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::require_terraform;
-use emulator::{readback, venv, Emulator};
+use emulator::{processes_in, readback, venv, Emulator};
 use serde_json::Value;
 
 /// A description with quotes, a newline and template markers: it must arrive verbatim.
@@ -314,20 +314,6 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         shared["iam"].as_object().unwrap().is_empty(),
         "the IAM policy remains"
     );
-}
-
-/// Processes whose working directory is inside `root`.
-fn processes_in(root: &Path) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            cwd.starts_with(root)
-                .then(|| format!("{} {}", entry.file_name().to_string_lossy(), cwd.display()))
-        })
-        .filter(|p| !p.ends_with(&root.display().to_string()))
-        .collect()
 }
 
 #[test]

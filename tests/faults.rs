@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{require_terraform, Tree};
-use emulator::{readback, venv, Emulator};
+use emulator::{processes_in, readback, venv, Emulator};
 use serde_json::Value;
 
 /// What one bounded run of orch left.
@@ -148,19 +148,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
-}
-
-/// Processes whose working directory is inside `root`: terraform left running.
-fn processes_in(root: &Path) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            (cwd.starts_with(root) && cwd != root)
-                .then(|| format!("{} {}", entry.file_name().to_string_lossy(), cwd.display()))
-        })
-        .collect()
 }
 
 /// The `<n>.proc` record of a running `terraform <command>` under `.orch/runs/`, once one appears.
@@ -675,19 +662,15 @@ fn with_mount(tree: &Tree, dir: &str, mount: &str, args: &[&str]) -> Run {
         "ro" => "mount --bind \"$d\" \"$d\" && mount -o remount,ro,bind \"$d\"",
         _ => "mount -t tmpfs -o size=4k tmpfs \"$d\" && (head -c 8192 /dev/zero >\"$d/filler\" || true)",
     };
+    let mut orch = command(tree.root(), args, &[]);
+    orch.arg("--terraform-bin").arg(fake_terraform());
     let mut cmd = Command::new("unshare");
     cmd.args(["-rm", "sh", "-ec"])
         .arg(format!("d=$1; shift; {setup}; exec \"$@\""))
         .arg("sh")
         .arg(&target)
-        .arg(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(tree.path("live"))
-        .args(args)
-        .arg("--terraform-bin")
-        .arg(fake_terraform())
-        .arg("--report")
-        .arg(tree.path("report.json"))
+        .arg(orch.get_program())
+        .args(orch.get_args())
         .current_dir(tree.root())
         .env("FAKE_TF_LOG", tree.path("fake.log"))
         .stdin(Stdio::null())

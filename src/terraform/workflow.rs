@@ -792,6 +792,33 @@ mod tests {
     }
 
     #[test]
+    fn crashes_are_found_whatever_the_exit_code() {
+        assert_eq!(
+            crash("x\npanic: runtime error: index out of range\n\ngoroutine 1"),
+            Some("panic: runtime error: index out of range".into())
+        );
+        assert!(crash("!!! TERRAFORM CRASH !!!").is_some());
+        assert_eq!(crash("Error: the word panic: in a message"), None);
+    }
+
+    #[test]
+    fn hints_name_the_refused_endpoint_and_the_lock_to_force_unlock() {
+        let refused = "Error: operation error STS: AssumeRole, exceeded maximum number of attempts,\n3, request send failed,\nPost \"http://127.0.0.1:9/\": dial tcp 127.0.0.1:9: connect: connection refused";
+        assert_eq!(
+            hint(refused, Path::new("w")),
+            " (dial tcp 127.0.0.1:9: connect: connection refused, after the AWS provider's 3 attempts: is the endpoint up?)"
+        );
+        let locked = "Error: Error acquiring the state lock\n\nLock Info:\n  ID:        4b0c-11\n  Path:      s3/x\n";
+        assert!(hint(locked, Path::new("w")).contains("`terraform force-unlock 4b0c-11` in w"));
+        assert_eq!(hint("Error: AccessDenied", Path::new("w")), "");
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("a\u{1b}[2Jb\0"), "a\\u{1b}[2Jb\\u{0}");
+    }
+
+    #[test]
     fn transient_errors() {
         assert!(is_transient("Error: ThrottlingException: Rate exceeded"));
         assert!(is_transient(

@@ -1,6 +1,6 @@
-//! The local AWS emulator for end-to-end tests (scripts/emulator.py on a free loopback port), and
-//! reading back what a fleet created through the AWS API. Shared by tests/e2e.rs and
-//! tests/faults.rs through `#[path]`, since each test crate compiles its own copy.
+//! The local AWS emulator for end-to-end tests (scripts/emulator.py on a free loopback port),
+//! reading back what a fleet created through the AWS API, and finding processes left behind.
+//! Shared by tests/e2e.rs and tests/faults.rs through `#[path]`.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -81,4 +81,18 @@ pub fn readback(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) ->
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Processes whose working directory is inside `root` (not `root` itself): terraform or a
+/// provider left running.
+pub fn processes_in(root: &Path) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
+            (cwd.starts_with(root) && cwd != root)
+                .then(|| format!("{} {}", entry.file_name().to_string_lossy(), cwd.display()))
+        })
+        .collect()
 }
