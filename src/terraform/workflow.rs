@@ -214,6 +214,11 @@ impl NodeJob {
             self.context.action
         };
         let result = self.steps().await;
+        if let Err(e) = &result {
+            // The log says how the node ended, also when it ended before terraform ran. A log
+            // that cannot be written is already the node's error.
+            let _ = self.note(&format!("# orch: {}\n", e.message));
+        }
         let (status, counts, provisional, error) = match result {
             Ok(done) => (done.status, done.counts, done.provisional, None),
             Err(e) => (
