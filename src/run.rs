@@ -1,6 +1,9 @@
 //! `orch plan | apply | destroy`: a validated fleet driven through terraform, node by node in DAG
 //! order, with the lock held, the interrupt handler listening, the reporter printing, and one exit
-//! code for the whole run (1 > 2 > 0 across nodes, 130 when interrupted).
+//! code for the whole run (1 > 2 > 0 across nodes, 130 when interrupted). Before any node runs,
+//! what a killed earlier run left behind is recovered (see [`crate::terraform::runs`]), and every
+//! directory the run writes to is created, so a read-only or full `.orch/` is one clear error
+//! naming the path rather than a run that fails half-way.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
@@ -17,6 +20,8 @@ use crate::reporter::{table, Reporter, Row};
 use crate::scheduler::{self, Direction, Options};
 use crate::signal::{self, Level};
 use crate::terraform::binary::Binary;
+use crate::terraform::redact::Redactor;
+use crate::terraform::runs::{self, RunDir};
 use crate::terraform::workflow::{Action, Context, TerraformExecutor};
 
 /// What one command asks for.
@@ -50,9 +55,26 @@ pub fn execute(
         .build()?;
     runtime.block_on(async move {
         let interrupt = signal::listen();
-        let env = terraform_env(&fleet);
         let run_id = run_id();
-        let log_dir = fleet.state_dir().join("logs").join(&run_id);
+        let state_dir = fleet.state_dir();
+        private(&state_dir)?;
+        let redactor = Arc::new(Redactor::from_env());
+        if runs::recover(&state_dir, &run_id, &redactor, interrupt.clone()).await {
+            eprintln!(
+                "interrupted while waiting for the terraform of a killed run; nothing was run"
+            );
+            return Ok(Outcome { code: 130 });
+        }
+        let log_dir = state_dir.join("logs").join(&run_id);
+        for dir in [
+            &log_dir,
+            &state_dir.join("outputs"),
+            &state_dir.join("state"),
+        ] {
+            writable(dir)?;
+        }
+        let runs = Arc::new(RunDir::create(&state_dir, &run_id)?);
+        let env = terraform_env(&fleet);
         let confirm_first =
             matches!(request.action, Action::Apply | Action::Destroy) && !request.auto_approve;
         let mut rows = Vec::new();
@@ -66,6 +88,8 @@ pub fn execute(
                 action,
                 preview,
                 log_dir.clone(),
+                runs.clone(),
+                redactor.clone(),
                 interrupt.clone(),
             ))
         };
@@ -91,7 +115,10 @@ pub fn execute(
                     "the plan did not succeed for every node; nothing was {}",
                     past(request.action)
                 );
-                return Ok(finish(&request, planned, &interrupt, &fleet, &run_id));
+                return Ok(done(
+                    runs,
+                    finish(&request, planned, &interrupt, &fleet, &run_id),
+                ));
             }
             if !ask(&format!(
                 "{} {} nodes as planned above? Only 'yes' is accepted: ",
@@ -99,7 +126,7 @@ pub fn execute(
                 planned.len()
             ))? {
                 eprintln!("nothing was {}", past(request.action));
-                return Ok(Outcome { code: 1 });
+                return Ok(done(runs, Outcome { code: 1 }));
             }
         }
         rows.extend(
@@ -112,8 +139,42 @@ pub fn execute(
             )
             .await,
         );
-        Ok(finish(&request, rows, &interrupt, &fleet, &run_id))
+        Ok(done(
+            runs,
+            finish(&request, rows, &interrupt, &fleet, &run_id),
+        ))
     })
+}
+
+/// Removes the run's record once every node's process has ended.
+fn done(runs: Arc<RunDir>, outcome: Outcome) -> Outcome {
+    runs.finish();
+    outcome
+}
+
+/// Creates `dir` and proves it takes a new file, naming it when it does not (a read-only mount,
+/// a permission): a node that fails for this after terraform ran would leave its work half done.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| runs::with_path(e, dir))?;
+    let probe = dir.join(format!(".orch-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| runs::with_path(e, dir))?;
+    std::fs::remove_file(&probe).map_err(|e| runs::with_path(e, &probe))
+}
+
+/// `.orch/` holds state, outputs and logs: its owner's alone, also when an older orch created it
+/// open to all (new files are private anyway: main sets the umask).
+fn private(state_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(state_dir).map_err(|e| runs::with_path(e, state_dir))?;
+    let mode = std::fs::metadata(state_dir)
+        .map_err(|e| runs::with_path(e, state_dir))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(|e| runs::with_path(e, state_dir))?;
+    }
+    Ok(())
 }
 
 /// One pass of the scheduler over the selected nodes; returns the summary rows.
