@@ -81,9 +81,14 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             );
             Ok(())
         }
-        Command::Graph { format } => {
+        Command::Graph { format, shards } => {
             let loaded = load(live, global.strict)?;
-            print(&graph_text(&loaded, *format));
+            if shards.is_some() && !matches!(format, GraphFormat::GithubMatrix) {
+                return Err(AppError::Usage(
+                    "--shards sets the shards of `--format github-matrix`; add that or drop --shards".into(),
+                ));
+            }
+            print(&graph_text(&loaded, *format, *shards));
             Ok(())
         }
         Command::Explain { address } => {
@@ -575,14 +580,26 @@ fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppErro
     if selected.is_empty() {
         return Err(AppError::Usage("the filters select no node".into()));
     }
-    Ok(if filters.with_deps {
+    let selected = if filters.with_deps {
         loaded.dag.with_dependencies(&selected)
     } else {
         selected
-    })
+    };
+    // Last, after --with-deps: every selected node in exactly one shard.
+    let Some(shard) = filters.shard else {
+        return Ok(selected);
+    };
+    let mine = shard.filter(fleet, &selected);
+    eprintln!(
+        "shard {shard}: {} of {} selected nodes; {} depend on nodes of other shards (their outputs come from .orch/outputs when recorded there, else placeholders: provisional)",
+        mine.len(),
+        selected.len(),
+        crate::shard::leaning_on_others(&loaded.dag, &selected, &mine)
+    );
+    Ok(mine)
 }
 
-fn graph_text(loaded: &Loaded, format: GraphFormat) -> String {
+fn graph_text(loaded: &Loaded, format: GraphFormat, shards: Option<u32>) -> String {
     let fleet = &loaded.fleet;
     let dag = &loaded.dag;
     match format {
@@ -643,6 +660,9 @@ fn graph_text(loaded: &Loaded, format: GraphFormat) -> String {
             out.push_str("}\n");
             out
         }
+        GraphFormat::GithubMatrix => crate::shard::github_matrix(shards.unwrap_or_else(|| {
+            crate::shard::default_count(fleet.nodes.len(), fleet.settings.parallelism)
+        })),
         GraphFormat::Json => {
             let nodes: Vec<_> = dag
                 .order

@@ -63,6 +63,10 @@ pub enum Command {
     Graph {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
+        /// Shards in the github-matrix (default: one per 50 nodes per orch.yaml `parallelism`,
+        /// else 2, slots of a runner; at most 256).
+        #[arg(long, value_name = "N", value_parser = crate::shard::parse_count)]
+        shards: Option<u32>,
     },
     /// Print a node's effective configuration, each value with the file:line it came from.
     Explain {
@@ -147,6 +151,9 @@ pub struct Filters {
     /// Add every dependency of the selected nodes.
     #[arg(long)]
     pub with_deps: bool,
+    /// Only shard I of N of the selected nodes (split by address hash), for N CI runners.
+    #[arg(long, value_name = "I/N", value_parser = crate::shard::parse)]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -154,6 +161,8 @@ pub enum GraphFormat {
     Text,
     Dot,
     Json,
+    /// `{"include": [{"shard": "1/N"}, ...]}` for a GitHub Actions matrix.
+    GithubMatrix,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

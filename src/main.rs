@@ -12,6 +12,7 @@ mod render;
 mod reporter;
 mod run;
 mod scheduler;
+mod shard;
 mod signal;
 mod terraform;
 
