@@ -22,10 +22,12 @@ export PATH := env("PATH") + ":" + venv / "bin"
 default:
     @{{ just_executable() }} --justfile {{ quote(justfile()) }} --list
 
-# Install the tools the tests need (terraform CLI config, moto, checkov) into .tools/.
+# Install the tools the tests need: terraform CLI config, moto, checkov into .tools/; Chromium
+# (Debian package) for the HTML report test.
 setup:
     scripts/setup-terraform
     scripts/setup-python
+    scripts/setup-chromium
 
 # Release build of the orch binary.
 build:
@@ -47,9 +49,10 @@ test: setup fmt-check lint
     cargo test --release
 
 # Benchmarks: fleet scale (benches/fleet.rs), then the executor against a fake terraform and
-# real terraform + the emulator (benches/executor.rs; needs `scripts/just setup` first).
+# real terraform + the emulator (benches/executor.rs; needs `scripts/just setup` first), then a
+# 1,000-node plan split over 4 shards (benches/shards.rs).
 bench:
-    cargo bench --bench fleet && cargo bench --bench executor
+    cargo bench --bench fleet && cargo bench --bench executor && cargo bench --bench shards
 
 # orch's main job on the shipped live/ tree: validate it, show the DAG, and plan every node with
 # real terraform against the local AWS emulator (the `sandbox` profile).

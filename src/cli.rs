@@ -47,8 +47,8 @@ pub struct RunOptions {
     /// The terraform (or tofu) binary.
     #[arg(long, env = "ORCH_TERRAFORM")]
     pub terraform_bin: Option<String>,
-    /// Write the summary as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// Write the summary to FILE: JSON (run.json) or a self-contained page (run.html).
+    #[arg(long, value_name = "FILE", value_parser = crate::report::parse_path)]
     pub report: Option<PathBuf>,
     /// Start no new node after the first failure.
     #[arg(long)]

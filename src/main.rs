@@ -9,6 +9,8 @@ mod graph;
 mod lock;
 mod policy;
 mod render;
+mod report;
+mod report_html;
 mod reporter;
 mod run;
 mod scheduler;

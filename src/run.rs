@@ -10,7 +10,6 @@ use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Fleet, Profile};
@@ -278,18 +277,16 @@ fn finish(
         fleet.state_dir().join("logs").join(run_id).display()
     );
     if let Some(path) = &request.report {
-        let report = json!({
-            "run": run_id,
-            "action": request.action,
-            "exit_code": code,
-            "orch_cpu_seconds": own_cpu,
-            "terraform_cpu_seconds": children_cpu,
-            "nodes": rows,
-        });
-        if let Err(e) = std::fs::write(
-            path,
-            serde_json::to_string_pretty(&report).expect("JSON serializes") + "\n",
-        ) {
+        let report = crate::report::Report {
+            run: run_id.to_string(),
+            action: request.action,
+            exit_code: code,
+            orch_cpu_seconds: own_cpu,
+            terraform_cpu_seconds: children_cpu,
+            nodes: rows,
+            waves: Vec::new(),
+        };
+        if let Err(e) = crate::report::write(path, &report) {
             eprintln!("error: cannot write the report {}: {e}", path.display());
         }
     }

@@ -15,19 +15,7 @@ use common::Tree;
 /// prod/us-east-1/data -> prod/eu-west-1/data (replica), prod/us-east-1/grant, prod/us-east-1/bucket;
 /// dev/us-east-1/app -> dev/us-east-1/late (depends_on).
 fn fleet() -> Tree {
-    Tree::new()
-        .file(
-            "live/prod/us-east-1/grant/node.yaml",
-            "kind: grant\nkey: prod/us-east-1/data\ngrantee: arn:aws:iam::222222222222:role/reader\noperations: [Decrypt]\n",
-        )
-        .file(
-            "live/prod/us-east-1/bucket/node.yaml",
-            "kind: s3-bucket\nkey: prod/us-east-1/data\nbucket: acme-test-bucket\n",
-        )
-        .file(
-            "live/dev/us-east-1/late/node.yaml",
-            "description: after app\ndepends_on: [dev/us-east-1/app]\nkey_users: [arn:aws:iam::222222222222:role/app]\n",
-        )
+    Tree::new().with_consumers()
 }
 
 fn fake_terraform() -> PathBuf {

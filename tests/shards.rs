@@ -12,20 +12,14 @@ use std::process::{Command, Stdio};
 
 use common::Tree;
 
-/// The base fleet plus `extra` single-region keys in `dev` and a grant on the prod key.
+/// The base fleet with its consumers (tests/common) plus `extra` single-region keys in `dev`.
 fn fleet(extra: usize) -> Tree {
-    (0..extra).fold(
-        Tree::new().file(
-            "live/prod/us-east-1/grant/node.yaml",
-            "kind: grant\nkey: prod/us-east-1/data\ngrantee: arn:aws:iam::222222222222:role/reader\noperations: [Decrypt]\n",
-        ),
-        |tree, i| {
-            tree.file(
-                &format!("live/dev/us-east-1/k{i}/node.yaml"),
-                "key_users: [arn:aws:iam::222222222222:role/app]\n",
-            )
-        },
-    )
+    (0..extra).fold(Tree::new().with_consumers(), |tree, i| {
+        tree.file(
+            &format!("live/dev/us-east-1/k{i}/node.yaml"),
+            "key_users: [arn:aws:iam::222222222222:role/app]\n",
+        )
+    })
 }
 
 /// An account of unrelated nodes, added to a tree that already has its own.
@@ -166,7 +160,7 @@ fn all_addresses(tree: &Tree) -> BTreeSet<String> {
 fn the_shards_cover_every_node_exactly_once() {
     let tree = fleet(20);
     let all = all_addresses(&tree);
-    assert_eq!(all.len(), 24);
+    assert_eq!(all.len(), 26);
     for count in [1, 3] {
         let shards = plan_shards(&tree, count);
         let mut seen = BTreeMap::new();

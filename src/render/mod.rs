@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::config::{Backend, Fleet, Node, NodeKind, Profile};
 pub use inputs::RecordedOutputs;
 pub use templates::Templates;
-pub use write::write_files;
+pub use write::{write_atomic, write_files};
 
 /// The files of one node, in the order they are written.
 pub struct Rendered {

@@ -123,6 +123,23 @@ impl Tree {
         self
     }
 
+    /// The base fleet's consumers and a `depends_on` chain: a grant and a bucket on
+    /// prod/us-east-1/data; dev/us-east-1/late after dev/us-east-1/app.
+    pub fn with_consumers(self) -> Self {
+        self.file(
+            "live/prod/us-east-1/grant/node.yaml",
+            "kind: grant\nkey: prod/us-east-1/data\ngrantee: arn:aws:iam::222222222222:role/reader\noperations: [Decrypt]\n",
+        )
+        .file(
+            "live/prod/us-east-1/bucket/node.yaml",
+            "kind: s3-bucket\nkey: prod/us-east-1/data\nbucket: acme-test-bucket\n",
+        )
+        .file(
+            "live/dev/us-east-1/late/node.yaml",
+            "description: after app\ndepends_on: [dev/us-east-1/app]\nkey_users: [arn:aws:iam::222222222222:role/app]\n",
+        )
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }

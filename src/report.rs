@@ -1,0 +1,177 @@
+//! `--report FILE`: the run's summary written to a file, JSON or a self-contained HTML page
+//! chosen by the file's extension, checked when the command line is read. Owns the report's
+//! data; `report_html` owns the page.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::reporter::Row;
+use crate::terraform::workflow::Action;
+
+/// The most of one node's terraform output the HTML page holds; the rest is in its log.
+const MAX_TEXT_BYTES: usize = 256 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Html,
+}
+
+/// Checks `--report FILE`: `.json` or `.html` (`.htm`), any case.
+pub fn parse_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    format_of(&path).map(|_| path)
+}
+
+fn format_of(path: &Path) -> Result<Format, String> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("json") => Ok(Format::Json),
+        Some("html" | "htm") => Ok(Format::Html),
+        Some(other) => Err(format!(
+            "`{}`: a report is JSON or HTML, chosen by the extension; `.{other}` is neither (name it run.json or run.html)",
+            path.display()
+        )),
+        None => Err(format!(
+            "`{}` has no extension: name the report run.json (JSON) or run.html (a page)",
+            path.display()
+        )),
+    }
+}
+
+/// The report of one run. Serialized as the JSON report; the HTML page shows the same.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub run: String,
+    pub action: Action,
+    pub exit_code: u8,
+    pub orch_cpu_seconds: f64,
+    pub terraform_cpu_seconds: f64,
+    /// The nodes of a run without waves.
+    pub nodes: Vec<Row>,
+    /// The waves of a rollout, each with its own nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waves: Vec<Wave>,
+}
+
+/// One wave of a rollout.
+#[derive(Debug, Serialize)]
+pub struct Wave {
+    pub name: String,
+    pub status: String,
+    pub gate: Option<String>,
+    pub nodes: Vec<Row>,
+}
+
+/// A node as the page shows it: its row, its wave, and its terraform output.
+pub struct Entry<'a> {
+    pub row: &'a Row,
+    pub wave: Option<&'a str>,
+    pub text: String,
+}
+
+impl Report {
+    /// Every node with its wave: the nodes of a run without waves, then each wave's.
+    pub fn entries(&self) -> Vec<Entry<'_>> {
+        let plain = self.nodes.iter().map(|row| (row, None));
+        let waved = self
+            .waves
+            .iter()
+            .flat_map(|w| w.nodes.iter().map(move |row| (row, Some(w.name.as_str()))));
+        plain
+            .chain(waved)
+            .map(|(row, wave)| Entry {
+                row,
+                wave,
+                text: row.log.as_deref().map(terraform_text).unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+/// Writes the report to `path` (whole or not at all), as its extension says.
+pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
+    let format = format_of(path).map_err(std::io::Error::other)?;
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(report).expect("JSON serializes") + "\n",
+        Format::Html => crate::report_html::page(report, &report.entries()),
+    };
+    crate::render::write_atomic(path, text.as_bytes())
+}
+
+/// What the page folds under a node: its log from the first `terraform plan` on (init's output
+/// is noise there), cut at [`MAX_TEXT_BYTES`] with a note naming the whole log.
+fn terraform_text(log: &str) -> String {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return format!("(no log at {log})");
+    };
+    let start = text
+        .match_indices("\n$ ")
+        .map(|(i, _)| i + 1)
+        .chain(text.starts_with("$ ").then_some(0))
+        .filter(|&i| {
+            text[i..]
+                .lines()
+                .next()
+                .is_some_and(|l| l.split(' ').nth(2) == Some("plan"))
+        })
+        .min()
+        .unwrap_or(0);
+    let text = &text[start..];
+    if text.len() <= MAX_TEXT_BYTES {
+        return text.to_string();
+    }
+    let mut cut = MAX_TEXT_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}\n(cut at {} KiB; the whole output is in {log})\n",
+        &text[..cut],
+        MAX_TEXT_BYTES / 1024
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_by_extension() {
+        assert_eq!(format_of(Path::new("run.json")), Ok(Format::Json));
+        assert_eq!(format_of(Path::new("out/RUN.HTML")), Ok(Format::Html));
+        assert_eq!(format_of(Path::new("run.htm")), Ok(Format::Html));
+        assert!(format_of(Path::new("run.txt"))
+            .unwrap_err()
+            .contains("`.txt` is neither"));
+        assert!(format_of(Path::new("run"))
+            .unwrap_err()
+            .contains("has no extension"));
+        assert!(format_of(Path::new(".html"))
+            .unwrap_err()
+            .contains("has no extension"));
+    }
+
+    #[test]
+    fn the_text_starts_at_the_plan_and_is_cut_with_a_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("n.log");
+        std::fs::write(
+            &log,
+            "$ /bin/terraform init -input=false\nInitialized!\n$ /bin/terraform plan -out=tfplan\nPlan: 1 to add\n$ /bin/terraform apply tfplan\nApplied\n",
+        )
+        .unwrap();
+        let text = terraform_text(log.to_str().unwrap());
+        assert!(text.starts_with("$ /bin/terraform plan"), "{text}");
+        assert!(text.ends_with("Applied\n"));
+        std::fs::write(&log, "é".repeat(MAX_TEXT_BYTES)).unwrap();
+        let text = terraform_text(log.to_str().unwrap());
+        assert!(text.contains("(cut at 256 KiB; the whole output is in "));
+        assert!(text.len() < MAX_TEXT_BYTES + 200);
+        assert!(terraform_text("/nonexistent/x.log").starts_with("(no log at "));
+    }
+}
