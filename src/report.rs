@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::reporter::Row;
-use crate::terraform::workflow::Action;
 
 /// The most of one node's terraform output the HTML page holds; the rest is in its log.
 const MAX_TEXT_BYTES: usize = 256 * 1024;
@@ -47,7 +46,8 @@ fn format_of(path: &Path) -> Result<Format, String> {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub run: String,
-    pub action: Action,
+    /// `plan`, `apply`, `destroy`, or a rollout's own name for what it did.
+    pub action: String,
     pub exit_code: u8,
     pub orch_cpu_seconds: f64,
     pub terraform_cpu_seconds: f64,

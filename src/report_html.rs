@@ -34,7 +34,7 @@ pre{margin:0;padding:8px;overflow-x:auto;white-space:pre-wrap;word-break:break-w
 /// The page for `report`, whose nodes are `entries`.
 pub fn page(report: &Report, entries: &[Entry]) -> String {
     let mut out = String::with_capacity(4096 + entries.len() * 1024);
-    let title = format!("orch {} {}", report.action.name(), report.run);
+    let title = format!("orch {} {}", report.action, report.run);
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -311,7 +311,7 @@ mod tests {
         bad.error = Some("<script>e()</script>".into());
         let report = Report {
             run: "<script>run()</script>".into(),
-            action: Action::Plan,
+            action: "plan".into(),
             exit_code: 1,
             orch_cpu_seconds: 0.0,
             terraform_cpu_seconds: 0.0,
@@ -339,7 +339,7 @@ mod tests {
     fn the_page_has_the_grid_the_waves_and_every_node() {
         let report = Report {
             run: "r1".into(),
-            action: Action::Plan,
+            action: "plan".into(),
             exit_code: 0,
             orch_cpu_seconds: 0.5,
             terraform_cpu_seconds: 2.0,

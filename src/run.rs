@@ -279,7 +279,7 @@ fn finish(
     if let Some(path) = &request.report {
         let report = crate::report::Report {
             run: run_id.to_string(),
-            action: request.action,
+            action: request.action.name().to_string(),
             exit_code: code,
             orch_cpu_seconds: own_cpu,
             terraform_cpu_seconds: children_cpu,
