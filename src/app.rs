@@ -116,8 +116,12 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Render { filters } => {
             let loaded = load(&global.live, global.strict)?;
-            let selected = select(&loaded, filters)?;
+            let mut selected = select(&loaded, filters)?;
             let profile = profile(&loaded.fleet, global.profile.as_deref())?;
+            if filters.changed {
+                let binary = discover_binary(&loaded, None)?;
+                selected = changed_only(&loaded, profile, &binary, &selected)?;
+            }
             let renderer = Renderer::new(&loaded.fleet, &loaded.templates, profile);
             let nodes: Vec<usize> = selected.into_iter().collect();
             let stats = renderer.render_all(&nodes)?;
@@ -204,12 +208,14 @@ fn terraform_run(
     if let Some(endpoint) = &global.endpoint {
         profile.get_or_insert(Profile { endpoint: None }).endpoint = Some(endpoint.clone());
     }
-    let binary = crate::terraform::binary::discover(&crate::terraform::binary::Choice {
-        flag: options.terraform_bin.clone(),
-        env: None,
-        config: loaded.fleet.settings.terraform_binary.clone(),
-    })?;
+    let binary = discover_binary(&loaded, options.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let (selected, skip_unchanged) = if options.filters.changed {
+        let changed = changed_only(&loaded, profile.as_ref(), &binary, &selected)?;
+        (changed.clone(), changed)
+    } else {
+        (selected, BTreeSet::new())
+    };
     let parallelism = options
         .parallelism
         .or(loaded.fleet.settings.parallelism)
@@ -223,6 +229,7 @@ fn terraform_run(
         auto_approve,
         report: options.report.clone(),
         fancy: crate::run::fancy_output(global.no_color),
+        skip_unchanged,
     };
     let Loaded {
         fleet,
@@ -241,6 +248,44 @@ fn terraform_run(
         0 => Ok(()),
         code => Err(AppError::Exit(code)),
     }
+}
+
+/// The terraform binary: `flag` (`--terraform-bin` or `ORCH_TERRAFORM`), orch.yaml, then PATH.
+fn discover_binary(
+    loaded: &Loaded,
+    flag: Option<String>,
+) -> Result<crate::terraform::binary::Binary, AppError> {
+    Ok(crate::terraform::binary::discover(
+        &crate::terraform::binary::Choice {
+            flag,
+            env: std::env::var("ORCH_TERRAFORM").ok(),
+            config: loaded.fleet.settings.terraform_binary.clone(),
+        },
+    )?)
+}
+
+/// `--changed`: the selected nodes whose fingerprint differs from the one recorded at their last
+/// apply, and their dependents; says how many that is.
+fn changed_only(
+    loaded: &Loaded,
+    profile: Option<&Profile>,
+    binary: &crate::terraform::binary::Binary,
+    selected: &BTreeSet<usize>,
+) -> Result<BTreeSet<usize>, AppError> {
+    let changed = crate::fingerprint::changed(
+        &loaded.fleet,
+        &loaded.dag,
+        &loaded.templates,
+        profile,
+        &binary.version,
+        selected,
+    )?;
+    eprintln!(
+        "--changed: {} of {} selected nodes changed since their last apply, or depend on one that did",
+        changed.len(),
+        selected.len()
+    );
+    Ok(changed)
 }
 
 fn print(text: &str) {
@@ -407,6 +452,7 @@ fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppErro
         && filters.patterns.is_empty()
         && filters.account.is_empty()
         && filters.region.is_empty()
+        && !filters.changed
     {
         return Err(AppError::Usage(
             "name the nodes to work on (address globs, --account, --region) or pass --all".into(),

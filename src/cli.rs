@@ -147,6 +147,9 @@ pub struct Filters {
     /// Add every dependency of the selected nodes.
     #[arg(long)]
     pub with_deps: bool,
+    /// Only nodes whose inputs changed since their last successful apply, and their dependents.
+    #[arg(long)]
+    pub changed: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -5,6 +5,7 @@ mod cli;
 mod config;
 mod diag;
 mod explain;
+mod fingerprint;
 mod graph;
 mod lock;
 mod policy;
