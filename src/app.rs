@@ -32,6 +32,8 @@ pub enum AppError {
     Terraform(#[from] crate::terraform::binary::BinaryError),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
+    Rollout(#[from] crate::commands::rollout::RolloutError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The run happened; its nodes decided the exit code (2 changes present, 130 interrupted).
@@ -151,6 +153,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Destroy { run, auto_approve } => {
             terraform_run(global, run, Action::Destroy, false, *auto_approve)
         }
+        Command::Rollout(args) => rollout(global, args),
         Command::Output { address } => {
             let loaded = load(&global.live, global.strict)?;
             let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
@@ -204,10 +207,7 @@ fn terraform_run(
             action.name()
         )));
     }
-    let mut profile = profile(&loaded.fleet, global.profile.as_deref())?.cloned();
-    if let Some(endpoint) = &global.endpoint {
-        profile.get_or_insert(Profile { endpoint: None }).endpoint = Some(endpoint.clone());
-    }
+    let profile = run_profile(global, &loaded.fleet)?;
     let binary = discover_binary(&loaded, options.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
     let (selected, skip_unchanged) = if options.filters.changed {
@@ -216,10 +216,7 @@ fn terraform_run(
     } else {
         (selected, BTreeSet::new())
     };
-    let parallelism = options
-        .parallelism
-        .or(loaded.fleet.settings.parallelism)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let parallelism = parallelism(options.parallelism, &loaded.fleet);
     let request = crate::run::Request {
         action,
         selected,
@@ -248,6 +245,51 @@ fn terraform_run(
         0 => Ok(()),
         code => Err(AppError::Exit(code)),
     }
+}
+
+/// `orch rollout`: the tree loaded, the lock held, then the waves (`commands/rollout.rs`).
+fn rollout(global: &crate::cli::Global, args: &crate::cli::RolloutArgs) -> Result<(), AppError> {
+    let loaded = load(&global.live, global.strict)?;
+    let profile = run_profile(global, &loaded.fleet)?;
+    let binary = discover_binary(&loaded, args.terraform_bin.clone())?;
+    let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let parallelism = parallelism(args.parallelism, &loaded.fleet);
+    let Loaded {
+        fleet,
+        dag,
+        templates,
+    } = loaded;
+    let code = crate::commands::rollout::execute(
+        Arc::new(fleet),
+        &dag,
+        Arc::new(templates),
+        profile,
+        binary,
+        crate::commands::rollout::Options {
+            args: args.clone(),
+            parallelism,
+            fancy: crate::run::fancy_output(global.no_color),
+        },
+    )?;
+    match code {
+        0 => Ok(()),
+        code => Err(AppError::Exit(code)),
+    }
+}
+
+/// The profile terraform runs with: `--profile`, with `--endpoint` over its endpoint.
+fn run_profile(global: &crate::cli::Global, fleet: &Fleet) -> Result<Option<Profile>, AppError> {
+    let mut profile = profile(fleet, global.profile.as_deref())?.cloned();
+    if let Some(endpoint) = &global.endpoint {
+        profile.get_or_insert(Profile { endpoint: None }).endpoint = Some(endpoint.clone());
+    }
+    Ok(profile)
+}
+
+/// `--parallelism`, else orch.yaml's, else the number of cores.
+fn parallelism(flag: Option<usize>, fleet: &Fleet) -> usize {
+    flag.or(fleet.settings.parallelism)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// The terraform binary: `flag` (`--terraform-bin` or `ORCH_TERRAFORM`), orch.yaml, then PATH.
@@ -329,23 +371,6 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             }
         }
     }
-    // In a partial fleet a pattern may match nothing only because its nodes did not load.
-    if complete {
-        let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
-        for wave in &fleet.settings.waves {
-            for pattern in &wave.patterns {
-                if !addresses.iter().any(|a| glob_match(pattern, a)) {
-                    diags.push(
-                        Diagnostic::warning(
-                            wave.span,
-                            format!("wave `{}`: `{pattern}` matches no node", wave.name),
-                        )
-                        .with_help("check the pattern against `orch graph`"),
-                    );
-                }
-            }
-        }
-    }
     let dag = match Dag::build(&fleet) {
         Ok(dag) => Some(dag),
         Err(cycles) => {
@@ -353,6 +378,12 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             None
         }
     };
+    // In a partial fleet a wave may get no node only because its nodes did not load.
+    if let (Some(dag), true) = (&dag, complete) {
+        crate::waves::check(&fleet, dag)
+            .into_iter()
+            .for_each(|d| diags.push(d));
+    }
     diags.dedup();
     let dag = match dag {
         Some(dag) if !diags.has_errors() => dag,

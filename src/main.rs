@@ -2,11 +2,13 @@
 
 mod app;
 mod cli;
+mod commands;
 mod config;
 mod diag;
 mod explain;
 mod fingerprint;
 mod graph;
+mod journal;
 mod lock;
 mod policy;
 mod render;
@@ -15,6 +17,7 @@ mod run;
 mod scheduler;
 mod signal;
 mod terraform;
+mod waves;
 
 use std::process::ExitCode;
 

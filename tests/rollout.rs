@@ -318,3 +318,287 @@ fn destroy_forgets_the_fingerprint() {
         set(&["dev/us-east-1/late"])
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// orch rollout
+
+const ORCH_YAML: &str = "defaults:\n  deletion_window_days: 30\n  tags: {ManagedBy: orch}\n";
+
+/// [`fleet`] with three waves: canary (dev), prod-primary (prod/us-east-1), rest (the replica in
+/// eu-west-1), the last one gated by `gate` (YAML of the `gate:` value).
+fn waved(gate: &str) -> Tree {
+    fleet().file(
+        "live/orch.yaml",
+        &format!(
+            "{ORCH_YAML}waves:\n  - {{name: canary, match: [\"dev/**\"]}}\n  - {{name: prod-primary, match: [\"prod/us-east-1/**\"]}}\n  - name: rest\n    match: [\"**\"]\n    gate: {gate}\n"
+        ),
+    )
+}
+
+const CANARY: [&str; 2] = ["dev/us-east-1/app", "dev/us-east-1/late"];
+const PROD_PRIMARY: [&str; 2] = ["prod/us-east-1/data", "prod/us-east-1/grant"];
+const REST: [&str; 1] = ["prod/eu-west-1/data"];
+
+fn wave_of(address: &str) -> usize {
+    [&CANARY[..], &PROD_PRIMARY[..], &REST[..]]
+        .iter()
+        .position(|w| w.contains(&address))
+        .unwrap()
+}
+
+/// The single journal under .orch/runs/.
+fn journal(tree: &Tree) -> serde_json::Value {
+    let runs: Vec<PathBuf> = std::fs::read_dir(tree.path(".orch/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap()
+}
+
+fn wave_statuses(report: &serde_json::Value) -> Vec<String> {
+    report["waves"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no waves in {report}"))
+        .iter()
+        .map(|w| w["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_rollout_applies_wave_after_wave_each_gated_before_the_next() {
+    let tree = waved("{command: 'cp \"$ORCH_WAVE_OUTPUTS\" gate-saw.json && test \"$ORCH_WAVE\" = rest', bake: 1s}");
+    let run = orch(&tree, &["rollout"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Calls are logged as they end: every call of a wave ends before the next wave's first.
+    let waves: Vec<usize> = run.calls.iter().map(|(a, _)| wave_of(a)).collect();
+    assert!(waves.windows(2).all(|w| w[0] <= w[1]), "{:?}", run.calls);
+    assert_eq!(run.called("apply").len(), 5);
+    // Each node: a plan before its apply, and the gate's fresh plan after the wave's applies.
+    for address in ALL {
+        let mine: Vec<&str> = run
+            .calls
+            .iter()
+            .filter(|(a, c)| a == address && c != "init")
+            .map(|(_, c)| c.as_str())
+            .collect();
+        assert_eq!(mine, ["plan", "apply", "output", "plan"], "{address}");
+    }
+    assert_eq!(wave_statuses(&run.report), ["passed", "passed", "passed"]);
+    assert_eq!(run.report["waves"][1]["nodes"].as_array().unwrap().len(), 2);
+    let saw: serde_json::Value = serde_json::from_str(&tree.read("gate-saw.json")).unwrap();
+    assert_eq!(
+        saw["prod/eu-west-1/data"]["key_arn"],
+        "arn:aws:kms:eu-west-1:111111111111:key/fake-data"
+    );
+    assert!(run.stderr.contains("== wave rest: gate: baking 1s =="));
+    assert!(run.stderr.contains("== wave canary: gate passed =="));
+    assert_eq!(journal(&tree)["status"], "finished");
+}
+
+#[test]
+fn a_failed_node_stops_the_rollout_and_resume_applies_nothing_twice() {
+    let tree = waved("{bake: 0s}");
+    let run = orch(
+        &tree,
+        &["rollout"],
+        &[("FAKE_TF_APPLY_FAIL", "prod/us-east-1/grant")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        wave_statuses(&run.report),
+        ["passed", "failed", "not started"]
+    );
+    assert!(
+        !run.calls.iter().any(|(a, _)| wave_of(a) == 2),
+        "a later wave ran: {:?}",
+        run.calls
+    );
+    assert!(
+        run.stderr.contains("orch rollout --resume"),
+        "{}",
+        run.stderr
+    );
+    let j = journal(&tree);
+    assert_eq!(j["status"], "failed");
+    assert_eq!(j["waves"][1]["status"], "failed");
+
+    let resumed = orch(&tree, &["rollout", "--resume"], &[]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    // canary passed and nothing of it changed: no terraform at all. Of prod-primary only the
+    // node that failed is applied; the gates run for the waves that applied something.
+    assert!(
+        !resumed.calls.iter().any(|(a, _)| wave_of(a) == 0),
+        "{:?}",
+        resumed.calls
+    );
+    assert_eq!(
+        resumed.called("apply"),
+        ["prod/eu-west-1/data", "prod/us-east-1/grant"].into()
+    );
+    assert_eq!(
+        wave_statuses(&resumed.report),
+        ["passed", "passed", "passed"]
+    );
+    assert_eq!(journal(&tree)["status"], "finished");
+    let again = orch(&tree, &["rollout", "--resume"], &[]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("no rollout to resume"),
+        "{}",
+        again.stderr
+    );
+    assert!(again.calls.is_empty());
+}
+
+#[test]
+fn a_failed_gate_stops_the_rollout_and_resume_runs_only_the_gate_again() {
+    let tree = waved("{command: 'test -f gate-ok || { touch gate-ok; echo not yet; exit 3; }'}");
+    let run = orch(&tree, &["rollout"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(wave_statuses(&run.report), ["passed", "passed", "failed"]);
+    assert!(run.stderr.contains("not yet"), "the gate's output is shown");
+    assert!(
+        run.report["waves"][2]["gate"]
+            .as_str()
+            .unwrap()
+            .contains("exited 3"),
+        "{}",
+        run.report
+    );
+    let resumed = orch(&tree, &["rollout", "--resume"], &[]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(resumed.called("apply").is_empty(), "{:?}", resumed.calls);
+    assert_eq!(resumed.called("plan"), ["prod/eu-west-1/data"].into());
+}
+
+#[test]
+fn the_gate_checks_that_keys_are_enabled() {
+    let tree = waved("{bake: 0s}");
+    let run = orch(
+        &tree,
+        &["rollout"],
+        &[("FAKE_TF_DISABLED", "dev/us-east-1/late")],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(wave_statuses(&run.report)[0], "failed");
+    assert!(
+        run.report["waves"][0]["gate"]
+            .as_str()
+            .unwrap()
+            .contains("dev/us-east-1/late is not enabled"),
+        "{}",
+        run.report
+    );
+    assert!(run.called("apply").iter().all(|a| wave_of(a) == 0));
+}
+
+#[test]
+fn plan_only_shows_every_wave_and_applies_nothing() {
+    let tree = waved("{command: 'false'}");
+    let run = orch(&tree, &["rollout", "--plan-only"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.called("apply").is_empty());
+    assert_eq!(run.called("plan").len(), 5);
+    for wave in ["canary", "prod-primary", "rest"] {
+        assert!(
+            run.stderr.contains(&format!("== wave {wave} (")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !tree.path(".orch/runs").exists(),
+        "--plan-only wrote a journal"
+    );
+}
+
+#[test]
+fn one_wave_with_wave_name() {
+    let tree = waved("{bake: 0s}");
+    let run = orch(&tree, &["rollout", "--wave", "canary"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.called("apply"), CANARY.into());
+    let unknown = orch(&tree, &["rollout", "--wave", "canari"], &[]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("no wave `canari`")
+            && unknown.stderr.contains("did you mean `canary`"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(unknown.calls.is_empty());
+}
+
+#[test]
+fn rollout_changed_applies_only_what_changed() {
+    let tree = waved("{bake: 0s}");
+    assert_eq!(orch(&tree, &["rollout"], &[]).code, 0);
+    let tree = tree.file(
+        "live/prod/us-east-1/grant/node.yaml",
+        "kind: grant\nkey: prod/us-east-1/data\ngrantee: arn:aws:iam::222222222222:role/reader\noperations: [Decrypt, DescribeKey]\n",
+    );
+    let run = orch(&tree, &["rollout", "--changed"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.called("apply"), ["prod/us-east-1/grant"].into());
+}
+
+/// Starts a rollout whose plan of prod/us-east-1/data takes long, waits until it runs, and
+/// signals orch with `signal`.
+fn stop_during_wave_two(tree: &Tree, signal: libc::c_int) -> std::process::Output {
+    std::fs::create_dir_all(tree.path("fake-state")).unwrap();
+    let child = command(
+        tree,
+        &["rollout"],
+        &[("FAKE_TF_SLOW", "prod/us-east-1/data:20")],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let marker = tree.path(".orch/work/prod/us-east-1/data/.terraform");
+    for _ in 0..400 {
+        if marker.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: signals the child we spawned.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn ctrl_c_during_a_wave_then_resume_finishes_it() {
+    let tree = waved("{bake: 0s}");
+    let out = stop_during_wave_two(&tree, libc::SIGINT);
+    let run = finish(&tree, out);
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    let j = journal(&tree);
+    assert_eq!(j["status"], "interrupted");
+    assert_eq!(j["waves"][0]["status"], "passed");
+    let resumed = orch(&tree, &["rollout", "--resume"], &[]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(!resumed.calls.iter().any(|(a, _)| wave_of(a) == 0));
+    assert_eq!(journal(&tree)["status"], "finished");
+}
+
+#[test]
+fn kill_9_during_a_wave_then_resume_finishes_it() {
+    let tree = waved("{bake: 0s}");
+    let out = stop_during_wave_two(&tree, libc::SIGKILL);
+    assert_eq!(out.status.code(), None, "killed");
+    let _ = finish(&tree, out);
+    assert_eq!(journal(&tree)["status"], "running");
+    // The fake of the killed orch may still be sleeping; the lock of a dead orch is taken over.
+    let resumed = orch(&tree, &["rollout", "--resume"], &[]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(!resumed
+        .calls
+        .iter()
+        .any(|(a, c)| wave_of(a) == 0 && c == "apply"));
+    assert_eq!(journal(&tree)["status"], "finished");
+}
