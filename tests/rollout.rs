@@ -196,18 +196,11 @@ fn a_change_to_a_node_yaml_marks_the_node_and_its_dependents_are_decided_when_th
 
 #[test]
 fn a_default_in_account_yaml_marks_every_node_of_the_account() {
-    let tree = applied(fleet()).file(
-        "live/prod/account.yaml",
-        r#"account_id: "111111111111"
-environment: prod
-role_arn: arn:aws:iam::111111111111:role/orch-deployer
-regions: [us-east-1, eu-west-1]
-defaults:
-  tags: {Team: storage}
-  access:
-    administer-resource: [arn:aws:iam::111111111111:role/admin]
-"#,
-    );
+    let tree = applied(fleet());
+    let account = tree
+        .read("live/prod/account.yaml")
+        .replace("defaults:\n", "defaults:\n  tags: {Team: storage}\n");
+    let tree = tree.file("live/prod/account.yaml", &account);
     assert_eq!(
         planned_when_changed(&tree, &[]),
         set(&[
@@ -601,4 +594,196 @@ fn kill_9_during_a_wave_then_resume_finishes_it() {
         .iter()
         .any(|(a, c)| wave_of(a) == 0 && c == "apply"));
     assert_eq!(journal(&tree)["status"], "finished");
+    // The fake the killed orch started sleeps on in its own process group, as terraform would.
+    kill_processes_in(tree.root());
+}
+
+/// Kills what is left running in `root` (by working directory).
+fn kill_processes_in(root: &Path) {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cwd = std::fs::read_link(entry.path().join("cwd"));
+        let pid = entry.file_name().to_string_lossy().parse::<i32>();
+        if let (Ok(cwd), Ok(pid)) = (cwd, pid) {
+            if cwd.starts_with(root) {
+                // SAFETY: kill(2) on a process this test left behind.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input: each a clear error, nothing applied
+
+fn with_waves(waves: &str) -> Tree {
+    fleet().file("live/orch.yaml", &format!("{ORCH_YAML}waves:\n{waves}"))
+}
+
+#[test]
+fn a_wave_that_gets_no_node_is_an_error() {
+    with_waves("  - {name: canary, match: [\"nope/**\"]}\n  - {name: rest, match: [\"**\"]}\n")
+        .rejects(
+            &["live/orch.yaml:5"],
+            &["wave `canary` gets no node: its globs match no node"],
+        );
+    with_waves("  - {name: all, match: [\"**\"]}\n  - {name: late, match: [\"dev/**\"]}\n")
+        .rejects(
+            &["live/orch.yaml:6"],
+            &["wave `late` gets no node: every node it matches belongs to an earlier wave"],
+        );
+}
+
+#[test]
+fn two_waves_with_one_name_are_an_error() {
+    with_waves("  - {name: canary, match: [\"dev/**\"]}\n  - {name: canary, match: [\"**\"]}\n")
+        .rejects(&["live/orch.yaml:6"], &["two waves are named `canary`"]);
+}
+
+#[test]
+fn an_unknown_gate_field_is_an_error() {
+    with_waves("  - name: all\n    match: [\"**\"]\n    gate: {comand: ./check, bake: 5m}\n")
+        .rejects(
+            &["live/orch.yaml:7"],
+            &[
+                "unknown field `comand` in a wave's `gate`",
+                "did you mean `command`?",
+            ],
+        );
+    with_waves("  - name: all\n    match: [\"**\"]\n    aprove: true\n").rejects(
+        &["live/orch.yaml:7"],
+        &[
+            "unknown field `aprove` in a wave",
+            "did you mean `approve`?",
+        ],
+    );
+}
+
+#[test]
+fn a_bake_that_does_not_parse_is_an_error() {
+    for bad in ["five", "5", "1m1h", "48h"] {
+        with_waves(&format!(
+            "  - name: all\n    match: [\"**\"]\n    gate: {{bake: {bad}}}\n"
+        ))
+        .rejects(&["live/orch.yaml:7"], &[&format!("`{bad}`")]);
+    }
+}
+
+#[test]
+fn a_node_that_depends_on_a_later_wave_is_an_error_at_the_dependency() {
+    // The replica in eu-west-1 would roll out before its primary in us-east-1.
+    with_waves("  - {name: europe, match: [\"prod/eu-west-1/**\"]}\n  - {name: rest, match: [\"**\"]}\n")
+        .rejects(
+            &["live/prod/us-east-1/data/node.yaml:4", "live/orch.yaml:5"],
+            &["prod/eu-west-1/data (wave `europe`) depends on prod/us-east-1/data, which is in the later wave `rest`"],
+        );
+}
+
+/// Runs a rollout that must be refused before anything runs.
+fn refused(tree: &Tree, args: &[&str], says: &str) {
+    let run = orch(tree, args, &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(says),
+        "stderr lacks {says:?}:\n{}",
+        run.stderr
+    );
+    assert!(run.calls.is_empty(), "terraform ran: {:?}", run.calls);
+}
+
+#[test]
+fn resume_without_an_unfinished_run_or_with_an_unknown_id_is_an_error() {
+    let tree = waved("{bake: 0s}");
+    refused(&tree, &["rollout", "--resume"], "no rollout to resume");
+    assert_eq!(orch(&tree, &["rollout", "--wave", "canary"], &[]).code, 0);
+    refused(&tree, &["rollout", "--resume"], "no rollout to resume");
+    refused(
+        &tree,
+        &["rollout", "--resume", "20990101T000000Z-1"],
+        "no rollout run `20990101T000000Z-1`",
+    );
+    let id = journal(&tree)["id"].as_str().unwrap().to_string();
+    refused(&tree, &["rollout", "--resume", &id], "has already finished");
+}
+
+#[test]
+fn a_corrupt_journal_is_an_error() {
+    let tree = waved("{bake: 0s}");
+    let failed = orch(
+        &tree,
+        &["rollout"],
+        &[("FAKE_TF_APPLY_FAIL", "dev/us-east-1/app")],
+    );
+    assert_eq!(failed.code, 1);
+    let id = journal(&tree)["id"].as_str().unwrap().to_string();
+    let path = format!(".orch/runs/{id}.json");
+    let text = tree.read(&path);
+    let tree = tree.file(&path, &text[..text.len() / 2]);
+    refused(&tree, &["rollout", "--resume"], "is corrupt");
+    refused(&tree, &["rollout", "--resume", &id], "is corrupt");
+    let tree = tree.file(&path, &text.replace("\"version\": 1", "\"version\": 7"));
+    refused(
+        &tree,
+        &["rollout", "--resume"],
+        "is version 7; this orch reads version 1",
+    );
+    let tree = tree.file(&path, &text.replace("\"changed\"", "\"chnaged\""));
+    refused(&tree, &["rollout", "--resume"], "unknown field `chnaged`");
+}
+
+#[test]
+fn a_journal_from_another_tree_is_an_error() {
+    let first = waved("{bake: 0s}");
+    assert_eq!(
+        orch(
+            &first,
+            &["rollout"],
+            &[("FAKE_TF_APPLY_FAIL", "dev/us-east-1/app")]
+        )
+        .code,
+        1
+    );
+    let j = journal(&first);
+    let id = j["id"].as_str().unwrap();
+    let other = waved("{bake: 0s}").file(
+        &format!(".orch/runs/{id}.json"),
+        &serde_json::to_string_pretty(&j).unwrap(),
+    );
+    refused(&other, &["rollout", "--resume"], "belongs to the tree");
+}
+
+#[test]
+fn a_resume_after_the_waves_changed_is_an_error() {
+    let tree = waved("{bake: 0s}");
+    assert_eq!(
+        orch(
+            &tree,
+            &["rollout"],
+            &[("FAKE_TF_APPLY_FAIL", "dev/us-east-1/app")]
+        )
+        .code,
+        1
+    );
+    let tree = tree.file(
+        "live/orch.yaml",
+        &format!("{ORCH_YAML}waves:\n  - {{name: everything, match: [\"**\"]}}\n"),
+    );
+    refused(&tree, &["rollout", "--resume"], "are not those of run");
+}
+
+#[test]
+fn a_rollout_needs_waves_that_cover_every_node() {
+    refused(&fleet(), &["rollout"], "orch.yaml has no `waves:`");
+    let tree = with_waves("  - {name: canary, match: [\"dev/**\"]}\n");
+    refused(&tree, &["rollout"], "3 node(s) belong to no wave (prod/eu-west-1/data, prod/us-east-1/data, prod/us-east-1/grant)");
+    assert!(!tree.path(".orch/runs").exists());
+}
+
+#[test]
+fn a_wave_to_approve_without_a_terminal_needs_auto_approve() {
+    let tree = with_waves("  - {name: canary, match: [\"dev/**\"]}\n  - {name: rest, match: [\"**\"], approve: true}\n");
+    refused(&tree, &["rollout"], "wave `rest` asks for approval");
+    assert!(!tree.path(".orch/runs").exists());
+    let run = orch(&tree, &["rollout", "--auto-approve"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.called("apply").len(), 5);
 }
