@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::emulator::{processes_in, readback, venv, Emulator};
+use common::emulator::{orch, processes_in, readback, venv, Emulator, Run};
 use common::require_terraform;
 use serde_json::Value;
 
@@ -78,38 +78,6 @@ fn fleet(root: &Path) {
         "live/shared/us-east-1/own/node.yaml",
         "description: shared key\naliases: [shared/own]\ndeletion_window_days: 7\nkey_users: [arn:aws:iam::222222222222:role/app]\n",
     );
-}
-
-struct Run {
-    code: i32,
-    stderr: String,
-    report: Value,
-}
-
-fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
-    let report = root.join("report.json");
-    let _ = std::fs::remove_file(&report);
-    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(root.join("live"))
-        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
-        .args(args)
-        .arg("--report")
-        .arg(&report)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = std::fs::read_to_string(&report)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr,
-        report,
-    }
 }
 
 fn statuses(run: &Run) -> Vec<(String, String, bool)> {

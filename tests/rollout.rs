@@ -339,18 +339,6 @@ fn wave_of(address: &str) -> usize {
         .unwrap()
 }
 
-/// The single journal under .orch/runs/.
-fn journal(tree: &Tree) -> serde_json::Value {
-    let runs: Vec<PathBuf> = std::fs::read_dir(tree.path(".orch/runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap()
-}
-
 fn wave_statuses(report: &serde_json::Value) -> Vec<String> {
     report["waves"]
         .as_array()
@@ -388,7 +376,7 @@ fn a_rollout_applies_wave_after_wave_each_gated_before_the_next() {
     );
     assert!(run.stderr.contains("== wave rest: gate: baking 1s =="));
     assert!(run.stderr.contains("== wave canary: gate passed =="));
-    assert_eq!(journal(&tree)["status"], "finished");
+    assert_eq!(common::only_journal(tree.root())["status"], "finished");
 }
 
 #[test]
@@ -414,7 +402,7 @@ fn a_failed_node_stops_the_rollout_and_resume_applies_nothing_twice() {
         "{}",
         run.stderr
     );
-    let j = journal(&tree);
+    let j = common::only_journal(tree.root());
     assert_eq!(j["status"], "failed");
     assert_eq!(j["waves"][1]["status"], "failed");
 
@@ -435,7 +423,7 @@ fn a_failed_node_stops_the_rollout_and_resume_applies_nothing_twice() {
         wave_statuses(&resumed.report),
         ["passed", "passed", "passed"]
     );
-    assert_eq!(journal(&tree)["status"], "finished");
+    assert_eq!(common::only_journal(tree.root())["status"], "finished");
     let again = orch(&tree, &["rollout", "--resume"], &[]);
     assert_eq!(again.code, 1);
     assert!(
@@ -570,13 +558,13 @@ fn ctrl_c_during_a_wave_then_resume_finishes_it() {
     let out = stop_during_wave_two(&tree, libc::SIGINT);
     let run = finish(&tree, out);
     assert_eq!(run.code, 130, "{}", run.stderr);
-    let j = journal(&tree);
+    let j = common::only_journal(tree.root());
     assert_eq!(j["status"], "interrupted");
     assert_eq!(j["waves"][0]["status"], "passed");
     let resumed = orch(&tree, &["rollout", "--resume"], &[]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert!(!resumed.calls.iter().any(|(a, _)| wave_of(a) == 0));
-    assert_eq!(journal(&tree)["status"], "finished");
+    assert_eq!(common::only_journal(tree.root())["status"], "finished");
 }
 
 #[test]
@@ -585,7 +573,7 @@ fn kill_9_during_a_wave_then_resume_finishes_it() {
     let out = stop_during_wave_two(&tree, libc::SIGKILL);
     assert_eq!(out.status.code(), None, "killed");
     let _ = finish(&tree, out);
-    assert_eq!(journal(&tree)["status"], "running");
+    assert_eq!(common::only_journal(tree.root())["status"], "running");
     // The fake of the killed orch may still be sleeping; the lock of a dead orch is taken over.
     let resumed = orch(&tree, &["rollout", "--resume"], &[]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
@@ -593,7 +581,7 @@ fn kill_9_during_a_wave_then_resume_finishes_it() {
         .calls
         .iter()
         .any(|(a, c)| wave_of(a) == 0 && c == "apply"));
-    assert_eq!(journal(&tree)["status"], "finished");
+    assert_eq!(common::only_journal(tree.root())["status"], "finished");
     // The fake the killed orch started sleeps on in its own process group, as terraform would.
     kill_processes_in(tree.root());
 }
@@ -701,7 +689,10 @@ fn resume_without_an_unfinished_run_or_with_an_unknown_id_is_an_error() {
         &["rollout", "--resume", "20990101T000000Z-1"],
         "no rollout run `20990101T000000Z-1`",
     );
-    let id = journal(&tree)["id"].as_str().unwrap().to_string();
+    let id = common::only_journal(tree.root())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     refused(&tree, &["rollout", "--resume", &id], "has already finished");
 }
 
@@ -714,7 +705,10 @@ fn a_corrupt_journal_is_an_error() {
         &[("FAKE_TF_APPLY_FAIL", "dev/us-east-1/app")],
     );
     assert_eq!(failed.code, 1);
-    let id = journal(&tree)["id"].as_str().unwrap().to_string();
+    let id = common::only_journal(tree.root())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let path = format!(".orch/runs/{id}.json");
     let text = tree.read(&path);
     let tree = tree.file(&path, &text[..text.len() / 2]);
@@ -742,7 +736,7 @@ fn a_journal_from_another_tree_is_an_error() {
         .code,
         1
     );
-    let j = journal(&first);
+    let j = common::only_journal(first.root());
     let id = j["id"].as_str().unwrap();
     let other = waved("{bake: 0s}").file(
         &format!(".orch/runs/{id}.json"),

@@ -12,11 +12,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::emulator::{processes_in, readback, venv, Emulator};
-use common::require_terraform;
+use common::emulator::{command, finish, orch, processes_in, readback, venv, Emulator, Run};
+use common::{only_journal, require_terraform};
 use serde_json::Value;
 
 /// (account, account id, wave).
@@ -67,44 +67,6 @@ fn fleet(root: &Path) {
     }
 }
 
-struct Run {
-    code: i32,
-    stderr: String,
-    report: Value,
-}
-
-fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
-    cmd.arg("--live")
-        .arg(root.join("live"))
-        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
-        .args(args)
-        .arg("--report")
-        .arg(root.join("report.json"))
-        .current_dir(root)
-        .env_remove("ORCH_TERRAFORM")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn finish(root: &Path, out: std::process::Output) -> Run {
-    let report = std::fs::read_to_string(root.join("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    let _ = std::fs::remove_file(root.join("report.json"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        report,
-    }
-}
-
-fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
-    let out = command(root, endpoint, args).output().unwrap();
-    finish(root, out)
-}
-
 fn waves(run: &Run) -> Vec<String> {
     run.report["waves"]
         .as_array()
@@ -112,18 +74,6 @@ fn waves(run: &Run) -> Vec<String> {
         .iter()
         .map(|w| w["status"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// The single journal of the tree.
-fn journal(root: &Path) -> Value {
-    let runs: Vec<_> = std::fs::read_dir(root.join(".orch/runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap_or(Value::Null)
 }
 
 /// The keys of `account` in eu-west-1.
@@ -188,7 +138,7 @@ fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() 
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while journal(root)["waves"][2]["status"] != "applying" {
+    while only_journal(root)["waves"][2]["status"] != "applying" {
         assert!(
             started.elapsed() < Duration::from_secs(300),
             "wave rest never started"
@@ -209,7 +159,7 @@ fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() 
             .all(|n| n["status"] == "unchanged"),
         "prod was applied again: {prod}"
     );
-    assert_eq!(journal(root)["status"], "interrupted");
+    assert_eq!(only_journal(root)["status"], "interrupted");
     assert!(
         processes_in(root).is_empty(),
         "left behind: {:?}",
@@ -220,7 +170,7 @@ fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() 
     let third = orch(root, endpoint, &["rollout", "--resume"]);
     assert_eq!(third.code, 0, "{}", third.stderr);
     assert_eq!(waves(&third), ["passed", "passed", "passed"]);
-    assert_eq!(journal(root)["status"], "finished");
+    assert_eq!(only_journal(root)["status"], "finished");
 
     // The fleet is converged, and every account has its new replica.
     let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);

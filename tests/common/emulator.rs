@@ -1,6 +1,6 @@
 //! The local AWS emulator (moto's server, with the fix of scripts/emulator.py) on a free loopback
-//! port, and the read-back of what a fleet created in it through the AWS API
-//! (tests/e2e/readback.py), for the end-to-end tests.
+//! port, orch run against it (the `sandbox` profile), and the read-back of what a fleet created
+//! in it through the AWS API (tests/e2e/readback.py), for the end-to-end tests.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -58,6 +58,49 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// One run of orch against the emulator: exit code, stderr and the `--report` JSON.
+pub struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub report: serde_json::Value,
+}
+
+/// `orch --live ROOT/live --profile sandbox --endpoint ENDPOINT --no-color ARGS --report
+/// ROOT/report.json`, run in ROOT without a terminal.
+pub fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
+    cmd.arg("--live")
+        .arg(root.join("live"))
+        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
+        .args(args)
+        .arg("--report")
+        .arg(root.join("report.json"))
+        .current_dir(root)
+        .env_remove("ORCH_TERRAFORM")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The [`Run`] of a finished [`command`]; the report is read and removed.
+pub fn finish(root: &Path, out: std::process::Output) -> Run {
+    let path = root.join("report.json");
+    let report = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let _ = std::fs::remove_file(&path);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report,
+    }
+}
+
+pub fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
+    let out = command(root, endpoint, args).output().unwrap();
+    finish(root, out)
 }
 
 /// What exists in `account` (reached through a role, as orch's provider does) in each region.
