@@ -376,6 +376,11 @@ fn a_rollout_applies_wave_after_wave_each_gated_before_the_next() {
     );
     assert!(run.stderr.contains("== wave rest: gate: baking 1s =="));
     assert!(run.stderr.contains("== wave canary: gate passed =="));
+    assert!(
+        run.stderr.contains("finished: 3 wave(s) passed"),
+        "{}",
+        run.stderr
+    );
     assert_eq!(common::only_journal(tree.root())["status"], "finished");
 }
 
@@ -714,7 +719,7 @@ fn a_corrupt_journal_is_an_error() {
     let tree = tree.file(&path, &text[..text.len() / 2]);
     refused(&tree, &["rollout", "--resume"], "is corrupt");
     refused(&tree, &["rollout", "--resume", &id], "is corrupt");
-    let tree = tree.file(&path, &text.replace("\"version\": 1", "\"version\": 7"));
+    let tree = tree.file(&path, &text.replace("\"version\":1", "\"version\":7"));
     refused(
         &tree,
         &["rollout", "--resume"],

@@ -418,7 +418,13 @@ impl Rollout<'_> {
             });
         }
         self.summary(Some(journal), &results, code);
-        if code != 0 {
+        if code == 0 {
+            eprintln!(
+                "rollout {} finished: {} wave(s) passed",
+                journal.id,
+                results.len()
+            );
+        } else {
             eprintln!(
                 "the rollout stopped; later waves were not started. Fix the cause, then `orch rollout --resume {}`",
                 journal.id
