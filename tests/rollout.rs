@@ -230,7 +230,13 @@ fn a_template_change_marks_the_nodes_of_its_kind() {
 fn a_new_terraform_version_marks_every_node() {
     let tree = applied(fleet());
     assert_eq!(
-        planned_when_changed(&tree, &[("FAKE_TF_VERSION", "1.12.1")]),
+        planned_when_changed(
+            &tree,
+            &[(
+                "FAKE_TF_VERSION",
+                r#"{"terraform_version":"1.12.1","platform":"linux_amd64"}"#
+            )]
+        ),
         set(&ALL)
     );
 }

@@ -10,13 +10,15 @@
 //! missing piece fails the test with what to run.
 
 mod common;
+#[path = "e2e/emulator.rs"]
+mod emulator;
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::emulator::{command, finish, orch, processes_in, readback, venv, Emulator, Run};
 use common::{only_journal, require_terraform};
+use emulator::{processes_in, readback, venv, Emulator};
 use serde_json::Value;
 
 /// (account, account id, wave).
@@ -65,6 +67,48 @@ fn fleet(root: &Path) {
             ),
         );
     }
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+    report: Value,
+}
+
+/// `orch --live ROOT/live --profile sandbox --endpoint ENDPOINT --no-color ARGS --report
+/// ROOT/report.json`, run in ROOT without a terminal.
+fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
+    cmd.arg("--live")
+        .arg(root.join("live"))
+        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
+        .args(args)
+        .arg("--report")
+        .arg(root.join("report.json"))
+        .current_dir(root)
+        .env_remove("ORCH_TERRAFORM")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The [`Run`] of a finished [`command`]; the report is read and removed.
+fn finish(root: &Path, out: std::process::Output) -> Run {
+    let path = root.join("report.json");
+    let report = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(&path);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report,
+    }
+}
+
+fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
+    let out = command(root, endpoint, args).output().unwrap();
+    finish(root, out)
 }
 
 fn waves(run: &Run) -> Vec<String> {

@@ -4,8 +4,6 @@
 //! Each test crate under `tests/` compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
 
-pub mod emulator;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

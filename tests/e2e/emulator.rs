@@ -1,15 +1,18 @@
-//! The local AWS emulator (moto's server, with the fix of scripts/emulator.py) on a free loopback
-//! port, orch run against it (the `sandbox` profile), and the read-back of what a fleet created
-//! in it through the AWS API (tests/e2e/readback.py), for the end-to-end tests.
+//! The local AWS emulator for end-to-end tests (scripts/emulator.py on a free loopback port),
+//! reading back what a fleet created through the AWS API, and finding processes left behind.
+//! Shared by tests/e2e.rs and tests/faults.rs through `#[path]`.
+#![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// The project venv, with the emulator's Python.
 pub fn venv() -> PathBuf {
-    let python = super::venv_program("python");
+    let python = crate::common::venv_program("python");
     python
         .parent()
         .and_then(Path::parent)
@@ -17,9 +20,10 @@ pub fn venv() -> PathBuf {
         .to_path_buf()
 }
 
-/// The emulator, stopped when dropped.
+/// The emulator on a free loopback port, stopped when dropped.
 pub struct Emulator {
     child: Child,
+    pub port: u16,
     pub endpoint: String,
 }
 
@@ -48,6 +52,7 @@ impl Emulator {
         }
         Emulator {
             child,
+            port,
             endpoint: format!("http://127.0.0.1:{port}"),
         }
     }
@@ -60,51 +65,8 @@ impl Drop for Emulator {
     }
 }
 
-/// One run of orch against the emulator: exit code, stderr and the `--report` JSON.
-pub struct Run {
-    pub code: i32,
-    pub stderr: String,
-    pub report: serde_json::Value,
-}
-
-/// `orch --live ROOT/live --profile sandbox --endpoint ENDPOINT --no-color ARGS --report
-/// ROOT/report.json`, run in ROOT without a terminal.
-pub fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
-    cmd.arg("--live")
-        .arg(root.join("live"))
-        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
-        .args(args)
-        .arg("--report")
-        .arg(root.join("report.json"))
-        .current_dir(root)
-        .env_remove("ORCH_TERRAFORM")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// The [`Run`] of a finished [`command`]; the report is read and removed.
-pub fn finish(root: &Path, out: std::process::Output) -> Run {
-    let path = root.join("report.json");
-    let report = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let _ = std::fs::remove_file(&path);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        report,
-    }
-}
-
-pub fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
-    let out = command(root, endpoint, args).output().unwrap();
-    finish(root, out)
-}
-
-/// What exists in `account` (reached through a role, as orch's provider does) in each region.
-pub fn readback(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) -> serde_json::Value {
+/// Everything of `account` in `regions` as JSON (tests/e2e/readback.py).
+pub fn readback(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/readback.py");
     let out = Command::new(venv.join("bin/python"))
         .arg(script)
@@ -121,8 +83,8 @@ pub fn readback(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) ->
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Processes whose working directory is inside `root` (not `root` itself): what a run must not
-/// leave behind.
+/// Processes whose working directory is inside `root` (not `root` itself): terraform or a
+/// provider left running.
 pub fn processes_in(root: &Path) -> Vec<String> {
     std::fs::read_dir("/proc")
         .unwrap()
