@@ -6,13 +6,13 @@ use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::Node;
 
 use super::address::check_name;
-use super::decode::Fields;
-use super::model::{Account, Backend, Profile, Settings};
+use super::decode::{strings_of, Fields};
+use super::model::{Account, Backend, Profile, Settings, Wave};
 use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_role};
 use super::regions;
 use super::yaml::{span_of, YamlFile};
-use crate::diag::{did_you_mean, Diagnostics};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 
 /// Node fields that may be given a fleet-, account- or region-wide default. Identity fields
 /// (`kind`, `key`, `aliases`, `bucket`, ...) name one thing and make no sense as defaults.
@@ -106,7 +106,7 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
         }
     }
     if let Some(node) = f.node("waves") {
-        settings.waves = super::wave::read_waves(node, &mut f.diags);
+        settings.waves = read_waves(node, &mut f.diags);
     }
     let defaults = read_defaults(&mut f);
     f.finish(diags, None);
@@ -215,6 +215,45 @@ fn read_profile(node: &Node, diags: &mut Diagnostics) -> Option<Profile> {
     Some(Profile {
         endpoint: endpoint.map(|e| e.value),
     })
+}
+
+fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
+    let Node::Sequence(seq) = node else {
+        diags.push(Diagnostic::error(
+            span_of(node),
+            "`waves` must be a list of {name, match}",
+        ));
+        return Vec::new();
+    };
+    let mut waves: Vec<Wave> = Vec::new();
+    for item in seq.iter() {
+        let Some(mut w) = Fields::of(item, "a wave", diags) else {
+            continue;
+        };
+        let name = w.required_string("name");
+        let patterns = w
+            .node("match")
+            .and_then(|n| strings_of(n, "match", &mut w.diags));
+        if patterns.is_none() {
+            let span = w.span();
+            w.error(span, "a wave needs `match`: a list of address globs");
+        }
+        let (approve, gate) = super::wave::read_extras(&mut w);
+        if let (Some(name), Some(patterns)) = (name, patterns) {
+            if waves.iter().any(|x| x.name == name.value) {
+                w.error(name.span, format!("two waves are named `{}`", name.value));
+            }
+            waves.push(Wave {
+                span: name.span,
+                name: name.value,
+                patterns: patterns.value.into_iter().map(|p| p.value).collect(),
+                approve,
+                gate,
+            });
+        }
+        w.finish(diags, None);
+    }
+    waves
 }
 
 /// Every field a default may set: [`DEFAULTABLE`] and the k9 tag fields.

@@ -1,59 +1,23 @@
-//! The `waves:` of `orch.yaml`, used by `orch rollout`: each wave's name, its address globs, its
-//! optional gate (`command`, `bake`) and whether it waits for approval.
+//! What a wave of `orch.yaml` adds for `orch rollout` to its name and globs: its optional gate
+//! (`command`, `bake`) and whether it waits for approval.
 
 use std::time::Duration;
 
-use marked_yaml::Node;
-
-use super::decode::{strings_of, Fields};
-use super::model::{Gate, Wave};
-use super::yaml::span_of;
-use crate::diag::{Diagnostic, Diagnostics};
+use super::decode::Fields;
+use super::model::Gate;
+use crate::diag::Diagnostics;
 
 /// The longest bake orch accepts: a day. Longer waits belong to a scheduler, not to one process.
 const MAX_BAKE: Duration = Duration::from_secs(24 * 3600);
 
-pub fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
-    let Node::Sequence(seq) = node else {
-        diags.push(Diagnostic::error(
-            span_of(node),
-            "`waves` must be a list of {name, match}",
-        ));
-        return Vec::new();
-    };
-    let mut waves: Vec<Wave> = Vec::new();
-    for item in seq.iter() {
-        let Some(mut w) = Fields::of(item, "a wave", diags) else {
-            continue;
-        };
-        let name = w.required_string("name");
-        let patterns = w
-            .node("match")
-            .and_then(|n| strings_of(n, "match", &mut w.diags));
-        if patterns.is_none() {
-            let span = w.span();
-            w.error(span, "a wave needs `match`: a list of address globs");
-        }
-        let approve = w.bool("approve").is_some_and(|a| a.value);
-        let gate = w
-            .map("gate", "a wave's `gate`")
-            .and_then(|g| read_gate(g, &mut w.diags));
-        if let (Some(name), Some(patterns)) = (name, patterns) {
-            if waves.iter().any(|x| x.name == name.value) {
-                w.error(name.span, format!("two waves are named `{}`", name.value))
-                    .help = Some("give each wave its own name: `--wave NAME` and the journal refer to waves by name".into());
-            }
-            waves.push(Wave {
-                span: name.span,
-                name: name.value,
-                patterns: patterns.value.into_iter().map(|p| p.value).collect(),
-                approve,
-                gate,
-            });
-        }
-        w.finish(diags, None);
-    }
-    waves
+/// A wave's `approve` and `gate`, read from the wave's fields (`settings::read_waves` reads the
+/// rest).
+pub fn read_extras(w: &mut Fields) -> (bool, Option<Gate>) {
+    let approve = w.bool("approve").is_some_and(|a| a.value);
+    let gate = w
+        .map("gate", "a wave's `gate`")
+        .and_then(|g| read_gate(g, &mut w.diags));
+    (approve, gate)
 }
 
 fn read_gate(mut g: Fields, diags: &mut Diagnostics) -> Option<Gate> {
