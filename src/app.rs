@@ -118,12 +118,14 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         }
         Command::Render { filters } => {
             let loaded = load(&global.live, global.strict)?;
-            let mut selected = select(&loaded, filters)?;
+            let selected = select(&loaded, filters)?;
             let profile = profile(&loaded.fleet, global.profile.as_deref())?;
-            if filters.changed {
+            let selected = if filters.changed {
                 let binary = discover_binary(&loaded, None)?;
-                selected = changed_only(&loaded, profile, &binary, &selected)?;
-            }
+                changed_only(&loaded, profile, &binary, &selected)?
+            } else {
+                selected
+            };
             let renderer = Renderer::new(&loaded.fleet, &loaded.templates, profile);
             let nodes: Vec<usize> = selected.into_iter().collect();
             let stats = renderer.render_all(&nodes)?;
@@ -371,6 +373,23 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             }
         }
     }
+    // In a partial fleet a pattern may match nothing only because its nodes did not load.
+    if complete {
+        let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
+        for wave in &fleet.settings.waves {
+            for pattern in &wave.patterns {
+                if !addresses.iter().any(|a| glob_match(pattern, a)) {
+                    diags.push(
+                        Diagnostic::warning(
+                            wave.span,
+                            format!("wave `{}`: `{pattern}` matches no node", wave.name),
+                        )
+                        .with_help("check the pattern against `orch graph`"),
+                    );
+                }
+            }
+        }
+    }
     let dag = match Dag::build(&fleet) {
         Ok(dag) => Some(dag),
         Err(cycles) => {
@@ -378,7 +397,7 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             None
         }
     };
-    // In a partial fleet a wave may get no node only because its nodes did not load.
+    // As above: in a partial fleet a wave may get no node only because its nodes did not load.
     if let (Some(dag), true) = (&dag, complete) {
         crate::waves::check(&fleet, dag)
             .into_iter()

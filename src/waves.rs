@@ -1,6 +1,7 @@
 //! Which rollout wave each node belongs to (the first wave whose globs match its address), and
-//! the checks on a wave layout: a wave that gets no node, a glob that matches nothing, and a node
-//! that depends on a node of a later wave (it could not be rolled out in order).
+//! the checks on a wave layout: a wave that gets no node, and a node that depends on a node of a
+//! later wave (it could not be rolled out in order). A single glob that matches nothing is a
+//! warning of `app::load`.
 
 use crate::config::Fleet;
 use crate::diag::Diagnostic;
@@ -45,18 +46,6 @@ pub fn check(fleet: &Fleet, dag: &Dag) -> Vec<Diagnostic> {
                 )
                 .with_help("a node belongs to the first wave that matches it; fix the globs (see `orch graph`) or remove the wave"),
             );
-            continue;
-        }
-        for pattern in &wave.patterns {
-            if !addresses.iter().any(|a| glob_match(pattern, a)) {
-                out.push(
-                    Diagnostic::warning(
-                        wave.span,
-                        format!("wave `{}`: `{pattern}` matches no node", wave.name),
-                    )
-                    .with_help("check the pattern against `orch graph`"),
-                );
-            }
         }
     }
     for (from, to, edge) in dag.edges() {
