@@ -213,6 +213,11 @@ fn terraform_run(
     let binary = discover_binary(&loaded, options.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
     let (selected, skip_unchanged) = if options.filters.changed {
+        if action == Action::Destroy {
+            return Err(AppError::Usage(
+                "--changed selects what to apply; destroy takes addresses, --account, --region or --all".into(),
+            ));
+        }
         let changed = changed_only(&loaded, profile.as_ref(), &binary, &selected)?;
         (changed.clone(), changed)
     } else {

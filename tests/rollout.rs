@@ -301,6 +301,23 @@ fn a_node_whose_apply_failed_stays_marked_even_when_the_change_is_undone() {
 }
 
 #[test]
+fn destroy_does_not_take_changed() {
+    let tree = applied(fleet());
+    let run = orch(
+        &tree,
+        &["destroy", "--all", "--changed", "--auto-approve"],
+        &[],
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("--changed selects what to apply"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.calls.is_empty());
+}
+
+#[test]
 fn destroy_forgets_the_fingerprint() {
     let tree = applied(fleet());
     let run = orch(
@@ -791,4 +808,56 @@ fn a_wave_to_approve_without_a_terminal_needs_auto_approve() {
     let run = orch(&tree, &["rollout", "--auto-approve"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.called("apply").len(), 5);
+}
+
+/// Runs `orch rollout` on a terminal (util-linux `script` gives it one) and answers `answer` to
+/// its question.
+fn rollout_on_a_terminal(tree: &Tree, answer: &str) -> Run {
+    use std::io::Write as _;
+    std::fs::create_dir_all(tree.path("fake-state")).unwrap();
+    let orch = format!(
+        "{} --no-color --live {} rollout --report {}",
+        env!("CARGO_BIN_EXE_orch"),
+        tree.path("live").display(),
+        tree.path("report.json").display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &orch, "/dev/null"])
+        .current_dir(tree.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in command(tree, &[], &[]).get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let mut child = cmd
+        .spawn()
+        .expect("util-linux `script` runs orch on a terminal: install util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{answer}\n").as_bytes()).unwrap();
+    // Kept open until orch is done: the end of input would reach it as a ^D.
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    finish(tree, out)
+}
+
+#[test]
+fn a_wave_to_approve_asks_on_a_terminal() {
+    let tree = with_waves(
+        "  - {name: canary, match: [\"dev/**\"]}\n  - {name: rest, match: [\"**\"], approve: true}\n",
+    );
+    let refused = rollout_on_a_terminal(&tree, "no");
+    assert_eq!(refused.code, 1);
+    assert_eq!(wave_statuses(&refused.report), ["passed", "failed"]);
+    assert!(refused
+        .called("apply")
+        .iter()
+        .all(|a| a.starts_with("dev/")));
+    let approved = rollout_on_a_terminal(&tree, "yes");
+    assert_eq!(approved.code, 0);
+    assert_eq!(wave_statuses(&approved.report), ["passed", "passed"]);
+    assert_eq!(approved.called("apply").len(), 3);
 }

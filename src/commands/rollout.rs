@@ -468,7 +468,9 @@ impl Rollout<'_> {
                 nodes.len()
             );
             if !run::ask(&question)? {
-                result.gate = Some("not approved; nothing of it was applied".into());
+                result.gate = Some(
+                    "not reached: the wave was not approved, and nothing of it was applied".into(),
+                );
                 return Ok(result);
             }
         }
