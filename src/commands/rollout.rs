@@ -674,7 +674,7 @@ impl Rollout<'_> {
         run_id: &str,
     ) -> Result<(), String> {
         eprintln!("== wave {}: gate: running `{command}` ==", wave.name);
-        let dir = self.fleet.state_dir().join("runs").join(run_id);
+        let dir = self.fleet.state_dir().join("gates").join(run_id);
         let file = dir.join(format!("{}-outputs.json", wave.name));
         std::fs::create_dir_all(&dir)
             .and_then(|()| {
