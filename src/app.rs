@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::cli::{Cli, Command, Filters, Generate, GraphFormat, RunOptions, TfvarsFormat};
 use crate::config::{self, Address, Fleet, Profile, BUILTIN_KINDS};
 use crate::diag::{Diagnostic, Diagnostics, Sources};
-use crate::graph::{glob_match, Dag};
+use crate::graph::{glob_match, glob_problem, Dag};
 use crate::policy::{self, KeyFacts};
 use crate::render::{self, hcl, Renderer, Templates};
 use crate::terraform::workflow::Action;
@@ -26,6 +26,8 @@ pub enum AppError {
     Templates(#[from] render::templates::TemplateError),
     #[error(transparent)]
     Render(#[from] render::RenderError),
+    #[error(transparent)]
+    Generate(#[from] render::generated::GenerateError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -58,10 +60,12 @@ struct Loaded {
 }
 
 pub fn run(cli: Cli) -> Result<(), AppError> {
+    quiet_on_closed_pipe(&cli.command);
     let global = &cli.global;
+    let live = &resolve_live(&global.live)?;
     match &cli.command {
         Command::Validate => {
-            let loaded = load(&global.live, global.strict)?;
+            let loaded = load(live, global.strict)?;
             let keys = loaded
                 .fleet
                 .nodes
@@ -70,7 +74,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                 .count();
             println!(
                 "{}: {} nodes ({} keys and replicas, {} consumers) in {} accounts, {} dependencies; valid",
-                global.live.display(),
+                live.display(),
                 loaded.fleet.nodes.len(),
                 keys,
                 loaded.fleet.nodes.len() - keys,
@@ -80,12 +84,12 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::Graph { format } => {
-            let loaded = load(&global.live, global.strict)?;
+            let loaded = load(live, global.strict)?;
             print(&graph_text(&loaded, *format));
             Ok(())
         }
         Command::Explain { address } => {
-            let loaded = load(&global.live, global.strict)?;
+            let loaded = load(live, global.strict)?;
             let i = find(&loaded.fleet, address)?;
             let deps: Vec<String> = loaded
                 .dag
@@ -100,7 +104,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::Policy { address, explain } => {
-            let loaded = load(&global.live, global.strict)?;
+            let loaded = load(live, global.strict)?;
             let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
             let facts = KeyFacts::of(&loaded.fleet, node).ok_or_else(|| {
                 AppError::Usage(format!(
@@ -117,7 +121,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             Ok(())
         }
         Command::Render { filters } => {
-            let loaded = load(&global.live, global.strict)?;
+            let loaded = load(live, global.strict)?;
             let selected = select(&loaded, filters)?;
             let profile = profile(&loaded.fleet, global.profile.as_deref())?;
             let selected = if filters.changed {
@@ -128,7 +132,9 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             };
             let renderer = Renderer::new(&loaded.fleet, &loaded.templates, profile);
             let nodes: Vec<usize> = selected.into_iter().collect();
+            let lock = crate::lock::Lock::acquire_for_render(&loaded.fleet.state_dir())?;
             let stats = renderer.render_all(&nodes)?;
+            drop(lock);
             println!(
                 "rendered {} nodes into {}: {} files written, {} unchanged, {} removed",
                 nodes.len(),
@@ -148,24 +154,29 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Plan {
             run,
             detailed_exitcode,
-        } => terraform_run(global, run, Action::Plan, *detailed_exitcode, false),
+        } => terraform_run(global, live, run, Action::Plan, *detailed_exitcode, false),
         Command::Apply { run, auto_approve } => {
-            terraform_run(global, run, Action::Apply, false, *auto_approve)
+            terraform_run(global, live, run, Action::Apply, false, *auto_approve)
         }
         Command::Destroy { run, auto_approve } => {
-            terraform_run(global, run, Action::Destroy, false, *auto_approve)
+            terraform_run(global, live, run, Action::Destroy, false, *auto_approve)
         }
         Command::Rollout(args) => rollout(global, args),
         Command::Output { address } => {
-            let loaded = load(&global.live, global.strict)?;
+            let loaded = load(live, global.strict)?;
             let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
             let path = loaded
                 .fleet
                 .state_dir()
                 .join("outputs")
                 .join(format!("{}.json", node.address));
-            let text = std::fs::read_to_string(&path)
-                .map_err(|_| AppError::Usage(format!("{address} has no recorded outputs: it is not applied yet (orch apply {address})")))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                AppError::Usage(if e.kind() == std::io::ErrorKind::NotFound {
+                    format!("{address} has no recorded outputs: it is not applied yet (orch apply {address})")
+                } else {
+                    format!("cannot read the recorded outputs {}: {e}", path.display())
+                })
+            })?;
             let outputs: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                 AppError::Usage(format!(
                     "{} is not valid JSON ({e}); apply {address} again",
@@ -184,7 +195,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Generate {
             what: Generate::Tfvars { env, out, format },
         } => {
-            let loaded = load(&global.live, global.strict)?;
+            let loaded = load(live, global.strict)?;
             let profile = profile(&loaded.fleet, global.profile.as_deref())?;
             generate_tfvars(&loaded, profile, env, out, *format)
         }
@@ -193,12 +204,13 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
 
 fn terraform_run(
     global: &crate::cli::Global,
+    live: &Path,
     options: &RunOptions,
     action: Action,
     detailed_exitcode: bool,
     auto_approve: bool,
 ) -> Result<(), AppError> {
-    let loaded = load(&global.live, global.strict)?;
+    let loaded = load(live, global.strict)?;
     let selected = select(&loaded, &options.filters)?;
     if matches!(action, Action::Apply | Action::Destroy)
         && !auto_approve
@@ -342,6 +354,98 @@ fn print(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
+/// Commands that only print and write files end quietly on a closed stdout or stderr
+/// (`orch graph | head -1`), as any Unix filter does, instead of panicking on the failed print.
+/// Rust ignores SIGPIPE, and a child inherits that; these commands restore the default. Runs
+/// keep ignoring it: a closed pipe must never kill orch half-way through an apply, with
+/// terraform still running under it.
+fn quiet_on_closed_pipe(command: &Command) {
+    let prints = matches!(
+        command,
+        Command::Validate
+            | Command::Graph { .. }
+            | Command::Explain { .. }
+            | Command::Policy { .. }
+            | Command::Render { .. }
+            | Command::Output { .. }
+            | Command::Generate { .. }
+    );
+    if prints {
+        // SAFETY: restores a signal's default disposition at start-up, before any thread runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
+}
+
+/// The live/ tree orch works on, checked and resolved, so that `.orch/` and `templates/` are
+/// always the ones beside the real directory, whatever path led to it (`live/prod/..`, `.` from
+/// inside the tree, a link). A path that already names that directory plainly is kept as given,
+/// since every message shows it.
+fn resolve_live(given: &Path) -> Result<PathBuf, AppError> {
+    let refuse = |message: String, help: String| {
+        let mut diags = Diagnostics::default();
+        diags.push(Diagnostic::at_path(given, message).with_help(help));
+        report(&Sources::default(), &diags, given)
+    };
+    let shown = given.display();
+    let where_help = || "run orch where live/ is, or pass --live DIR".to_string();
+    let canonical = match std::fs::canonicalize(given) {
+        Ok(canonical) => canonical,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse(format!("{shown} does not exist"), where_help()))
+        }
+        Err(e) => return Err(refuse(format!("cannot open {shown}: {e}"), where_help())),
+    };
+    if !canonical.is_dir() {
+        let help = match (given.file_name(), given.parent()) {
+            (Some(name), Some(parent)) if name == "orch.yaml" => format!(
+                "--live names the directory that holds orch.yaml: pass --live {}",
+                dot_if_empty(parent).display()
+            ),
+            _ => where_help(),
+        };
+        return Err(refuse(format!("{shown} is a file, not a directory"), help));
+    }
+    // Listing the directory and looking up a name in it need its read and search permissions;
+    // without them every file would look missing.
+    let readable = std::fs::read_dir(&canonical).and_then(|_| {
+        match std::fs::symlink_metadata(canonical.join("orch.yaml")) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    });
+    if let Err(e) = readable {
+        return Err(refuse(
+            format!("cannot read {shown}: {e}"),
+            "orch needs permission to list and enter every directory of the tree".into(),
+        ));
+    }
+    let plain = given.file_name().is_some()
+        && !given
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    let same_parent = given
+        .parent()
+        .and_then(|p| std::fs::canonicalize(dot_if_empty(p)).ok())
+        .as_deref()
+        == canonical.parent();
+    Ok(if plain && same_parent {
+        given.to_path_buf()
+    } else {
+        canonical
+    })
+}
+
+/// The parent of a bare relative name is the empty path, which means the current directory.
+fn dot_if_empty(path: &Path) -> &Path {
+    if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    }
+}
+
 /// Loads, validates and builds the DAG; on any error prints every diagnostic and runs nothing.
 /// Policy checks and the DAG run even when the tree has errors, on the nodes that did load, so
 /// one run reports every error: a typo in one file does not hide a cycle in another.
@@ -360,8 +464,7 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
     let complete = !diags.has_errors();
     for node in &fleet.nodes {
         if let Some(facts) = KeyFacts::of(&fleet, node) {
-            let built = policy::build(&facts);
-            for problem in policy::check(&facts, &built) {
+            for problem in policy::check(&facts) {
                 diags.push(policy_error(node, &facts, &problem));
             }
             for warning in policy::warnings(&facts) {
@@ -378,11 +481,19 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             }
         }
     }
+    for wave in &fleet.settings.waves {
+        for problem in wave.patterns.iter().filter_map(|p| glob_problem(p)) {
+            diags.push(
+                Diagnostic::error(wave.span, format!("wave `{}`: {problem}", wave.name))
+                    .with_help("shorten the pattern; `**` matches any number of segments"),
+            );
+        }
+    }
     // In a partial fleet a pattern may match nothing only because its nodes did not load.
     if complete {
         let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
         for wave in &fleet.settings.waves {
-            for pattern in &wave.patterns {
+            for pattern in wave.patterns.iter().filter(|p| glob_problem(p).is_none()) {
                 if !addresses.iter().any(|a| glob_match(pattern, a)) {
                     diags.push(
                         Diagnostic::warning(
@@ -420,7 +531,7 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
         .find(|kind| !templates.kinds.contains(*kind))
     {
         return Err(AppError::Usage(format!(
-            "the templates in {} have no `{kind}/` folder, which nodes of this tree use",
+            "the templates in {}/ have no `{kind}/` folder, which nodes of this tree use",
             templates
                 .dir
                 .as_deref()
@@ -447,7 +558,7 @@ fn policy_error(node: &config::Node, facts: &KeyFacts, problem: &policy::Problem
         policy::Problem::Lockout | policy::Problem::DeployerLockout(_) => {
             facts.access.root_access_span.unwrap_or(node.span)
         }
-        policy::Problem::TooLarge(_) => node.span,
+        policy::Problem::TooLarge { at, .. } => at.unwrap_or(node.span),
     };
     if span.source == node.span.source {
         Diagnostic::error(span, format!("{}: {}", node.address, problem.message()))
@@ -500,6 +611,10 @@ fn profile<'a>(fleet: &'a Fleet, name: Option<&str>) -> Result<Option<&'a Profil
     })
 }
 
+/// The most address globs one command takes; more is a script gone wrong, and every glob is
+/// matched against every node.
+const MAX_GLOBS: usize = 1000;
+
 /// The nodes a command's filters select, as indexes into `fleet.nodes`.
 fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppError> {
     let fleet = &loaded.fleet;
@@ -512,6 +627,20 @@ fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppErro
         return Err(AppError::Usage(
             "name the nodes to work on (address globs, --account, --region) or pass --all".into(),
         ));
+    }
+    if filters.patterns.len() > MAX_GLOBS {
+        return Err(AppError::Usage(format!(
+            "{} address globs; the limit is {MAX_GLOBS}: select with fewer, broader globs, --account or --region",
+            filters.patterns.len()
+        )));
+    }
+    for pattern in &filters.patterns {
+        if let Some(problem) = glob_problem(pattern) {
+            let start: String = pattern.chars().take(40).collect();
+            return Err(AppError::Usage(format!(
+                "`{start}...`: {problem}; `**` matches any number of segments"
+            )));
+        }
     }
     for account in &filters.account {
         if !fleet.accounts.contains_key(account) {
@@ -678,9 +807,16 @@ fn generate_tfvars(
             envs.into_iter().collect::<Vec<_>>().join(", ")
         )));
     }
+    if let Some(inside) = inside_of(out, &fleet.live) {
+        return Err(AppError::Usage(format!(
+            "--out {} is inside the live/ tree ({}), which would then read the tfvars as part of the tree; choose a directory outside it",
+            out.display(),
+            inside.display()
+        )));
+    }
     let outputs = render::RecordedOutputs::for_fleet(fleet);
     let endpoint = profile.and_then(|p| p.endpoint.as_deref());
-    let mut count = 0;
+    let mut files = Vec::new();
     for node in fleet
         .nodes
         .iter()
@@ -699,14 +835,32 @@ fn generate_tfvars(
                 hcl::tfvars(&inputs.vars),
             ),
         };
-        let dir = out.join(&node.address.account).join(&node.address.region);
-        render::write_files(&dir, &[(name.as_str(), text)]).map_err(AppError::from)?;
-        count += 1;
+        let path = Path::new(&node.address.account)
+            .join(&node.address.region)
+            .join(name);
+        files.push((path, text));
     }
+    let done = render::generated::write_set(out, env, &files)?;
     println!(
-        "wrote tfvars of {count} nodes of environment {env} ({}) into {}",
+        "wrote tfvars of {} nodes of environment {env} ({}) into {}: {} files written, {} unchanged, {} removed",
+        files.len(),
         accounts.join(", "),
-        out.display()
+        out.display(),
+        done.written,
+        done.unchanged,
+        done.removed
     );
     Ok(())
+}
+
+/// The directory of `dir` that `path` lies in (after resolving links and `..`), if it does.
+fn inside_of(path: &Path, dir: &Path) -> Option<PathBuf> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let absolute = std::env::current_dir().ok()?.join(path);
+    // The path may not exist yet: resolve its deepest existing ancestor.
+    let resolved = absolute.ancestors().find_map(|a| {
+        let rest = absolute.strip_prefix(a).ok()?;
+        std::fs::canonicalize(a).ok().map(|c| c.join(rest))
+    })?;
+    resolved.starts_with(&dir).then_some(dir)
 }

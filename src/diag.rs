@@ -1,6 +1,9 @@
 //! Diagnostics: errors and warnings that point at a file, a line and a column, rendered the way a
 //! compiler renders them, with the offending line quoted and a `help:` that says how to fix it.
+//! Also [`escape`], which every printer of text from the tree uses: names and values reach the
+//! terminal with their control and bidi characters written out, never raw.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -138,17 +141,17 @@ impl Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let _ = writeln!(out, "{label}: {}", self.message);
+        let _ = writeln!(out, "{label}: {}", escape(&self.message));
         if let Some(span) = self.span {
             quote(&mut out, sources, span, None);
         } else if let Some(path) = &self.path {
-            let _ = writeln!(out, "  --> {}", path.display());
+            let _ = writeln!(out, "  --> {}", escape(&path.display().to_string()));
         }
         for (span, note) in &self.notes {
             quote(&mut out, sources, *span, Some(note));
         }
         if let Some(help) = &self.help {
-            let _ = writeln!(out, "  = help: {help}");
+            let _ = writeln!(out, "  = help: {}", escape(help));
         }
         out
     }
@@ -158,22 +161,86 @@ fn quote(out: &mut String, sources: &Sources, span: Span, note: Option<&str>) {
     let _ = writeln!(
         out,
         "  --> {}:{}:{}{}",
-        sources.path(span.source).display(),
+        escape(&sources.path(span.source).display().to_string()),
         span.line,
         span.col,
-        note.map(|n| format!(" ({n})")).unwrap_or_default()
+        note.map(|n| format!(" ({})", escape(n)))
+            .unwrap_or_default()
     );
     if let Some(text) = sources.line_text(span) {
         let gutter = span.line.to_string();
         let pad = " ".repeat(gutter.len());
-        let caret_at = " ".repeat(span.col.saturating_sub(1) as usize);
-        let width = text
-            .get(span.col.saturating_sub(1) as usize..)
-            .map(|rest| token_width(rest).clamp(1, 60))
-            .unwrap_or(1);
+        // Columns count characters; the caret goes under the escaped text as printed.
+        let chars: Vec<char> = text.chars().collect();
+        let start = (span.col.saturating_sub(1) as usize).min(chars.len());
+        let before: String = chars[..start].iter().collect();
+        let rest: String = chars[start..].iter().collect();
+        let token: String = rest.chars().take(token_width(&rest)).collect();
+        let caret_at = " ".repeat(escape(&before).chars().count());
+        let width = escape(&token).chars().count().clamp(1, 60);
         let _ = writeln!(out, "   {pad}|");
-        let _ = writeln!(out, "   {gutter}| {text}");
+        let _ = writeln!(out, "   {gutter}| {}", escape(text));
         let _ = writeln!(out, "   {pad}| {caret_at}{}", "^".repeat(width));
+    }
+}
+
+/// `text` as it may be printed on a terminal: control characters (ESC starts an ANSI sequence,
+/// CR rewrites the line) written as `\x1b`, `\r`, ..., and the invisible format characters that
+/// reorder or hide text (bidi overrides and isolates, zero-width characters) as `\u{202e}`.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        push_escaped(&mut out, c);
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape`] for multi-line text (terraform's captured output): line breaks and tabs stay.
+pub fn escape_lines(text: &str) -> Cow<'_, str> {
+    if !text
+        .chars()
+        .any(|c| needs_escape(c) && c != '\n' && c != '\t')
+    {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c => push_escaped(&mut out, c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether `c` could act on a terminal, or hide or reorder the text around it.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061c}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{feff}'
+        )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\t' => out.push_str("\\t"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        c if !needs_escape(c) => out.push(c),
+        c if (c as u32) < 0x80 => {
+            let _ = write!(out, "\\x{:02x}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
     }
 }
 
@@ -301,7 +368,20 @@ pub fn did_you_mean<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::token_width;
+    use super::{escape, escape_lines, token_width};
+
+    #[test]
+    fn escapes_what_would_act_on_a_terminal() {
+        assert_eq!(escape("plain text, é, ü"), "plain text, é, ü");
+        assert_eq!(escape("\x1b[31mred"), "\\x1b[31mred");
+        assert_eq!(escape("a\rb\nc\td\x7f"), "a\\rb\\nc\\td\\x7f");
+        assert_eq!(escape("abc\u{202e}fed"), "abc\\u{202e}fed");
+        assert_eq!(
+            escape("\u{85}\u{200b}\u{2066}\u{feff}"),
+            "\\u{85}\\u{200b}\\u{2066}\\u{feff}"
+        );
+        assert_eq!(escape_lines("a\n\tb\x1b\n"), "a\n\tb\\x1b\n");
+    }
 
     #[test]
     fn underline_stops_at_the_end_of_the_token() {

@@ -1,21 +1,24 @@
 //! `orch explain`: a node's effective configuration as YAML, each value followed by the file and
-//! line it came from, then what orch computed from it.
+//! line it came from, then what orch computed from it. Text from the tree is never printed raw:
+//! a key or value with a control or bidi character is printed quoted, with it escaped.
 
 use std::fmt::Write as _;
 
 use marked_yaml::Node as YamlNode;
 
 use crate::config::{Fleet, Node, NodeKind};
-use crate::diag::Sources;
+use crate::diag::{escape, needs_escape, Sources};
 
 pub fn explain(fleet: &Fleet, node: &Node, dependencies: &[String]) -> String {
     let account = fleet.account_of(node);
     let mut out = String::new();
-    let _ = writeln!(out, "# {} ({})", node.address, node.kind_name());
+    let _ = writeln!(out, "# {} ({})", node.address, escape(node.kind_name()));
     let _ = writeln!(
         out,
         "# account {} ({}), environment {}",
-        account.name, account.account_id, account.environment
+        escape(&account.name),
+        escape(&account.account_id),
+        escape(&account.environment)
     );
     let mut lines = Vec::new();
     mapping_lines(&node.effective, 0, &fleet.sources, &mut lines);
@@ -95,7 +98,7 @@ fn mapping_lines(
     for (key, value) in keys {
         match value {
             YamlNode::Scalar(s) => lines.push((
-                format!("{pad}{}: {}", key.as_str(), scalar(s, false)),
+                format!("{pad}{}: {}", name(key), scalar(s, false)),
                 origin(value, sources),
             )),
             YamlNode::Sequence(seq) if seq.iter().all(|i| i.as_scalar().is_some()) => {
@@ -105,12 +108,12 @@ fn mapping_lines(
                     .map(|s| scalar(s, true))
                     .collect();
                 lines.push((
-                    format!("{pad}{}: [{}]", key.as_str(), items.join(", ")),
+                    format!("{pad}{}: [{}]", name(key), items.join(", ")),
                     origin(value, sources),
                 ));
             }
             YamlNode::Sequence(seq) => {
-                lines.push((format!("{pad}{}:", key.as_str()), origin(value, sources)));
+                lines.push((format!("{pad}{}:", name(key)), origin(value, sources)));
                 for item in seq.iter() {
                     match item {
                         YamlNode::Mapping(m) => {
@@ -131,7 +134,7 @@ fn mapping_lines(
                 }
             }
             YamlNode::Mapping(m) => {
-                lines.push((format!("{pad}{}:", key.as_str()), None));
+                lines.push((format!("{pad}{}:", name(key)), None));
                 mapping_lines(m, indent + 1, sources, lines);
             }
         }
@@ -143,11 +146,40 @@ fn mapping_lines(
 /// where `,`, `[`, `]`, `{` and `}` end a plain scalar.
 fn scalar(s: &marked_yaml::types::MarkedScalarNode, in_flow: bool) -> String {
     let text = s.as_str();
-    if s.may_coerce() && reads_back_plain(text, in_flow) {
+    if s.may_coerce() && reads_back_plain(text, in_flow) && !text.chars().any(needs_escape) {
         text.to_string()
     } else {
-        serde_json::to_string(text).expect("a string serializes")
+        quoted(text)
     }
+}
+
+/// A mapping key, quoted when written plain it would not read back or would reach the terminal
+/// raw.
+fn name(key: &marked_yaml::types::MarkedScalarNode) -> String {
+    let text = key.as_str();
+    if reads_back_plain(text, false) && !text.is_empty() && !text.chars().any(needs_escape) {
+        text.to_string()
+    } else {
+        quoted(text)
+    }
+}
+
+/// `text` as a double-quoted string (JSON, which YAML reads too), with every character that
+/// could act on a terminal written as a `\uXXXX` escape. JSON escapes only control characters
+/// below U+0020; DEL, C1 controls and bidi characters it leaves raw.
+fn quoted(text: &str) -> String {
+    let json = serde_json::to_string(text).expect("a string serializes");
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if needs_escape(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Whether `text` written plain parses back as that same string: it must not start with a YAML
@@ -172,14 +204,21 @@ fn reads_back_plain(text: &str, in_flow: bool) -> bool {
 }
 
 fn origin(node: &YamlNode, sources: &Sources) -> Option<String> {
-    node.span()
-        .start()
-        .map(|m| sources.locate(crate::diag::Span::new(m.source(), m.line(), m.column())))
+    node.span().start().map(|m| {
+        let at = sources.locate(crate::diag::Span::new(m.source(), m.line(), m.column()));
+        escape(&at).into_owned()
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::reads_back_plain;
+    use super::{quoted, reads_back_plain};
+
+    #[test]
+    fn quoted_text_escapes_terminal_characters() {
+        assert_eq!(quoted("a\x1b[31mb"), "\"a\\u001b[31mb\"");
+        assert_eq!(quoted("x\u{202e}y\u{7f}"), "\"x\\u202ey\\u007f\"");
+    }
 
     #[test]
     fn scalars_that_need_quotes() {

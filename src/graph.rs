@@ -241,31 +241,69 @@ impl Dag {
     }
 }
 
+/// The longest address glob orch accepts, on the command line or in a wave's `match`. Matching
+/// is linear in the pattern, so this bounds the work of a typo, not of an attack on exponential
+/// backtracking; 1,024 characters hold any real address (three names of at most 255) with room.
+pub const MAX_GLOB_LEN: usize = 1024;
+
+/// Why a glob is refused before any matching, or `None` when it is fine.
+pub fn glob_problem(pattern: &str) -> Option<String> {
+    let len = pattern.chars().count();
+    (len > MAX_GLOB_LEN)
+        .then(|| format!("the address glob is {len} characters long; the limit is {MAX_GLOB_LEN}"))
+}
+
 /// `prod/*/s3-*` style patterns: `*` and `?` within one path segment, `**` for any number of
-/// segments.
+/// segments. Runs in O(pattern × address) time whatever the pattern: see [`star_match`].
 pub fn glob_match(pattern: &str, address: &str) -> bool {
     let pat: Vec<&str> = pattern.split('/').collect();
     let addr: Vec<&str> = address.split('/').collect();
-    segments_match(&pat, &addr)
+    star_match(
+        &pat,
+        &addr,
+        |p| *p == "**",
+        |p, a| {
+            star_match(
+                p.as_bytes(),
+                a.as_bytes(),
+                |c| *c == b'*',
+                |c, b| *c == b'?' || c == b,
+            )
+        },
+    )
 }
 
-fn segments_match(pat: &[&str], addr: &[&str]) -> bool {
-    match pat.split_first() {
-        None => addr.is_empty(),
-        Some((&"**", rest)) => (0..=addr.len()).any(|skip| segments_match(rest, &addr[skip..])),
-        Some((first, rest)) => addr.split_first().is_some_and(|(a, arest)| {
-            segment_match(first.as_bytes(), a.as_bytes()) && segments_match(rest, arest)
-        }),
+/// Wildcard matching where a star matches any run of units and every other atom exactly one. It
+/// never backtracks past the latest star: a later star can absorb whatever an earlier one would
+/// have, so only the latest one's extent is ever worth growing. Each unit of `text` is then
+/// revisited at most once per atom of `pat`, which bounds the work by their product; the
+/// recursive matcher this replaces was exponential in the number of stars. Used twice: over
+/// segments (`**` the star) and, inside a segment, over bytes (`*` the star, `?` any byte).
+fn star_match<P, T>(
+    pat: &[P],
+    text: &[T],
+    is_star: impl Fn(&P) -> bool,
+    one: impl Fn(&P, &T) -> bool,
+) -> bool {
+    let (mut p, mut t) = (0, 0);
+    // After the latest star: the pattern index past it and where its match ends in `text`.
+    let mut resume: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pat.len() && is_star(&pat[p]) {
+            p += 1;
+            resume = Some((p, t));
+        } else if p < pat.len() && one(&pat[p], &text[t]) {
+            p += 1;
+            t += 1;
+        } else if let Some((after, end)) = resume {
+            p = after;
+            t = end + 1;
+            resume = Some((after, end + 1));
+        } else {
+            return false;
+        }
     }
-}
-
-fn segment_match(pat: &[u8], text: &[u8]) -> bool {
-    match pat.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|skip| segment_match(rest, &text[skip..])),
-        Some((b'?', rest)) => !text.is_empty() && segment_match(rest, &text[1..]),
-        Some((c, rest)) => text.first() == Some(c) && segment_match(rest, &text[1..]),
-    }
+    pat[p..].iter().all(is_star)
 }
 
 #[cfg(test)]
@@ -284,5 +322,61 @@ mod tests {
             "prod/us-east-?/s3-data",
             "prod/us-east-1/s3-data"
         ));
+        assert!(glob_match("**/**/**", "prod/us-east-1/s3-data"));
+        assert!(glob_match("prod/**/s3-data", "prod/us-east-1/s3-data"));
+        assert!(glob_match("prod/us-east-1/**", "prod/us-east-1/s3-data"));
+        assert!(!glob_match(
+            "prod/us-east-1/s3-data/**/x",
+            "prod/us-east-1/s3-data"
+        ));
+        assert!(glob_match("*/*/*", "prod/us-east-1/s3-data"));
+        assert!(!glob_match("*/*", "prod/us-east-1/s3-data"));
+        assert!(!glob_match("", "prod/us-east-1/s3-data"));
+    }
+
+    /// The recursive definition the linear matcher must agree with (exponential, so only for
+    /// short inputs).
+    fn reference(pat: &[&str], addr: &[&str]) -> bool {
+        fn segment(pat: &[u8], text: &[u8]) -> bool {
+            match pat.split_first() {
+                None => text.is_empty(),
+                Some((b'*', rest)) => (0..=text.len()).any(|skip| segment(rest, &text[skip..])),
+                Some((b'?', rest)) => !text.is_empty() && segment(rest, &text[1..]),
+                Some((c, rest)) => text.first() == Some(c) && segment(rest, &text[1..]),
+            }
+        }
+        match pat.split_first() {
+            None => addr.is_empty(),
+            Some((&"**", rest)) => (0..=addr.len()).any(|skip| reference(rest, &addr[skip..])),
+            Some((first, rest)) => addr.split_first().is_some_and(|(a, arest)| {
+                segment(first.as_bytes(), a.as_bytes()) && reference(rest, arest)
+            }),
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_recursive_definition() {
+        // A fixed pseudo-random walk over short patterns and addresses from a small alphabet, so
+        // stars, `?`, `**` and empty segments meet in every combination.
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let atoms = ["a", "b", "*", "?", "/", "**", "**/", "ab"];
+        let units = ["a", "b", "/", "ab", "ba"];
+        for _ in 0..20_000 {
+            let pattern: String = (0..next(7)).map(|_| atoms[next(atoms.len())]).collect();
+            let address: String = (0..next(7)).map(|_| units[next(units.len())]).collect();
+            let pat: Vec<&str> = pattern.split('/').collect();
+            let addr: Vec<&str> = address.split('/').collect();
+            assert_eq!(
+                glob_match(&pattern, &address),
+                reference(&pat, &addr),
+                "{pattern:?} against {address:?}"
+            );
+        }
     }
 }

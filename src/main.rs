@@ -24,6 +24,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Everything orch and its terraform create (rendered files, state, outputs, logs, reports)
+    // is its user's alone: state and logs can hold what must not leak to other local users.
+    // SAFETY: umask(2) only sets this process's file creation mask.
+    unsafe { libc::umask(0o077) };
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

@@ -2,7 +2,9 @@
 //! draws an overall progress bar with one line per running node (indicatif); otherwise, or with
 //! `--no-color`/`NO_COLOR`, plain lines prefixed with the node's address. A node's captured output
 //! is printed whole when the node ends (never interleaved), for failures and for plans with
-//! changes; then a summary table, and the same data as JSON with `--report FILE`.
+//! changes; then a summary table, and the same data as JSON with `--report FILE`. Text that did
+//! not come from orch itself (terraform's output, error messages quoting it) is printed through
+//! `diag::escape`, so no control or bidi character reaches the terminal raw.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -11,6 +13,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+use crate::diag::{escape, escape_lines};
 use crate::scheduler::Event;
 use crate::terraform::workflow::{Action, NodeRun, Status};
 
@@ -136,7 +139,11 @@ impl Reporter {
     fn print(&mut self, node: usize, line: &str, output: Option<&str>) {
         let mut text = String::new();
         if let Some(output) = output {
-            text.push_str(&format!("──── {} ────\n{}", self.addresses[node], output));
+            text.push_str(&format!(
+                "──── {} ────\n{}",
+                escape(&self.addresses[node]),
+                escape_lines(output)
+            ));
             if !output.ends_with('\n') {
                 text.push('\n');
             }
@@ -175,7 +182,7 @@ fn finished_line(run: &NodeRun) -> String {
         Status::NoChanges => "no changes".to_string(),
         Status::Changes => "changes".to_string(),
         Status::Done => format!("{} done", run.action.name()),
-        Status::Failed => format!("FAILED: {}", run.error.as_deref().unwrap_or("")),
+        Status::Failed => format!("FAILED: {}", escape(run.error.as_deref().unwrap_or(""))),
         Status::Interrupted => "interrupted".to_string(),
         Status::Unchanged => "unchanged since its last apply".to_string(),
     };
@@ -186,7 +193,7 @@ fn finished_line(run: &NodeRun) -> String {
     };
     format!(
         "[{}] {what}{counts}{provisional} in {:.1}s",
-        run.address,
+        escape(&run.address),
         run.duration.as_secs_f64()
     )
 }
@@ -219,7 +226,7 @@ fn row(run: &NodeRun) -> Row {
 pub fn table(rows: &[Row]) -> String {
     let width = rows
         .iter()
-        .map(|r| r.address.len())
+        .map(|r| escape(&r.address).chars().count())
         .max()
         .unwrap_or(7)
         .max(7);
@@ -230,13 +237,13 @@ pub fn table(rows: &[Row]) -> String {
     for r in rows {
         let n = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
         let status = if r.provisional {
-            format!("{} (provisional)", r.status)
+            format!("{} (provisional)", escape(&r.status))
         } else {
-            r.status.clone()
+            escape(&r.status).into_owned()
         };
         out.push_str(&format!(
             "{:<width$}  {:<7}  {:>5} {:>5} {:>5}  {:>7.1}s  {status}\n",
-            r.address,
+            escape(&r.address),
             r.action.name(),
             n(r.add),
             n(r.change),
@@ -245,4 +252,41 @@ pub fn table(rows: &[Row]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(address: &str, status: &str) -> Row {
+        Row {
+            address: address.into(),
+            action: Action::Plan,
+            status: status.into(),
+            add: Some(1),
+            change: None,
+            destroy: None,
+            provisional: false,
+            duration_seconds: 1.0,
+            attempts: 1,
+            error: None,
+            log: None,
+        }
+    }
+
+    #[test]
+    fn the_table_prints_no_control_or_bidi_character_raw() {
+        let text = table(&[
+            row("prod/us-east-1/a", "failed \x1b[2Jcleared"),
+            row("prod/us-east-1/b\u{202e}", "ok"),
+        ]);
+        assert!(
+            !text.contains('\x1b') && !text.contains('\u{202e}'),
+            "{text}"
+        );
+        assert!(text.contains("failed \\x1b[2Jcleared"), "{text}");
+        assert!(text.contains("prod/us-east-1/b\\u{202e}"), "{text}");
+        let widths: Vec<usize> = text.lines().map(|l| l.find("plan").unwrap_or(0)).collect();
+        assert_eq!(widths[1], widths[2], "columns stay aligned:\n{text}");
+    }
 }

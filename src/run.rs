@@ -1,6 +1,9 @@
 //! `orch plan | apply | destroy`: a validated fleet driven through terraform, node by node in DAG
 //! order, with the lock held, the interrupt handler listening, the reporter printing, and one exit
-//! code for the whole run (1 > 2 > 0 across nodes, 130 when interrupted).
+//! code for the whole run (1 > 2 > 0 across nodes, 130 when interrupted). Before any node runs,
+//! what a killed earlier run left behind is recovered (see [`crate::terraform::runs`]), and every
+//! directory the run writes to is created, so a read-only or full `.orch/` is one clear error
+//! naming the path rather than a run that fails half-way.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
@@ -17,6 +20,8 @@ use crate::reporter::{table, Reporter, Row};
 use crate::scheduler::{self, Direction, Event, Options};
 use crate::signal::{self, Level};
 use crate::terraform::binary::Binary;
+use crate::terraform::redact::Redactor;
+use crate::terraform::runs::{self, RunDir};
 use crate::terraform::workflow::{Action, Context, NodeRun, TerraformExecutor};
 
 /// What one command asks for.
@@ -52,9 +57,16 @@ pub fn execute(
         .build()?;
     runtime.block_on(async move {
         let interrupt = signal::listen();
-        let env = terraform_env(&fleet);
         let run_id = run_id();
-        let log_dir = fleet.state_dir().join("logs").join(&run_id);
+        let Some(Prepared {
+            runs,
+            redactor,
+            log_dir,
+        }) = prepare(&fleet, &run_id, &interrupt).await?
+        else {
+            return Ok(Outcome { code: 130 });
+        };
+        let env = terraform_env(&fleet);
         let confirm_first = matches!(request.action, Action::Apply | Action::Destroy)
             && !request.auto_approve
             && !request.selected.is_empty();
@@ -69,6 +81,8 @@ pub fn execute(
                 action,
                 preview,
                 log_dir.clone(),
+                runs.clone(),
+                redactor.clone(),
                 interrupt.clone(),
             );
             context.skip_unchanged = request.skip_unchanged.clone();
@@ -97,7 +111,10 @@ pub fn execute(
                     "the plan did not succeed for every node; nothing was {}",
                     past(request.action)
                 );
-                return Ok(finish(&request, planned, &interrupt, &fleet, &run_id));
+                return Ok(done(
+                    runs,
+                    finish(&request, planned, &interrupt, &fleet, &run_id),
+                ));
             }
             if !ask(&format!(
                 "{} {} nodes as planned above? Only 'yes' is accepted: ",
@@ -105,7 +122,7 @@ pub fn execute(
                 planned.len()
             ))? {
                 eprintln!("nothing was {}", past(request.action));
-                return Ok(Outcome { code: 1 });
+                return Ok(done(runs, Outcome { code: 1 }));
             }
         }
         rows.extend(
@@ -119,8 +136,79 @@ pub fn execute(
             )
             .await,
         );
-        Ok(finish(&request, rows, &interrupt, &fleet, &run_id))
+        Ok(done(
+            runs,
+            finish(&request, rows, &interrupt, &fleet, &run_id),
+        ))
     })
+}
+
+/// What a run sets up before terraform starts.
+pub(crate) struct Prepared {
+    pub runs: Arc<RunDir>,
+    pub redactor: Arc<Redactor>,
+    pub log_dir: PathBuf,
+}
+
+/// A private and writable `.orch/`, the leftovers of a killed run recovered, the run's record and
+/// the redactor. `None` when interrupted while waiting for a killed run's terraform.
+pub(crate) async fn prepare(
+    fleet: &Fleet,
+    run_id: &str,
+    interrupt: &watch::Receiver<Level>,
+) -> std::io::Result<Option<Prepared>> {
+    let state_dir = fleet.state_dir();
+    private(&state_dir)?;
+    let redactor = Arc::new(Redactor::from_env());
+    if runs::recover(&state_dir, run_id, &redactor, interrupt.clone()).await {
+        eprintln!("interrupted while waiting for the terraform of a killed run; nothing was run");
+        return Ok(None);
+    }
+    let log_dir = state_dir.join("logs").join(run_id);
+    for dir in [
+        &log_dir,
+        &state_dir.join("outputs"),
+        &state_dir.join("state"),
+    ] {
+        writable(dir)?;
+    }
+    let runs = Arc::new(RunDir::create(&state_dir, run_id)?);
+    Ok(Some(Prepared {
+        runs,
+        redactor,
+        log_dir,
+    }))
+}
+
+/// Removes the run's record once every node's process has ended.
+fn done(runs: Arc<RunDir>, outcome: Outcome) -> Outcome {
+    runs.finish();
+    outcome
+}
+
+/// Creates `dir` and proves it takes a new file, naming it when it does not (a read-only mount,
+/// a permission): a node that fails for this after terraform ran would leave its work half done.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| runs::with_path(e, dir))?;
+    let probe = dir.join(format!(".orch-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| runs::with_path(e, dir))?;
+    std::fs::remove_file(&probe).map_err(|e| runs::with_path(e, &probe))
+}
+
+/// `.orch/` holds state, outputs and logs: its owner's alone, also when an older orch created it
+/// open to all (new files are private anyway: main sets the umask).
+fn private(state_dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(state_dir).map_err(|e| runs::with_path(e, state_dir))?;
+    let mode = std::fs::metadata(state_dir)
+        .map_err(|e| runs::with_path(e, state_dir))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(mode & 0o700))
+            .map_err(|e| runs::with_path(e, state_dir))?;
+    }
+    Ok(())
 }
 
 /// One pass of the scheduler over the selected nodes; returns the summary rows. `observe` sees
@@ -220,12 +308,15 @@ fn finish(
     eprint!("\n{}", table(&rows));
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     eprintln!(
-        "{} nodes: {} ok, {} with changes, {} without, {} unchanged, {} failed, {} skipped or not started; logs in {}",
+        "{} nodes: {} ok, {} with changes, {} without, {}{} failed, {} skipped or not started; logs in {}",
         rows.len(),
         count("ok"),
         count("changes"),
         count("no changes"),
-        count("unchanged"),
+        match count("unchanged") {
+            0 => String::new(),
+            n => format!("{n} unchanged since their last apply, "),
+        },
         count("failed") + count("interrupted"),
         rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
         fleet.state_dir().join("logs").join(run_id).display()

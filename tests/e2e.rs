@@ -13,71 +13,20 @@
 //! for the emulator's sake, not orch's.
 
 mod common;
+#[path = "e2e/emulator.rs"]
+mod emulator;
 
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::require_terraform;
+use emulator::{processes_in, readback, venv, Emulator};
 use serde_json::Value;
 
 /// A description with quotes, a newline and template markers: it must arrive verbatim.
 const TRICKY: &str =
     "Encrypts \"prod\" data\nsecond line: ${var.injected} and %{ if true }x%{ endif }";
-
-/// The project venv, with the emulator's Python.
-fn venv() -> PathBuf {
-    let python = common::venv_program("python");
-    python
-        .parent()
-        .and_then(Path::parent)
-        .expect("venv/bin/python")
-        .to_path_buf()
-}
-
-/// The emulator on a free loopback port, stopped when dropped.
-struct Emulator {
-    child: Child,
-    endpoint: String,
-}
-
-impl Emulator {
-    fn start(venv: &Path) -> Emulator {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/emulator.py");
-        let child = Command::new(venv.join("bin/python"))
-            .arg(script)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the emulator");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the emulator did not listen on {port} within 60 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Emulator {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn write(root: &Path, path: &str, text: &str) {
     let full = root.join(path);
@@ -178,23 +127,6 @@ fn statuses(run: &Run) -> Vec<(String, String, bool)> {
             )
         })
         .collect()
-}
-
-fn readback(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/readback.py");
-    let out = Command::new(venv.join("bin/python"))
-        .arg(script)
-        .arg(endpoint)
-        .arg(account)
-        .args(regions)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "readback failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn policy_of(root: &Path, address: &str) -> Value {
@@ -322,7 +254,20 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     assert_eq!(own["description"], "shared key");
     let access = &shared["iam"]["orch-key-access-reader"];
     assert_eq!(access["roles"], serde_json::json!(["reader"]));
-    assert_eq!(access["document"]["Statement"][0]["Resource"], key["arn"]);
+    // Every member of the key family admits the consumer, so its IAM policy names them all.
+    let family: Vec<String> = ["ap-southeast-2", "eu-west-1", "us-east-1"]
+        .iter()
+        .map(|region| {
+            key["arn"]
+                .as_str()
+                .unwrap()
+                .replace(":us-east-1:", &format!(":{region}:"))
+        })
+        .collect();
+    assert_eq!(
+        access["document"]["Statement"][0]["Resource"],
+        serde_json::json!(family)
+    );
     assert_eq!(
         access["document"]["Statement"][0]["Action"],
         serde_json::json!(["kms:Decrypt", "kms:ReEncryptFrom"])
@@ -382,20 +327,6 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         shared["iam"].as_object().unwrap().is_empty(),
         "the IAM policy remains"
     );
-}
-
-/// Processes whose working directory is inside `root`.
-fn processes_in(root: &Path) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| {
-            let cwd = std::fs::read_link(entry.path().join("cwd")).ok()?;
-            cwd.starts_with(root)
-                .then(|| format!("{} {}", entry.file_name().to_string_lossy(), cwd.display()))
-        })
-        .filter(|p| !p.ends_with(&root.display().to_string()))
-        .collect()
 }
 
 #[test]

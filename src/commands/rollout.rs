@@ -69,7 +69,7 @@ struct Rollout<'a> {
     binary: Binary,
     options: Options,
     env: Vec<(String, String)>,
-    log_dir: PathBuf,
+    prepared: run::Prepared,
     interrupt: watch::Receiver<Level>,
 }
 
@@ -199,23 +199,31 @@ pub fn execute(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let log_dir = state_dir.join("logs").join(&journal.id);
     runtime.block_on(async move {
+        let interrupt = signal::listen();
+        // A session id of its own: a resumed run must not take over the process record of the
+        // run it resumes, which the recovery of a killed run reads.
+        let Some(prepared) = run::prepare(&fleet, &run::run_id(), &interrupt).await? else {
+            return Ok(130);
+        };
         let rollout = Rollout {
             env: run::terraform_env(&fleet),
-            interrupt: signal::listen(),
+            interrupt,
             fleet,
             dag,
             templates,
             profile,
             binary,
             options,
-            log_dir,
+            prepared,
         };
-        if rollout.options.args.plan_only {
-            return Ok(rollout.plan_only(&plan).await);
-        }
-        rollout.run(&mut journal, &plan).await
+        let code = if rollout.options.args.plan_only {
+            rollout.plan_only(&plan).await
+        } else {
+            rollout.run(&mut journal, &plan).await?
+        };
+        rollout.prepared.runs.finish();
+        Ok(code)
     })
 }
 
@@ -283,7 +291,9 @@ impl Rollout<'_> {
             self.env.clone(),
             action,
             preview,
-            self.log_dir.clone(),
+            self.prepared.log_dir.clone(),
+            self.prepared.runs.clone(),
+            self.prepared.redactor.clone(),
             self.interrupt.clone(),
         );
         context.skip_unchanged = skip;

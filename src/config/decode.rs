@@ -1,6 +1,12 @@
 //! Typed reading of a YAML mapping: every getter records the field as known, so `finish` can name
 //! each unknown field with a did-you-mean, and every value comes back with its span. Errors are
 //! collected, never returned early, so one run reports everything wrong with a file.
+//!
+//! Values are never coerced. A field that takes text takes it as written, plain or quoted
+//! (`account_id: 012345678901` keeps its zero); a quoted value is always text, so `"true"` is not
+//! a boolean and `"null"` not null. A plain `null`, `~` or nothing is null: in an optional field
+//! that means absent (and it hides a default below it), in a required field, a list or a map of
+//! names to values (tags, encryption contexts, inputs) it is an error.
 
 use std::collections::BTreeMap;
 
@@ -101,21 +107,53 @@ impl<'n> Fields<'n> {
             .map(|k| marker_span(k.span().start()))
     }
 
+    /// The node of a field that must be set: a missing field and a null one are both errors.
+    pub fn required(&mut self, name: &'static str) -> Option<&'n Node> {
+        let node = self.node(name);
+        if node.is_none() {
+            let what = self.what;
+            match self.key_span(name) {
+                None => {
+                    self.error(
+                        self.span(),
+                        format!("{what} is missing the required field `{name}`"),
+                    );
+                }
+                Some(at) => {
+                    self.error(at, format!("`{name}` is required, but it is null (empty)"))
+                        .help = Some(format!(
+                        "give `{name}` a value; a plain `null`, `~` or nothing after the colon is null in YAML"
+                    ));
+                }
+            }
+        }
+        node
+    }
+
     pub fn string(&mut self, name: &'static str) -> Option<Spanned<String>> {
         let node = self.node(name)?;
         scalar_string(node, name, &mut self.diags)
     }
 
+    /// A string that must be set and not blank.
     pub fn required_string(&mut self, name: &'static str) -> Option<Spanned<String>> {
-        let found = self.string(name);
-        if found.is_none() && self.map.get_node(name).is_none() {
-            let what = self.what;
-            self.error(
-                self.span(),
-                format!("{what} is missing the required field `{name}`"),
-            );
+        let node = self.required(name)?;
+        let found = scalar_string(node, name, &mut self.diags)?;
+        if found.value.trim().is_empty() {
+            self.error(found.span, format!("`{name}` is required, but it is empty"));
+            return None;
         }
-        found
+        Some(found)
+    }
+
+    /// A list of strings that must be set (it may still be empty; callers say whether that is
+    /// an error, and why).
+    pub fn required_strings(
+        &mut self,
+        name: &'static str,
+    ) -> Option<Spanned<Vec<Spanned<String>>>> {
+        let node = self.required(name)?;
+        strings_of(node, name, &mut self.diags)
     }
 
     pub fn bool(&mut self, name: &'static str) -> Option<Spanned<bool>> {
@@ -123,6 +161,17 @@ impl<'n> Fields<'n> {
         match node {
             Node::Scalar(s) => match s.as_bool() {
                 Some(b) => Some(Spanned::new(b, span_of(node))),
+                None if !s.may_coerce() => {
+                    self.error(
+                        span_of(node),
+                        format!(
+                            "`{name}` must be true or false, not the quoted text {:?}",
+                            s.as_str()
+                        ),
+                    )
+                    .help = Some("remove the quotes: a quoted value is always text".into());
+                    None
+                }
                 None => {
                     self.error(
                         span_of(node),
@@ -151,11 +200,19 @@ impl<'n> Fields<'n> {
                     None
                 }
             },
-            _ => {
+            Node::Scalar(s) => {
                 self.error(
                     span_of(node),
-                    format!("`{name}` must be a whole number (unquoted)"),
-                );
+                    format!(
+                        "`{name}` must be a whole number, not the quoted text {:?}",
+                        s.as_str()
+                    ),
+                )
+                .help = Some("remove the quotes: a quoted value is always text".into());
+                None
+            }
+            _ => {
+                self.error(span_of(node), format!("`{name}` must be a whole number"));
                 None
             }
         }
@@ -187,29 +244,57 @@ impl<'n> Fields<'n> {
         };
         let mut out = Vec::new();
         for (key, value) in map.iter() {
-            if let Some(v) = scalar_string(value, name, &mut self.diags) {
-                out.push((
-                    Spanned::new(key.as_str().to_string(), marker_span(key.span().start())),
-                    v,
+            let key = Spanned::new(key.as_str().to_string(), marker_span(key.span().start()));
+            if matches!(value, Node::Scalar(s) if is_null(s)) {
+                self.error(
+                    key.span,
+                    format!("`{}` in `{name}` has no value (null)", key.value),
+                )
+                .help = Some(format!(
+                    "write `{}: \"\"` for an empty value, or remove the entry",
+                    key.value
                 ));
+                continue;
+            }
+            if let Some(v) = scalar_string(value, name, &mut self.diags) {
+                out.push((key, v));
             }
         }
         Some(out)
     }
 
     /// A mapping of names to strings without their spans (encryption contexts); absent is empty.
+    /// Encryption contexts are printed by `orch policy --explain`, so neither their names nor
+    /// their values may hold a control or invisible character.
     pub fn plain_map(&mut self, name: &'static str) -> BTreeMap<String, String> {
-        self.string_map(name)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k.value, v.value))
-            .collect()
+        let mut out = BTreeMap::new();
+        for (k, v) in self.string_map(name).unwrap_or_default() {
+            for part in [&k, &v] {
+                if let Err(why) = printable(&part.value) {
+                    self.error(part.span, format!("`{name}`: {why}"));
+                }
+            }
+            out.insert(k.value, v.value);
+        }
+        out
     }
 
-    /// The mapping's own keys with their nodes, for maps keyed by user names (profiles, access).
+    /// [`Fields::string`] for text orch prints as it is (a binary, a URL, a wave's name): it may
+    /// not hold a control or invisible character.
+    pub fn printable_string(&mut self, name: &'static str) -> Option<Spanned<String>> {
+        let found = self.string(name)?;
+        if let Err(why) = printable(&found.value) {
+            self.error(found.span, format!("`{name}`: {why}"));
+        }
+        Some(found)
+    }
+
+    /// The mapping's own keys with their nodes, for maps keyed by names (profiles, access). An
+    /// entry whose value is null is absent, like a null field.
     pub fn entries(&self) -> impl Iterator<Item = (Spanned<&'n str>, &'n Node)> {
         self.map
             .iter()
+            .filter(|(_, v)| !matches!(v, Node::Scalar(s) if is_null(s)))
             .map(|(k, v)| (Spanned::new(k.as_str(), marker_span(k.span().start())), v))
     }
 
@@ -251,12 +336,37 @@ impl<'n> Fields<'n> {
     }
 }
 
-fn is_null(s: &MarkedScalarNode) -> bool {
+/// Text without control characters and the invisible characters that reorder or hide text.
+pub fn printable(text: &str) -> Result<(), String> {
+    match text.chars().find(|c| crate::diag::needs_escape(*c)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "`{}` holds the control or invisible character {}",
+            crate::diag::escape(text),
+            crate::diag::escape(&c.to_string())
+        )),
+    }
+}
+
+/// YAML's null: plain `null`, `~` or nothing. A quoted `"null"` is text.
+pub fn is_null(s: &MarkedScalarNode) -> bool {
     s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
 }
 
+/// A scalar as text, exactly as written. Getters filter null fields out first, so a null that
+/// reaches here is an item of a list or a value of a map, where it is an error.
 pub fn scalar_string(node: &Node, name: &str, diags: &mut Diagnostics) -> Option<Spanned<String>> {
     match node {
+        Node::Scalar(s) if is_null(s) => {
+            diags.push(
+                Diagnostic::error(
+                    span_of(node),
+                    format!("an item of `{name}` is null (empty)"),
+                )
+                .with_help("remove the item, or give it a value"),
+            );
+            None
+        }
         Node::Scalar(s) => Some(Spanned::new(s.as_str().to_string(), span_of(node))),
         _ => {
             diags.push(Diagnostic::error(

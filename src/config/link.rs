@@ -13,6 +13,7 @@ use super::layer::merge;
 use super::model::{Access, Account, Node, NodeKind, Replica};
 use super::node::{Body, Declared, KeyDecl, ReplicaDecl, Replicas};
 use super::regions;
+use super::tree::Unloaded;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
 
 /// Fields of a primary's node.yaml that its synthesized replicas carry over, with the k9 tag
@@ -30,7 +31,7 @@ pub struct Linker<'a> {
     /// The layered defaults of every (account, region), for synthesized replicas.
     pub layers: &'a BTreeMap<(String, String), MarkedMappingNode>,
     /// Nodes that exist but did not load; references to them are not dangling.
-    pub broken: &'a std::collections::BTreeSet<Address>,
+    pub broken: &'a Unloaded,
 }
 
 impl Linker<'_> {
@@ -77,7 +78,7 @@ impl Linker<'_> {
             };
             let mut access = primary.key.access.clone();
             widen(&mut access, widening.get(&planned.primary));
-            nodes.push(self.replica_node(planned, primary_decl, primary, access));
+            nodes.push(self.replica_node(planned, primary_decl, primary, access, diags));
         }
         nodes.sort_by(|a, b| a.address.cmp(&b.address));
         self.check_aliases(&nodes, &declared, diags);
@@ -321,6 +322,7 @@ impl Linker<'_> {
         primary_decl: Option<&Declared>,
         primary: &KeyDecl,
         access: Access,
+        diags: &mut Diagnostics,
     ) -> Node {
         let layer = self
             .layers
@@ -356,12 +358,17 @@ impl Linker<'_> {
                         planned.primary.to_string(),
                     )),
                 );
-                // The primary's own file was checked already; only the values matter here.
+                // The primary's own fields were checked already, but the replica's region may
+                // layer in tags of its own (and too many): those findings are the replica's.
+                // Repeats of the primary's are dropped by `Diagnostics::dedup`.
                 let environment = &self.accounts[&planned.address.account].environment;
+                let mut fields = super::decode::Fields::new(&effective, "node.yaml");
                 let tags = super::node::read_tags(
-                    &mut super::decode::Fields::new(&effective, "node.yaml"),
+                    &mut fields,
                     environment,
+                    (&planned.address, planned.span),
                 );
+                diags.extend(std::mem::take(&mut fields.diags));
                 (effective, tags, Vec::new(), None)
             }
         };
@@ -560,7 +567,7 @@ struct PlannedReplica<'d> {
 
 fn lookup_key<'d>(
     by_address: &BTreeMap<Address, &'d Declared>,
-    broken: &std::collections::BTreeSet<Address>,
+    broken: &Unloaded,
     target: &Spanned<Address>,
     field: &str,
     diags: &mut Diagnostics,

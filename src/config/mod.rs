@@ -21,6 +21,7 @@ use std::path::Path;
 pub use address::Address;
 pub use model::*;
 pub use node::BUILTIN_KINDS;
+pub use principal::partition_of;
 
 use crate::diag::{Diagnostic, Diagnostics, Sources, Span};
 
@@ -52,7 +53,7 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
             diagnostics: diags,
         };
     }
-    let raw = tree::discover(live, &mut sources, &mut diags);
+    let mut raw = tree::discover(live, &mut sources, &mut diags);
     let (settings, fleet_defaults) = match &raw.fleet {
         Some(file) => settings::read_orch_yaml(file, &mut diags),
         None => (settings::default_settings(), settings::empty_mapping()),
@@ -64,13 +65,8 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
     let mut ids: BTreeMap<String, (String, Span)> = BTreeMap::new();
     // Nodes that exist but could not be read: their own errors are reported, and a reference to
     // one of them is not also "not a node of this tree".
-    let mut broken = BTreeSet::new();
+    let mut broken = std::mem::take(&mut raw.unloaded);
     for raw_account in &raw.accounts {
-        for raw_region in &raw_account.regions {
-            for name in &raw_region.broken {
-                broken.insert(Address::new(&raw_account.name, &raw_region.name, name));
-            }
-        }
         let account_read = raw_account
             .file
             .as_ref()
@@ -78,7 +74,7 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
         let Some((account, defaults)) = account_read else {
             for raw_region in &raw_account.regions {
                 for raw_node in &raw_region.nodes {
-                    broken.insert(Address::new(
+                    broken.nodes.insert(Address::new(
                         &raw_account.name,
                         &raw_region.name,
                         &raw_node.name,
@@ -148,15 +144,16 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
             }
             let region_layer = layer::merge(&account_layer, &region_defaults);
             for raw_node in &raw_region.nodes {
+                let address = Address::new(&account.name, &raw_region.name, &raw_node.name);
                 let Some(own) = raw_node.file.root.as_mapping() else {
                     diags.push(Diagnostic::error(
                         Span::file(raw_node.file.source),
                         "node.yaml must be a mapping of `field: value` pairs",
                     ));
+                    broken.nodes.insert(address);
                     continue;
                 };
                 let effective = layer::merge(&region_layer, own);
-                let address = Address::new(&account.name, &raw_region.name, &raw_node.name);
                 match node::decode(
                     address.clone(),
                     &account,
@@ -167,7 +164,7 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
                 ) {
                     Some(d) => declared.push(d),
                     None => {
-                        broken.insert(address);
+                        broken.nodes.insert(address);
                     }
                 }
             }

@@ -178,8 +178,9 @@ pub struct Key {
     pub access: Access,
     pub prevent_destroy: bool,
     pub bypass_policy_lockout_safety_check: bool,
-    /// A `policy:` override, as compact JSON; replaces the generated policy.
-    pub policy_override: Option<String>,
+    /// A `policy:` override, as compact JSON, and where `policy:` is written; replaces the
+    /// generated policy.
+    pub policy_override: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,7 +204,7 @@ pub struct Replica {
     pub spec: KeySpec,
     pub usage: KeyUsage,
     pub bypass_policy_lockout_safety_check: bool,
-    pub policy_override: Option<String>,
+    pub policy_override: Option<Spanned<String>>,
     /// Declared by a node.yaml with `replica_of` rather than synthesized from `replicas:`.
     pub explicit: bool,
 }
@@ -261,6 +262,9 @@ pub struct Access {
     pub root_access_span: Option<Span>,
     /// Encryption context every data operation must carry (`kms:EncryptionContext:<key>`).
     pub encryption_context: BTreeMap<String, String>,
+    /// The list (of principals, or `services`) that adds the most bytes to the policy, and that
+    /// estimate: what an error about a policy over AWS's size limit points at.
+    pub largest_list: Option<(Span, usize)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,6 +272,28 @@ pub struct ServiceAccess {
     /// Service name as in `kms:ViaService`, e.g. `s3` (becomes `s3.<region>.amazonaws.com`).
     pub service: String,
     pub capabilities: Vec<Capability>,
+}
+
+impl ServiceAccess {
+    /// The part of its statements' Sids that names the service (`secrets-manager` ->
+    /// `SecretsManager`). Two services with one stem would share Sids, which AWS refuses.
+    pub fn sid_stem(&self) -> String {
+        pascal(&self.service)
+    }
+}
+
+/// `administer-resource` -> `AdministerResource`: letters and digits only, as Sids are written.
+pub fn pascal(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut chars = w.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// What a principal may do with a key (k9 Security's access capability model).
@@ -301,6 +327,12 @@ impl Capability {
 
     pub fn parse(name: &str) -> Option<Capability> {
         Capability::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Reading or writing data: what an encryption-context condition applies to, and all an AWS
+    /// service acting through `kms:ViaService` may be given.
+    pub fn is_data(self) -> bool {
+        matches!(self, Capability::ReadData | Capability::WriteData)
     }
 }
 

@@ -5,13 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use marked_yaml::types::MarkedMappingNode;
 
-use super::address::Address;
+use super::address::{check_name, Address};
 use super::decode::{to_json, Fields, Spanned};
 use super::model::{
     Access, Account, Capability, Custom, Grant, Key, KeyAccess, KeySpec, KeyUsage, Rotation,
     S3Bucket, ServiceAccess,
 };
-use super::principal::{check_principal, check_role};
+use super::principal::{check_principal_in, check_role_in, check_service};
 use crate::diag::{did_you_mean, Diagnostics, Span};
 
 pub const BUILTIN_KINDS: &[&str] = &["key", "replica", "grant", "key-access", "s3-bucket"];
@@ -96,12 +96,22 @@ pub fn decode(
     // `has`, not a getter: `replica_of` is a field of replicas only, and must not be offered in
     // the list of fields of other kinds.
     let replica_of = f.has("replica_of");
+    if !replica_of && f.key_span("replica_of").is_some() {
+        // `replica_of: ~` is not set, like any null field; reading it marks it known.
+        f.node("replica_of");
+    }
     let kind_name = match (&kind, replica_of) {
         (Some(k), _) => k.value.clone(),
         (None, true) => "replica".to_string(),
         (None, false) => "key".to_string(),
     };
     if let Some(k) = &kind {
+        // A kind is printed as it is (`orch graph`), so it must be a plain name.
+        if let Err(why) = check_name(&k.value) {
+            f.error(k.span, format!("bad kind: {why}"));
+            diags.extend(f.diags);
+            return None;
+        }
         if !BUILTIN_KINDS.contains(&k.value.as_str()) && !custom_kinds.contains(&k.value) {
             let all: Vec<&str> = BUILTIN_KINDS
                 .iter()
@@ -134,10 +144,10 @@ pub fn decode(
             .help = Some("remove `kind` to declare a replica, or remove `replica_of`".into());
         }
     }
-    let tags = read_tags(&mut f, &account.environment);
+    let tags = read_tags(&mut f, &account.environment, (&address, span));
     let depends_on = read_addresses(&mut f, "depends_on");
     let body = match kind_name.as_str() {
-        "key" => read_key(&mut f, source).map(|k| Body::Key(Box::new(k))),
+        "key" => read_key(&mut f, source, &address.region).map(|k| Body::Key(Box::new(k))),
         "replica" => read_replica(&mut f).map(Body::Replica),
         "grant" => read_grant(&mut f, &address).map(Body::Grant),
         "key-access" => read_key_access(&mut f, &address, account).map(Body::KeyAccess),
@@ -173,45 +183,133 @@ pub const K9_TAGS: [(&str, &str); 9] = [
 
 /// A node's tags: `tags:` merged down the tree, then the k9 named fields (`owner: alice` is the
 /// tag `Owner`, and wins over the same tag in `tags:`), then `Environment` (the account's) and
-/// `ManagedBy: orch` unless set already.
-pub fn read_tags(f: &mut Fields, environment: &str) -> BTreeMap<String, String> {
+/// `ManagedBy: orch` unless set already. Checked against AWS's rules for tags, 50 at most.
+/// `node` is the node (its address and where it is declared), for the error about too many tags.
+pub fn read_tags(
+    f: &mut Fields,
+    environment: &str,
+    node: (&Address, Span),
+) -> BTreeMap<String, String> {
+    // Where each tag was set, to say where too many tags came from.
+    let mut origins: BTreeMap<String, Span> = BTreeMap::new();
     let mut tags = BTreeMap::new();
     for (k, v) in f.string_map("tags").unwrap_or_default() {
-        let key_ok = !k.value.is_empty()
-            && k.value.len() <= 128
-            && !k.value.starts_with("aws:")
-            && k.value
-                .chars()
-                .all(|c| c.is_alphanumeric() || " _.:/=+-@".contains(c));
-        if !key_ok {
-            f.error(k.span, format!("`{}` is not a valid tag key", k.value))
-                .help = Some(
-                "tag keys are 1-128 letters, digits, spaces and _.:/=+-@, not starting with aws:"
-                    .into(),
+        if let Err(why) = check_tag_key(&k.value) {
+            f.error(k.span, why).help = Some(
+                "a tag key is 1-128 letters, digits, spaces and _ . : / = + - @, and does not start with aws:".into(),
             );
-        } else if v.value.len() > 256 {
-            f.error(v.span, "a tag value is at most 256 characters");
+        } else if let Err(why) = check_tag_value(&v.value) {
+            f.error(v.span, format!("the value of tag `{}` {why}", k.value))
+                .help =
+                Some("a tag value is 0-256 letters, digits, spaces and _ . : / = + - @".into());
         }
+        origins.insert(k.value.clone(), k.span);
         tags.insert(k.value, v.value);
     }
     for (field, tag) in K9_TAGS {
         if let Some(v) = f.string(field) {
-            if v.value.is_empty() || v.value.len() > 256 {
-                f.error(
-                    v.span,
-                    format!("`{field}` (the tag {tag}) must be 1-256 characters"),
-                );
+            if v.value.is_empty() {
+                f.error(v.span, format!("`{field}` (the tag {tag}) is empty"));
+            } else if let Err(why) = check_tag_value(&v.value) {
+                f.error(v.span, format!("`{field}` (the tag {tag}) {why}"))
+                    .help =
+                    Some("a tag value is 1-256 letters, digits, spaces and _ . : / = + - @".into());
             }
+            origins.insert(tag.to_string(), v.span);
             tags.insert(tag.to_string(), v.value);
         }
     }
-    if !environment.is_empty() {
-        tags.entry("Environment".into())
-            .or_insert_with(|| environment.to_string());
+    let mut added = Vec::new();
+    if !environment.is_empty() && !tags.contains_key("Environment") {
+        tags.insert("Environment".into(), environment.to_string());
+        added.push("Environment");
     }
-    tags.entry("ManagedBy".into())
-        .or_insert_with(|| "orch".into());
+    if !tags.contains_key("ManagedBy") {
+        tags.insert("ManagedBy".into(), "orch".into());
+        added.push("ManagedBy");
+    }
+    if tags.len() > MAX_TAGS {
+        too_many_tags(f, node, tags.len(), &origins, &added);
+    }
     tags
+}
+
+/// AWS allows 50 tags on a key (and on a bucket or an IAM policy).
+const MAX_TAGS: usize = 50;
+
+/// Too many tags, at the `tags:` that sets the last layer of them. The message leaves the node
+/// out, so when a default is to blame, every node that inherits it gives the same error and
+/// `Diagnostics::dedup` reports it once (with one node to start looking from).
+fn too_many_tags(
+    f: &mut Fields,
+    (address, declared): (&Address, Span),
+    count: usize,
+    origins: &BTreeMap<String, Span>,
+    added: &[&str],
+) {
+    let at = f.key_span("tags").unwrap_or(declared);
+    let mut message =
+        format!("a node would have {count} tags; AWS allows at most {MAX_TAGS} on a resource");
+    if !added.is_empty() {
+        message.push_str(&format!(" (orch adds {})", added.join(" and ")));
+    }
+    let d = f.error(at, message);
+    d.help = Some(
+        "remove tags here or from the defaults they are layered from (orch explain shows where each comes from)"
+            .into(),
+    );
+    // One note per file, at its first tag: the layers the count adds up from.
+    let mut by_source: BTreeMap<u32, (Span, usize)> = BTreeMap::new();
+    for span in origins.values() {
+        let entry = by_source.entry(span.source).or_insert((*span, 0));
+        entry.0 = entry.0.min(*span);
+        entry.1 += 1;
+    }
+    d.notes
+        .push((declared, format!("{address} is a node with these tags")));
+    for (span, n) in by_source.values() {
+        d.notes
+            .push((*span, format!("{n} tag(s) set in this file")));
+    }
+}
+
+/// The characters AWS allows in tag keys and values: letters, digits, white space (not control
+/// characters) and `_ . : / = + - @`.
+fn tag_char(c: char) -> bool {
+    c.is_alphanumeric() || (c.is_whitespace() && !c.is_control()) || "_.:/=+-@".contains(c)
+}
+
+fn check_tag_key(key: &str) -> Result<(), String> {
+    let length = key.chars().count();
+    let why = if !(1..=128).contains(&length) {
+        format!("it is {length} characters long, not 1-128")
+    } else if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+        "it starts with aws:, which AWS reserves".to_string()
+    } else if let Some(c) = key.chars().find(|c| !tag_char(*c)) {
+        format!(
+            "AWS does not allow the character {} in tags",
+            crate::diag::escape(&c.to_string())
+        )
+    } else {
+        return Ok(());
+    };
+    Err(format!("`{key}` is not a valid tag key: {why}"))
+}
+
+fn check_tag_value(value: &str) -> Result<(), String> {
+    let length = value.chars().count();
+    if length > 256 {
+        Err(format!(
+            "is {length} characters long; AWS takes at most 256"
+        ))
+    } else if let Some(c) = value.chars().find(|c| !tag_char(*c)) {
+        Err(format!(
+            "has a character AWS does not allow in tags: {}",
+            crate::diag::escape(&c.to_string())
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 fn read_addresses(f: &mut Fields, name: &'static str) -> Vec<Spanned<Address>> {
@@ -243,12 +341,8 @@ fn own(span: Span, source: u32) -> bool {
     span.source == source
 }
 
-fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
-    let description = f.string("description").map(|d| d.value).unwrap_or_default();
-    if description.chars().count() > 8192 {
-        let span = f.key_span("description").unwrap_or(f.span());
-        f.error(span, "a key description is at most 8192 characters");
-    }
+fn read_key(f: &mut Fields, source: u32, region: &str) -> Option<KeyDecl> {
+    let description = read_description(f).unwrap_or_default();
     let aliases = read_aliases(f);
     let spec_field = f.string("spec");
     let spec = match &spec_field {
@@ -307,7 +401,7 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
     let multi_region_field = f.bool("multi_region");
     let multi_region = multi_region_field.as_ref().is_some_and(|b| b.value);
     let replicas = read_replicas(f);
-    let access = read_access(f);
+    let access = read_access(f, region);
     let symmetric = spec == KeySpec::SymmetricDefault && usage == KeyUsage::EncryptDecrypt;
     if !access.encryption_context.is_empty() && !symmetric {
         let span = f.key_span("encryption_context").unwrap_or(f.span());
@@ -325,6 +419,7 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
         .bool("bypass_policy_lockout_safety_check")
         .map(|b| b.value)
         .unwrap_or(false);
+    let policy_span = f.key_span("policy");
     let policy_override = f.node("policy").and_then(|node| {
         let json = match node {
             marked_yaml::Node::Scalar(s) => {
@@ -348,7 +443,7 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
             );
             return None;
         }
-        Some(json.to_string())
+        Some(Spanned::new(json.to_string(), policy_span?))
     });
     Some(KeyDecl {
         key: Key {
@@ -370,6 +465,20 @@ fn read_key(f: &mut Fields, source: u32) -> Option<KeyDecl> {
         replicas,
         multi_region_span: multi_region_field.map(|b| b.span),
     })
+}
+
+/// A key's or a replica's description: AWS takes at most 8,192 characters.
+fn read_description(f: &mut Fields) -> Option<String> {
+    let description = f.string("description")?;
+    let length = description.value.chars().count();
+    if length > 8192 {
+        let span = f.key_span("description").unwrap_or(description.span);
+        f.error(
+            span,
+            format!("a key description is at most 8192 characters; this one has {length}"),
+        );
+    }
+    Some(description.value)
 }
 
 fn read_aliases(f: &mut Fields) -> Vec<Spanned<String>> {
@@ -493,8 +602,9 @@ fn read_replicas(f: &mut Fields) -> Option<Spanned<Replicas>> {
     }
 }
 
-/// The access model: `access:` capabilities, the admin/user sugar, and `services:`.
-fn read_access(f: &mut Fields) -> Access {
+/// The access model: `access:` capabilities, the admin/user sugar, and `services:`, for a key in
+/// `region` (its principals must be of that region's partition).
+fn read_access(f: &mut Fields, region: &str) -> Access {
     let mut access = Access {
         root_access: true,
         ..Access::default()
@@ -513,7 +623,14 @@ fn read_access(f: &mut Fields) -> Access {
             };
             let list = super::decode::strings_of(node, name.value, &mut f.diags);
             if let Some(list) = list {
-                add_principals(f, &mut access, &[cap], list, name.value);
+                add_principals(
+                    f,
+                    &mut access,
+                    &[cap],
+                    (list, name.span),
+                    name.value,
+                    region,
+                );
             }
         }
     }
@@ -535,8 +652,15 @@ fn read_access(f: &mut Fields) -> Access {
     ];
     for (field, caps) in sugar {
         if let Some(list) = f.strings(field) {
-            add_principals(f, &mut access, caps, list, field);
+            let key = f.key_span(field).unwrap_or(list.span);
+            add_principals(f, &mut access, caps, (list, key), field, region);
         }
+    }
+    // Sorted and deduplicated once, at the end: per insertion it made 100,000 principals take
+    // minutes.
+    for principals in access.grants.values_mut() {
+        principals.sort_unstable();
+        principals.dedup();
     }
     if let Some(root) = f.bool("root_access") {
         access.root_access = root.value;
@@ -544,37 +668,63 @@ fn read_access(f: &mut Fields) -> Access {
     }
     if let Some(node) = f.node("services") {
         access.services = read_services(f, node);
+        // A service's statements are a few hundred bytes before their regions.
+        let weight = access.services.len() * 400;
+        let key = f.key_span("services").unwrap_or(super::yaml::span_of(node));
+        note_list(&mut access, key, weight);
     }
     access
+}
+
+/// A service's statement admits every principal of the account (`Principal: "*"`), pinned only
+/// by `kms:ViaService`: it may read and write data, nothing else.
+fn service_capability(cap: Capability) -> Result<(), (String, String)> {
+    if cap.is_data() {
+        return Ok(());
+    }
+    Err((
+        format!("a service cannot be given `{cap}`: its statement admits every principal of the account (`Principal: \"*\"`), pinned only by kms:ViaService"),
+        format!("services get read-data and write-data (and kms:DescribeKey with them); give `{cap}` to a named role under `access:`"),
+    ))
+}
+
+/// Records a list as the largest so far if it adds more bytes to the policy than any before.
+fn note_list(access: &mut Access, span: Span, weight: usize) {
+    if access.largest_list.is_none_or(|(_, most)| weight > most) {
+        access.largest_list = Some((span, weight));
+    }
 }
 
 fn add_principals(
     f: &mut Fields,
     access: &mut Access,
     caps: &[Capability],
-    list: Spanned<Vec<Spanned<String>>>,
+    (list, key): (Spanned<Vec<Spanned<String>>>, Span),
     field: &str,
+    region: &str,
 ) {
     if list.value.is_empty() {
         f.error(list.span, format!("`{field}` has an empty principal list"))
             .help = Some("name at least one principal, or remove the entry".into());
         return;
     }
+    // Each principal is a quoted string and a comma in every statement of its capabilities.
+    let weight = caps.len() * list.value.iter().map(|p| p.value.len() + 3).sum::<usize>();
+    note_list(access, key, weight);
     for p in list.value {
-        if let Err(why) = check_principal(&p.value) {
+        if let Err(why) = check_principal_in(&p.value, region) {
             f.error(p.span, why);
             continue;
         }
         for cap in caps {
-            let principals = access.grants.entry(*cap).or_default();
-            if !principals.contains(&p.value) {
-                principals.push(p.value.clone());
-                principals.sort();
-            }
+            access.grants.entry(*cap).or_default().push(p.value.clone());
         }
     }
 }
 
+/// `services:`: AWS services that may use the key on behalf of the key's account, pinned by
+/// `kms:ViaService` and `kms:CallerAccount`. Its statements name `Principal: "*"`, so a service
+/// gets data capabilities only; each service is listed once, and no two may share a Sid.
 fn read_services(f: &mut Fields, node: &marked_yaml::Node) -> Vec<ServiceAccess> {
     let marked_yaml::Node::Sequence(seq) = node else {
         f.error(
@@ -584,43 +734,63 @@ fn read_services(f: &mut Fields, node: &marked_yaml::Node) -> Vec<ServiceAccess>
         return Vec::new();
     };
     let mut out = Vec::new();
+    let mut stems: BTreeMap<String, (String, Span)> = BTreeMap::new();
     for item in seq.iter() {
         let Some(mut s) = Fields::of(item, "a service entry", &mut f.diags) else {
             continue;
         };
         let service = s.required_string("service");
-        if let Some(svc) = &service {
-            let ok = !svc.value.is_empty()
-                && svc
-                    .value
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-            if !ok {
-                s.error(
-                    svc.span,
-                    format!(
-                        "`{}` is not an AWS service name (e.g. s3, rds, secretsmanager)",
-                        svc.value
-                    ),
-                );
+        let caps = if s.has("capabilities") {
+            read_capabilities(&mut s, "capabilities", service_capability)
+        } else {
+            vec![Capability::ReadData, Capability::WriteData]
+        };
+        let Some(svc) = service else {
+            s.finish(&mut f.diags, None);
+            continue;
+        };
+        if let Err(why) = check_service(&svc.value) {
+            s.error(svc.span, why);
+        } else {
+            let entry = ServiceAccess {
+                service: svc.value.clone(),
+                capabilities: caps,
+            };
+            let stem = entry.sid_stem();
+            match stems.get(&stem) {
+                Some((first, at)) if *first == svc.value => {
+                    let at = *at;
+                    let d = s.error(svc.span, format!("the service `{first}` is listed twice"));
+                    d.notes.push((at, "first listed here".into()));
+                    d.help = Some("list each service once, with all its capabilities".into());
+                }
+                Some((first, at)) => {
+                    let (first, at) = (first.clone(), *at);
+                    let d = s.error(
+                        svc.span,
+                        format!("the services `{first}` and `{}` would share the statement id ViaService{stem}", svc.value),
+                    );
+                    d.notes.push((at, format!("`{first}` is listed here")));
+                    d.help = Some(format!("AWS refuses a policy with two statements of one Sid; keep one of them (the ViaService names are `{first}.<region>.amazonaws.com` and `{}.<region>.amazonaws.com`)", svc.value));
+                }
+                None => {
+                    stems.insert(stem, (svc.value.clone(), svc.span));
+                    out.push(entry);
+                }
             }
         }
-        let caps = read_capabilities(&mut s, "capabilities");
         s.finish(&mut f.diags, None);
-        if let Some(svc) = service {
-            out.push(ServiceAccess {
-                service: svc.value,
-                capabilities: caps,
-            });
-        }
     }
     out
 }
 
-fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
-    let Some(list) = f.strings(field) else {
-        let span = f.span();
-        f.error(span, format!("missing `{field}`: a list of capabilities"));
+/// A list of capabilities, each checked by `allowed` (an error message and help when refused).
+fn read_capabilities(
+    f: &mut Fields,
+    field: &'static str,
+    allowed: fn(Capability) -> Result<(), (String, String)>,
+) -> Vec<Capability> {
+    let Some(list) = f.required_strings(field) else {
         return Vec::new();
     };
     if list.value.is_empty() {
@@ -629,8 +799,13 @@ fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
     let mut caps = Vec::new();
     for c in list.value {
         match Capability::parse(&c.value) {
-            Some(cap) if !caps.contains(&cap) => caps.push(cap),
-            Some(_) => {}
+            Some(cap) => {
+                if let Err((why, help)) = allowed(cap) {
+                    f.error(c.span, why).help = Some(help);
+                } else if !caps.contains(&cap) {
+                    caps.push(cap);
+                }
+            }
             None => {
                 let d = f.error(c.span, format!("unknown capability `{}`", c.value));
                 d.help = did_you_mean(&c.value, Capability::ALL.iter().map(|c| c.name()))
@@ -644,7 +819,7 @@ fn read_capabilities(f: &mut Fields, field: &'static str) -> Vec<Capability> {
 
 fn read_replica(f: &mut Fields) -> Option<ReplicaDecl> {
     let primary = read_address(f, "replica_of");
-    let description = f.string("description").map(|d| d.value);
+    let description = read_description(f);
     let deletion_window_days = read_deletion_window(f);
     let is_enabled = f.bool("is_enabled").map(|b| b.value);
     let prevent_destroy = f.bool("prevent_destroy").map(|b| b.value);
@@ -661,22 +836,19 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
     let key = read_address(f, "key");
     let grantee = f.required_string("grantee");
     if let Some(g) = &grantee {
-        if let Err(why) = check_principal(&g.value) {
+        if let Err(why) = check_principal_in(&g.value, &address.region) {
             f.error(g.span, why);
         }
     }
     let retiring = f.string("retiring_principal");
     if let Some(r) = &retiring {
-        if let Err(why) = check_principal(&r.value) {
+        if let Err(why) = check_principal_in(&r.value, &address.region) {
             f.error(r.span, why);
         }
     }
     let mut operations = Vec::new();
-    match f.strings("operations") {
-        None => {
-            let span = f.span();
-            f.error(span, "a grant is missing the required field `operations`");
-        }
+    match f.required_strings("operations") {
+        None => {}
         Some(list) if list.value.is_empty() => {
             f.error(
                 list.span,
@@ -704,10 +876,8 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
             "a grant takes either encryption_context_equals or encryption_context_subset, not both",
         );
     }
-    let grant_name = f
-        .string("name")
-        .map(|n| n.value)
-        .unwrap_or_else(|| address.name.clone());
+    let grant_name =
+        aws_name(f, "name", 256, ":/_-", "grant name").unwrap_or_else(|| address.name.clone());
     Some(Grant {
         key: key?,
         grantee: grantee?.value,
@@ -722,18 +892,15 @@ fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
 fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Option<KeyAccess> {
     let key = read_address(f, "key");
     let mut roles = Vec::new();
-    match f.strings("roles") {
-        None => {
-            let span = f.span();
-            f.error(span, "key-access is missing the required field `roles`");
-        }
+    match f.required_strings("roles") {
+        None => {}
         Some(list) if list.value.is_empty() => {
             f.error(list.span, "`roles` has an empty principal list")
                 .help = Some("name the roles of this account that use the key".into());
         }
         Some(list) => {
             for r in list.value {
-                match check_role(&r.value) {
+                match check_role_in(&r.value, &address.region) {
                     // An account without a valid id has had its error; there is nothing to
                     // compare against.
                     Ok(role_account)
@@ -758,7 +925,7 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
             }
         }
     }
-    let capabilities = read_capabilities(f, "capabilities");
+    let capabilities = read_capabilities(f, "capabilities", |_| Ok(()));
     for cap in &capabilities {
         if matches!(cap, Capability::AdministerResource | Capability::DeleteData) {
             let span = f.key_span("capabilities").unwrap_or(f.span());
@@ -766,9 +933,7 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
                 .help = Some("another account may read config and use the key (read-config, read-data, write-data), not administer it".into());
         }
     }
-    let policy_name = f
-        .string("policy_name")
-        .map(|n| n.value)
+    let policy_name = aws_name(f, "policy_name", 128, "_+=,.@-", "IAM policy name")
         .unwrap_or_else(|| format!("orch-key-access-{}", address.name));
     Some(KeyAccess {
         key: key?,
@@ -776,6 +941,30 @@ fn read_key_access(f: &mut Fields, address: &Address, account: &Account) -> Opti
         capabilities,
         policy_name,
     })
+}
+
+/// A name AWS checks against its own pattern: 1 to `max` ASCII letters, digits and `extra`.
+fn aws_name(
+    f: &mut Fields,
+    field: &'static str,
+    max: usize,
+    extra: &str,
+    what: &str,
+) -> Option<String> {
+    let n = f.string(field)?;
+    let ok = (1..=max).contains(&n.value.len())
+        && n.value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c));
+    if !ok {
+        let allowed: Vec<String> = extra.chars().map(String::from).collect();
+        f.error(n.span, format!("`{}` is not a valid {what}", n.value))
+            .help = Some(format!(
+            "AWS takes 1-{max} letters, digits, and {} in a {what}",
+            allowed.join(" ")
+        ));
+    }
+    Some(n.value)
 }
 
 fn read_s3_bucket(f: &mut Fields) -> Option<S3Bucket> {
@@ -821,23 +1010,63 @@ fn check_bucket_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// The variables orch gives every module (templates/common/variables.tf, and `key_arn` for a
+/// node that names a key). A node's `inputs` may not set them: `account_id` or `role_arn` from an
+/// input would deploy the node into another account.
+pub const ORCH_VARIABLES: &[&str] = &[
+    "account_id",
+    "default_tags",
+    "endpoint",
+    "key_arn",
+    "region",
+    "role_arn",
+];
+
+fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
 fn read_custom(f: &mut Fields, kind: &str) -> Option<Custom> {
     let key = match f.node("key") {
         Some(_) => Some(read_address(f, "key")?),
         None => None,
     };
-    let inputs = match f.node("inputs").map(to_json) {
-        None => serde_json::Map::new(),
-        Some(serde_json::Value::Object(map)) => map,
-        Some(_) => {
+    let mut inputs = serde_json::Map::new();
+    if let Some(node) = f.node("inputs") {
+        let marked_yaml::Node::Mapping(map) = node else {
             let span = f.key_span("inputs").unwrap_or(f.span());
             f.error(
                 span,
                 "`inputs` must be a mapping of variable names to values",
             );
             return None;
+        };
+        for (name, value) in map.iter() {
+            let span = super::yaml::marker_span(name.span().start());
+            let name = name.as_str();
+            if ORCH_VARIABLES.contains(&name) {
+                f.error(span, format!("input `{name}` is a variable orch sets itself"))
+                    .help = Some(format!(
+                    "orch passes {} to every module; a node cannot set them (they decide where it deploys). Rename the input",
+                    ORCH_VARIABLES.join(", ")
+                ));
+            } else if !is_variable_name(name) {
+                f.error(span, format!("`{name}` is not a Terraform variable name"))
+                    .help = Some(
+                    "a variable name is a letter or _ followed by letters, digits, _ and -".into(),
+                );
+            } else if matches!(value, marked_yaml::Node::Scalar(s) if super::decode::is_null(s)) {
+                f.error(span, format!("input `{name}` has no value (null)"))
+                    .help = Some("remove the input to use the module's default".into());
+            } else {
+                inputs.insert(name.to_string(), to_json(value));
+            }
         }
-    };
+    }
     Some(Custom {
         kind: kind.to_string(),
         key,
@@ -848,6 +1077,20 @@ fn read_custom(f: &mut Fields, kind: &str) -> Option<Custom> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn orch_variables_cover_the_common_templates() {
+        let common = include_str!("../../templates/common/variables.tf");
+        let declared: Vec<&str> = common
+            .lines()
+            .filter_map(|l| l.strip_prefix("variable \""))
+            .filter_map(|l| l.split('"').next())
+            .collect();
+        assert!(!declared.is_empty());
+        for name in declared {
+            assert!(ORCH_VARIABLES.contains(&name), "{name} is not reserved");
+        }
+    }
 
     #[test]
     fn bucket_names() {

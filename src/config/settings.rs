@@ -6,7 +6,7 @@ use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::Node;
 
 use super::address::check_name;
-use super::decode::{strings_of, Fields};
+use super::decode::{printable, Fields};
 use super::model::{Account, Backend, Profile, Settings, Wave};
 use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_role};
@@ -62,7 +62,14 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
     };
     f = f.at_file_start(file.source);
     if let Some(mut tf) = f.map("terraform", "`terraform`") {
-        settings.terraform_binary = tf.string("binary").map(|s| s.value);
+        if let Some(binary) = tf.printable_string("binary") {
+            if binary.value.trim().is_empty() {
+                tf.error(binary.span, "`binary` is empty")
+                    .help = Some("name the terraform binary, or remove `binary` to use terraform or tofu on PATH".into());
+            } else {
+                settings.terraform_binary = Some(binary.value);
+            }
+        }
         if let Some(v) = tf.string("aws_provider") {
             match check_constraint(&v.value) {
                 Ok(()) => settings.aws_provider = v.value,
@@ -136,7 +143,26 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
     let key_prefix = b.string("key_prefix");
     let table = b.string("dynamodb_table");
     let backend = match kind.as_ref().map(|k| k.value.as_str()) {
-        Some("local") | None => Backend::Local,
+        // A missing or null `type` has had its error.
+        None => Backend::Local,
+        Some("local") => {
+            // A setting of the s3 backend under `type: local` would be silently ignored.
+            for (field, value) in [
+                ("bucket", &bucket),
+                ("region", &region),
+                ("key_prefix", &key_prefix),
+                ("dynamodb_table", &table),
+            ] {
+                if let Some(v) = value {
+                    b.error(
+                        v.span,
+                        format!("`{field}` is a setting of the s3 backend, not of `type: local`"),
+                    )
+                    .help = Some("remove it, or set `type: s3`".into());
+                }
+            }
+            Backend::Local
+        }
         Some("s3") => {
             let bucket = bucket.map(|v| v.value);
             let region = region.and_then(|r| {
@@ -173,7 +199,10 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
     } = &backend
     {
         for (what, value) in [("bucket", bucket), ("key_prefix", key_prefix)] {
-            if !value
+            if value.is_empty() {
+                let span = b.span();
+                b.error(span, format!("backend {what} is empty"));
+            } else if !value
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-._/{}".contains(c))
             {
@@ -185,9 +214,10 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
             }
         }
         if let Some(t) = dynamodb_table {
-            if !t
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+            if t.is_empty()
+                || !t
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
             {
                 let span = b.span();
                 b.error(
@@ -203,7 +233,7 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
 
 fn read_profile(node: &Node, diags: &mut Diagnostics) -> Option<Profile> {
     let mut p = Fields::of(node, "a profile", diags)?;
-    let endpoint = p.string("endpoint");
+    let endpoint = p.printable_string("endpoint");
     if let Some(e) = &endpoint {
         if !(e.value.starts_with("http://") || e.value.starts_with("https://"))
             || e.value.contains(['"', '\\', '$', ' '])
@@ -231,12 +261,15 @@ fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
             continue;
         };
         let name = w.required_string("name");
-        let patterns = w
-            .node("match")
-            .and_then(|n| strings_of(n, "match", &mut w.diags));
-        if patterns.is_none() {
-            let span = w.span();
-            w.error(span, "a wave needs `match`: a list of address globs");
+        let patterns = w.required_strings("match");
+        // Rollout prints wave names and patterns as they are.
+        let texts = name
+            .iter()
+            .chain(patterns.iter().flat_map(|p| p.value.iter()));
+        for text in texts {
+            if let Err(why) = printable(&text.value) {
+                w.error(text.span, why);
+            }
         }
         let (approve, gate) = super::wave::read_extras(&mut w);
         if let (Some(name), Some(patterns)) = (name, patterns) {
@@ -348,6 +381,7 @@ pub fn read_account(
         }
     }
     let mut regions_list = Vec::new();
+    let missing = !f.has("regions") && f.key_span("regions").is_none();
     let regions_span = match f.strings("regions") {
         Some(list) => {
             for r in list.value {
@@ -366,9 +400,13 @@ pub fn read_account(
         // Set but not a list: `strings` has said so.
         None if f.has("regions") => f.key_span("regions").unwrap_or(f.span()),
         None => {
-            let span = f.span();
-            f.error(span, "account.yaml is missing the required field `regions`")
-                .help = Some(
+            let span = f.key_span("regions").unwrap_or(f.span());
+            let message = if missing {
+                "account.yaml is missing the required field `regions`"
+            } else {
+                "`regions` is required, but it is null (empty)"
+            };
+            f.error(span, message).help = Some(
                 "list the regions this account uses, e.g. `regions: [us-east-1, eu-west-1]`".into(),
             );
             span

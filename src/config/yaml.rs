@@ -41,7 +41,11 @@ pub fn load(path: &Path, sources: &mut Sources) -> Result<YamlFile, Diagnostic> 
         }
     };
     let source = sources.add(path.to_path_buf(), text.clone());
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    // A quoted scalar is text: without `prevent_coercion` marked-yaml would read `"true"` as a
+    // boolean and `"null"` as null.
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     match marked_yaml::parse_yaml_with_options(source, &*text, options) {
         Ok(root) => Ok(YamlFile { source, root }),
         Err(LoadError::TopLevelMustBeMapping(_)) if is_blank(&text) => Ok(YamlFile {

@@ -103,19 +103,15 @@ pub fn inputs(
         NodeKind::KeyAccess(k) => {
             let arn = key_arn(&k.key.value);
             let key_node = fleet.node(&k.key.value).expect("links are checked");
-            let (spec, usage) = match &key_node.kind {
-                NodeKind::Key(key) => (key.spec, key.usage),
-                NodeKind::Replica(r) => (r.spec, r.usage),
-                _ => unreachable!("key-access targets are keys"),
-            };
-            let actions = policy::cross_account_actions(&k.capabilities, spec, usage);
+            let key = KeyFacts::of(fleet, key_node).expect("key-access targets are keys");
+            let actions = policy::cross_account_actions(&k.capabilities, key.spec, key.usage);
             let document = json!({
                 "Version": "2012-10-17",
                 "Statement": [{
                     "Sid": "UseKey",
                     "Effect": "Allow",
                     "Action": actions,
-                    "Resource": arn,
+                    "Resource": policy::key_access_resource(&arn, &key.regions),
                 }],
             });
             let role_names: Vec<&str> = k

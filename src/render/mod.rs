@@ -2,18 +2,21 @@
 //! files; knows no processes. Templates only see orch's own facts (booleans, validated names,
 //! paths); every user value travels in `terraform.tfvars.json`.
 
+pub mod generated;
 pub mod hcl;
 pub mod inputs;
 pub mod templates;
+mod write;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
 use crate::config::{Backend, Fleet, Node, NodeKind, Profile};
 pub use inputs::RecordedOutputs;
 pub use templates::Templates;
+pub use write::write_files;
 
 /// The files of one node, in the order they are written.
 pub struct Rendered {
@@ -222,49 +225,4 @@ impl TemplateCache {
         self.rendered.insert(key, text.clone());
         Ok(text)
     }
-}
-
-/// Writes files whose content changed, and removes `.tf`/`.tfvars.json` files a previous render
-/// left that this one no longer has. Never touches `.terraform/` or plan files.
-pub fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<WriteStats, RenderError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RenderError::Write { path, source }
-    };
-    let mut stats = WriteStats::default();
-    // A directory that did not exist holds nothing to compare or clean up: write straight in.
-    // (On a first render of 10,000 nodes that saves 70,000 failed opens and renames.)
-    if !dir.is_dir() {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        for (name, content) in files {
-            let path = dir.join(name);
-            std::fs::write(&path, content).map_err(io(&path))?;
-        }
-        stats.written = files.len();
-        return Ok(stats);
-    }
-    for (name, content) in files {
-        let path = dir.join(name);
-        match std::fs::read(&path) {
-            Ok(existing) if existing == content.as_bytes() => stats.unchanged += 1,
-            _ => {
-                // Write to a temporary name and rename, so a crash never leaves half a file
-                // where a whole one was.
-                let tmp = dir.join(format!(".{name}.tmp"));
-                std::fs::write(&tmp, content).map_err(io(&tmp))?;
-                std::fs::rename(&tmp, &path).map_err(io(&path))?;
-                stats.written += 1;
-            }
-        }
-    }
-    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.ends_with(".tf") || name.ends_with(".tfvars.json");
-        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if ours && is_file && !files.iter().any(|(n, _)| *n == name) {
-            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
-            stats.removed += 1;
-        }
-    }
-    Ok(stats)
 }

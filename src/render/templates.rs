@@ -21,17 +21,27 @@ pub struct Templates {
     pub dir: Option<PathBuf>,
 }
 
+/// What to do about a `templates/` folder that is not a usable copy of orch's templates.
+const NOT_OURS: &str = "orch reads the templates/ folder beside the live/ tree as its templates; \
+if this folder is not orch's, move it away and orch uses its built-in templates";
+
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("cannot read templates from {path}: {source}")]
+    #[error("cannot read the templates in {path}: {source}\n  = help: {NOT_OURS}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("template {name} does not parse: {message}")]
-    Parse { name: String, message: String },
-    #[error("template folder {kind}/ lacks {file}")]
-    Missing { kind: String, file: String },
+    #[error("template {path} does not parse: {message}")]
+    Parse { path: String, message: String },
+    #[error("{dir}/ is not a folder of orch templates: it has no common/{file}\n  = help: {NOT_OURS}; to customize orch's templates, start from a copy of its templates/ folder")]
+    NoCommon { dir: String, file: String },
+    #[error("template folder {dir}/{kind}/ lacks {file}\n  = help: every folder of {dir} is a node kind, with main.tf, variables.tf and outputs.tf; add {file}, or move {kind}/ out of {dir}")]
+    Missing {
+        dir: String,
+        kind: String,
+        file: String,
+    },
 }
 
 impl Templates {
@@ -60,23 +70,22 @@ impl Templates {
     }
 
     pub fn from_dir(dir: &Path) -> Result<Templates, TemplateError> {
-        let read_err = |source| TemplateError::Read {
-            path: dir.to_path_buf(),
-            source,
+        let read_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TemplateError::Read { path, source }
         };
         let mut files = Vec::new();
-        for kind in std::fs::read_dir(dir).map_err(read_err)? {
-            let kind = kind.map_err(read_err)?;
-            if !kind.file_type().map_err(read_err)?.is_dir()
-                || kind.file_name().to_string_lossy().starts_with('.')
-            {
+        for kind in std::fs::read_dir(dir).map_err(read_err(dir))? {
+            let kind = kind.map_err(read_err(dir))?;
+            // Follows a link to a folder, as the check for `templates/` itself does.
+            if !kind.path().is_dir() || kind.file_name().to_string_lossy().starts_with('.') {
                 continue;
             }
-            for file in std::fs::read_dir(kind.path()).map_err(read_err)? {
-                let file = file.map_err(read_err)?;
+            for file in std::fs::read_dir(kind.path()).map_err(read_err(&kind.path()))? {
+                let file = file.map_err(read_err(&kind.path()))?;
                 let path = file.path();
                 if path.extension().is_some_and(|e| e == "tf") {
-                    let text = std::fs::read_to_string(&path).map_err(read_err)?;
+                    let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
                     let name = format!(
                         "{}/{}",
                         kind.file_name().to_string_lossy(),
@@ -93,13 +102,16 @@ impl Templates {
         files: Vec<(String, String)>,
         dir: Option<PathBuf>,
     ) -> Result<Templates, TemplateError> {
+        let origin = dir
+            .as_ref()
+            .map_or_else(|| "(built in)".to_string(), |d| d.display().to_string());
         let mut tera = Tera::default();
         tera.autoescape_on(Vec::new());
         let mut kinds = BTreeSet::new();
         for (name, text) in &files {
             tera.add_raw_template(name, text)
                 .map_err(|e| TemplateError::Parse {
-                    name: name.clone(),
+                    path: format!("{origin}/{name}"),
                     message: error_chain(&e),
                 })?;
             if let Some((kind, _)) = name.split_once('/') {
@@ -111,8 +123,8 @@ impl Templates {
         let has = |name: &str| files.iter().any(|(n, _)| n == name);
         for file in COMMON_FILES {
             if !has(&format!("common/{file}")) {
-                return Err(TemplateError::Missing {
-                    kind: "common".into(),
+                return Err(TemplateError::NoCommon {
+                    dir: origin,
                     file: file.into(),
                 });
             }
@@ -121,6 +133,7 @@ impl Templates {
             for file in KIND_FILES {
                 if !has(&format!("{kind}/{file}")) {
                     return Err(TemplateError::Missing {
+                        dir: origin,
                         kind: kind.clone(),
                         file: file.into(),
                     });

@@ -58,12 +58,29 @@ pub fn discover(choice: &Choice) -> Result<Binary, BinaryError> {
         .and_then(|v| v.get("terraform_version")?.as_str().map(String::from));
     let version = parsed.ok_or_else(|| BinaryError::NotTerraform {
         path: path.clone(),
-        detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        detail: format!(
+            "{:?}",
+            String::from_utf8_lossy(if out.stderr.is_empty() {
+                &out.stdout
+            } else {
+                &out.stderr
+            })
+            .trim()
+            .chars()
+            .take(200)
+            .collect::<String>()
+        ),
     })?;
-    let mut parts = version
-        .split(['.', '-'])
-        .map(|p| p.parse::<u64>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u64>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return Err(BinaryError::NotTerraform {
+            path,
+            detail: format!(
+                "it reports version {:?}, which is not MAJOR.MINOR.PATCH",
+                version.chars().take(80).collect::<String>()
+            ),
+        });
+    };
     if (major, minor) < MINIMUM {
         return Err(BinaryError::TooOld { path, version });
     }

@@ -1,6 +1,9 @@
 //! Terraform (or OpenTofu) as processes: finding the binary, running it in its own process group
-//! with its output captured, and the per-node workflow init -> plan -> apply. Knows no YAML.
+//! with its output captured and redacted, the per-node workflow init -> plan -> apply, and the
+//! record of running processes that lets a run recover from a killed one. Knows no YAML.
 
 pub mod binary;
 pub mod process;
+pub mod redact;
+pub mod runs;
 pub mod workflow;

@@ -1,7 +1,10 @@
 //! The work for one node, as the scheduler's [`Executor`]: render its module, `init` unless it is
 //! already initialized for the same backend and providers, `plan -out`, and for apply the saved
 //! plan; outputs recorded after apply for dependents. Transient failures (throttling, reset
-//! connections) are retried with backoff a bounded number of times.
+//! connections) are retried with backoff a bounded number of times; an apply is retried from a
+//! new plan, since its saved plan may be stale after a partial apply. Terraform's output is
+//! believed only as far as it is consistent: a plan that says "changes" must have written its
+//! plan file, and a crash (a Go panic exits 2, like "changes") is a failure whatever the code.
 //!
 //! Counts come from plan's own summary line and `-detailed-exitcode` rather than from
 //! `terraform show -json`: `show` loads the provider schema once more, about a quarter of the CPU
@@ -17,7 +20,9 @@ use serde::Serialize;
 use tokio::sync::{watch, Mutex};
 
 use super::binary::Binary;
-use super::process;
+use super::process::{self, Log, Spawn};
+use super::redact::Redactor;
+use super::runs::RunDir;
 use crate::config::{Fleet, Profile};
 use crate::render::{Renderer, TemplateCache, Templates};
 use crate::scheduler::Executor;
@@ -97,11 +102,13 @@ pub struct Context {
     /// Only plan (for `destroy`, a destroy plan): the preview shown before asking to go on.
     pub preview: bool,
     pub log_dir: PathBuf,
+    pub runs: Arc<RunDir>,
+    pub redactor: Arc<Redactor>,
     pub interrupt: watch::Receiver<Level>,
     pub retries: u32,
-    pub backoff: Duration,
     /// Nodes that run no terraform at all when their fingerprint matches the recorded one.
     pub skip_unchanged: BTreeSet<usize>,
+    pub backoff: Duration,
     /// Provider sets (by versions.tf) whose first `init` has filled the plugin cache.
     warmed: Mutex<HashSet<u64>>,
 }
@@ -117,6 +124,8 @@ impl Context {
         action: Action,
         preview: bool,
         log_dir: PathBuf,
+        runs: Arc<RunDir>,
+        redactor: Arc<Redactor>,
         interrupt: watch::Receiver<Level>,
     ) -> Self {
         let backoff_ms = std::env::var("ORCH_RETRY_BACKOFF_MS")
@@ -132,10 +141,12 @@ impl Context {
             action,
             preview,
             log_dir,
+            runs,
+            redactor,
             interrupt,
             retries: 3,
-            backoff: Duration::from_millis(backoff_ms),
             skip_unchanged: BTreeSet::new(),
+            backoff: Duration::from_millis(backoff_ms),
             warmed: Mutex::new(HashSet::new()),
         }
     }
@@ -162,6 +173,18 @@ impl Executor for TerraformExecutor {
 struct StepError {
     message: String,
     interrupted: bool,
+    /// Worth another try (throttling, a dropped connection).
+    transient: bool,
+}
+
+impl StepError {
+    fn new(message: impl Into<String>) -> Self {
+        StepError {
+            message: message.into(),
+            interrupted: false,
+            transient: false,
+        }
+    }
 }
 
 struct NodeJob {
@@ -196,8 +219,11 @@ impl NodeJob {
             self.context.action
         };
         let result = self.steps().await;
-        let _ = std::fs::create_dir_all(self.log.parent().unwrap_or(Path::new(".")));
-        let _ = std::fs::write(&self.log, &self.output);
+        if let Err(e) = &result {
+            // The log says how the node ended, also when it ended before terraform ran. A log
+            // that cannot be written is already the node's error.
+            let _ = self.note(&format!("# orch: {}\n", e.message));
+        }
         let (status, counts, provisional, error) = match result {
             Ok(done) => (done.status, done.counts, done.provisional, None),
             Err(e) => (
@@ -231,9 +257,7 @@ impl NodeJob {
         let action = self.context.action;
         let destroy = action == Action::Destroy;
         if !destroy && self.unchanged(&rendered.files) {
-            self.output.push_str(
-                "# unchanged: the fingerprint matches the one recorded at the last apply\n",
-            );
+            self.note("# unchanged: the fingerprint matches the one recorded at the last apply\n")?;
             return Ok(StepDone {
                 status: Status::Unchanged,
                 counts: None,
@@ -241,35 +265,50 @@ impl NodeJob {
             });
         }
         self.init().await?;
-        let plan = self.plan(destroy).await?;
-        if action == Action::Plan || self.context.preview {
-            return Ok(StepDone {
-                status: if plan.changes {
-                    Status::Changes
-                } else {
-                    Status::NoChanges
-                },
-                counts: Some(plan.counts),
-                provisional,
-            });
-        }
-        if provisional {
-            return Err(StepError {
-                message: "planned with placeholders for outputs of dependencies that are not applied; a provisional plan is never applied (apply its dependencies first, e.g. with --with-deps)".into(),
-                interrupted: false,
-            });
-        }
-        if plan.changes {
+        let mut round = 0;
+        let plan = loop {
+            let plan = self.plan(destroy).await?;
+            if action == Action::Plan || self.context.preview {
+                return Ok(StepDone {
+                    status: if plan.changes {
+                        Status::Changes
+                    } else {
+                        Status::NoChanges
+                    },
+                    counts: plan.counts,
+                    provisional,
+                });
+            }
+            if provisional {
+                return Err(StepError::new("planned with placeholders for outputs of dependencies that are not applied; a provisional plan is never applied (apply its dependencies first, e.g. with --with-deps)"));
+            }
+            if !plan.changes {
+                break plan;
+            }
             self.forget_fingerprint()?;
-            self.step(&[
+            let apply = [
                 "apply",
                 "-input=false",
                 "-no-color",
                 "-lock-timeout=60s",
                 "tfplan",
-            ])
-            .await?;
-        }
+            ];
+            match self.run_step(&apply, &[0], Retry::Never, &[]).await {
+                Ok(_) => break plan,
+                Err(e) if e.transient && round < self.context.retries => {
+                    round += 1;
+                    let wait = self.context.backoff * 2u32.pow(round - 1);
+                    self.note(&format!(
+                        "# transient error during apply; planning again in {:.1}s (round {} of {})\n",
+                        wait.as_secs_f64(),
+                        round + 1,
+                        self.context.retries + 1
+                    ))?;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         match action {
             Action::Apply => {
                 self.record_outputs().await?;
@@ -282,7 +321,7 @@ impl NodeJob {
         }
         Ok(StepDone {
             status: Status::Done,
-            counts: Some(plan.counts),
+            counts: plan.counts,
             provisional: false,
         })
     }
@@ -294,14 +333,9 @@ impl NodeJob {
         let node = &ctx.fleet.nodes[self.node];
         let rendered = renderer
             .render(node, &mut TemplateCache::default())
-            .map_err(|e| StepError {
-                message: e.to_string(),
-                interrupted: false,
-            })?;
-        crate::render::write_files(&self.dir, &rendered.files).map_err(|e| StepError {
-            message: e.to_string(),
-            interrupted: false,
-        })?;
+            .map_err(|e| StepError::new(e.to_string()))?;
+        crate::render::write_files(&self.dir, &rendered.files)
+            .map_err(|e| StepError::new(e.to_string()))?;
         Ok(rendered)
     }
 
@@ -325,18 +359,13 @@ impl NodeJob {
             &fleet.nodes[self.node].address,
             &self.fingerprint(files),
         )
-        .map_err(|e| StepError {
-            message: format!("recording the fingerprint: {e}"),
-            interrupted: false,
-        })
+        .map_err(|e| StepError::new(format!("recording the fingerprint: {e}")))
     }
 
     fn forget_fingerprint(&self) -> Result<(), StepError> {
         let fleet = &self.context.fleet;
-        crate::fingerprint::forget(fleet, &fleet.nodes[self.node].address).map_err(|e| StepError {
-            message: format!("forgetting the recorded fingerprint: {e}"),
-            interrupted: false,
-        })
+        crate::fingerprint::forget(fleet, &fleet.nodes[self.node].address)
+            .map_err(|e| StepError::new(format!("forgetting the recorded fingerprint: {e}")))
     }
 
     /// `init`, unless the work dir is initialized for the same providers and backend already.
@@ -354,9 +383,8 @@ impl NodeJob {
         if current.as_deref() == Some(fingerprint.1.as_str())
             && self.dir.join(".terraform").is_dir()
         {
-            self.output
-                .push_str("# init skipped: already initialized for these providers and backend\n");
-            return Ok(());
+            return self
+                .note("# init skipped: already initialized for these providers and backend\n");
         }
         let args = ["init", "-input=false", "-no-color", "-reconfigure"];
         let lock_file = self.dir.join(".terraform.lock.hcl");
@@ -376,7 +404,8 @@ impl NodeJob {
                 } else {
                     &[("TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE", "1")]
                 };
-                self.run_step(&args, &[0], true, trust_cache).await?;
+                self.run_step(&args, &[0], Retry::Transient, trust_cache)
+                    .await?;
             }
         }
         let _ = std::fs::write(&marker, &fingerprint.1);
@@ -407,21 +436,67 @@ impl NodeJob {
         if destroy {
             args.push("-destroy");
         }
-        let (code, text) = self.step_with_codes(&args, &[0, 2]).await?;
+        // A plan file left from an earlier plan must not pass for this one's.
+        let plan_file = self.dir.join("tfplan");
+        match std::fs::remove_file(&plan_file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(StepError::new(format!(
+                    "cannot remove the old plan {}: {e}",
+                    plan_file.display()
+                )))
+            }
+            _ => {}
+        }
+        let (code, text) = self.run_step(&args, &[0, 2], Retry::Transient, &[]).await?;
+        let changes = code == 2;
+        if changes && !plan_file.is_file() {
+            return Err(StepError::new(
+                "`terraform plan` exited 2 (changes) but wrote no plan file; its output is in the log",
+            ));
+        }
         Ok(Planned {
-            changes: code == 2,
-            counts: parse_counts(&text),
+            changes,
+            counts: if changes {
+                parse_counts(&text)
+            } else {
+                Some(Counts::default())
+            },
         })
     }
 
     async fn record_outputs(&mut self) -> Result<(), StepError> {
-        let (_, text) = self.step_quiet(&["output", "-json", "-no-color"]).await?;
+        let (_, text) = self
+            .run_step(&["output", "-json", "-no-color"], &[0], Retry::Quiet, &[])
+            .await?;
+        if serde_json::from_str::<serde_json::Value>(&text).is_err() {
+            return Err(StepError::new(
+                "`terraform output -json` printed something that is not JSON; outputs not recorded",
+            ));
+        }
         let path = self.outputs_path();
-        let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
-        std::fs::write(&path, text).map_err(|e| StepError {
-            message: format!("recording outputs: {e}"),
-            interrupted: false,
+        write_atomically(&path, &text).map_err(|e| {
+            StepError::new(format!(
+                "cannot record the outputs in {}: {e}",
+                path.display()
+            ))
         })
+    }
+
+    /// A line of orch's own in the node's log and captured output.
+    fn note(&mut self, text: &str) -> Result<(), StepError> {
+        self.output.push_str(text);
+        let io = |e: std::io::Error| {
+            StepError::new(format!("cannot write the log {}: {e}", self.log.display()))
+        };
+        if let Some(parent) = self.log.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(io)?;
+        std::io::Write::write_all(&mut log, text.as_bytes()).map_err(io)
     }
 
     fn outputs_path(&self) -> PathBuf {
@@ -434,28 +509,17 @@ impl NodeJob {
     }
 
     async fn step(&mut self, args: &[&str]) -> Result<String, StepError> {
-        self.step_with_codes(args, &[0]).await.map(|(_, text)| text)
+        self.run_step(args, &[0], Retry::Transient, &[])
+            .await
+            .map(|(_, text)| text)
     }
 
-    /// Runs one terraform command, logging it; retries transient failures with backoff.
-    async fn step_with_codes(
-        &mut self,
-        args: &[&str],
-        ok: &[i32],
-    ) -> Result<(i32, String), StepError> {
-        self.run_step(args, ok, true, &[]).await
-    }
-
-    /// Like `step`, but the command's output is not added to the node's log (`output -json`).
-    async fn step_quiet(&mut self, args: &[&str]) -> Result<(i32, String), StepError> {
-        self.run_step(args, &[0], false, &[]).await
-    }
-
+    /// Runs one terraform command, logging it (unless quiet), retrying as `retry` says.
     async fn run_step(
         &mut self,
         args: &[&str],
         ok: &[i32],
-        logged: bool,
+        retry: Retry,
         extra_env: &[(&str, &str)],
     ) -> Result<(i32, String), StepError> {
         let env: Vec<(String, String)> = self
@@ -475,73 +539,214 @@ impl NodeJob {
                 return Err(StepError {
                     message: "interrupted before `terraform ".to_string() + args[0] + "`",
                     interrupted: true,
+                    transient: false,
                 });
             }
             attempt += 1;
             self.attempts += 1;
-            self.output.push_str(&format!(
+            self.note(&format!(
                 "$ {} {}\n",
                 self.context.binary.path.display(),
                 args.join(" ")
-            ));
-            let finished = process::run(
-                &self.context.binary.path,
+            ))?;
+            let ctx = self.context.clone();
+            let address = ctx.fleet.nodes[self.node].address.to_string();
+            let spawn = Spawn {
+                bin: &ctx.binary.path,
                 args,
-                &self.dir,
-                &env,
-                self.context.interrupt.clone(),
-            )
-            .await
-            .map_err(|e| StepError {
-                message: format!("cannot run terraform: {e}"),
-                interrupted: false,
-            })?;
-            if logged {
+                dir: &self.dir,
+                env: &env,
+                address: &address,
+                runs: &ctx.runs,
+                redactor: &ctx.redactor,
+                log: if retry == Retry::Quiet {
+                    Log::Quiet
+                } else {
+                    Log::To(&self.log)
+                },
+            };
+            let finished =
+                process::run(spawn, ctx.interrupt.clone())
+                    .await
+                    .map_err(|e| match e {
+                        process::Error::Spawn(e) => {
+                            StepError::new(format!("cannot run {}: {e}", ctx.binary.path.display()))
+                        }
+                        process::Error::Files(e) => StepError::new(format!("cannot write {e}")),
+                    })?;
+            if retry != Retry::Quiet {
                 self.output.push_str(&finished.text);
                 if !finished.text.ends_with('\n') {
                     self.output.push('\n');
                 }
             }
             let interrupted = *self.context.interrupt.borrow() > 0;
+            let crash = crash(&finished.text);
             match finished.code {
-                Some(code) if ok.contains(&code) => return Ok((code, finished.text)),
+                Some(code) if ok.contains(&code) && crash.is_none() => {
+                    return Ok((code, finished.text))
+                }
                 _ if interrupted => {
                     return Err(StepError {
                         message: format!("`terraform {}` interrupted", args[0]),
                         interrupted: true,
+                        transient: false,
                     })
                 }
-                _ if attempt <= self.context.retries && is_transient(&finished.text) => {
+                _ if crash.is_some() => {
+                    return Err(StepError::new(format!(
+                        "`terraform {}` crashed: {}",
+                        args[0],
+                        crash.unwrap_or_default()
+                    )))
+                }
+                _ if retry == Retry::Transient
+                    && attempt <= self.context.retries
+                    && is_transient(&finished.text) =>
+                {
                     let wait = self.context.backoff * 2u32.pow(attempt - 1);
-                    self.output.push_str(&format!(
+                    self.note(&format!(
                         "# transient error; retrying in {:.1}s (attempt {} of {})\n",
                         wait.as_secs_f64(),
                         attempt + 1,
                         self.context.retries + 1
-                    ));
+                    ))?;
                     tokio::time::sleep(wait).await;
                 }
                 code => {
+                    let how = match (code, finished.signal) {
+                        (Some(c), _) => format!("exit {c}"),
+                        (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
+                        (None, None) => "no exit code".to_string(),
+                    };
+                    let tried = if attempt > 1 {
+                        format!(" after {attempt} attempts")
+                    } else {
+                        String::new()
+                    };
                     return Err(StepError {
                         message: format!(
-                            "`terraform {}` failed (exit {}){}",
+                            "`terraform {}` failed ({how}){tried}{}{}",
                             args[0],
-                            code.map_or("by signal".to_string(), |c| c.to_string()),
                             first_error(&finished.text)
                                 .map(|e| format!(": {e}"))
-                                .unwrap_or_default()
+                                .unwrap_or_default(),
+                            hint(&finished.text, &self.dir)
                         ),
                         interrupted: false,
-                    })
+                        transient: is_transient(&finished.text),
+                    });
                 }
             }
         }
     }
 }
 
+/// How a step treats failures and output.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// Retries transient failures.
+    Transient,
+    /// Never retried here (an apply: its caller plans again first).
+    Never,
+    /// Never retried, output not logged (`output -json`, which is data).
+    Quiet,
+}
+
+/// Writes `path` through a temporary file and a rename: a full disk or a crash leaves the old
+/// file whole, never half of a new one.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(
+        ".{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGTERM => " (SIGTERM)",
+        libc::SIGINT => " (SIGINT)",
+        libc::SIGBUS => " (SIGBUS)",
+        _ => "",
+    }
+}
+
+/// A Go panic or terraform's crash banner: the first panic line.
+fn crash(text: &str) -> Option<String> {
+    let banner = text.contains("TERRAFORM CRASH") || text.contains("Terraform crashed!");
+    let panic = text
+        .lines()
+        .find(|l| l.starts_with("panic: ") || l.starts_with("fatal error: "));
+    match (panic, banner) {
+        (Some(line), _) => Some(printable(line)),
+        (None, true) => Some("terraform printed its crash banner".to_string()),
+        (None, false) => None,
+    }
+}
+
+/// What to do next, for failures with a known cause: an endpoint that refused the connection, a
+/// state lock held elsewhere.
+fn hint(text: &str, dir: &Path) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(at) = flat.find("connect: connection refused") {
+        let start = flat[..at].rfind("dial tcp ").unwrap_or(at);
+        let attempts = flat
+            .find("exceeded maximum number of attempts, ")
+            .and_then(|i| {
+                flat[i + 37..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .map(str::to_string)
+            })
+            .map(|n| format!(", after the AWS provider's {n} attempts"))
+            .unwrap_or_default();
+        return format!(
+            " ({}{attempts}: is the endpoint up?)",
+            printable(&flat[start..at + 27])
+        );
+    }
+    if flat.contains("Error acquiring the state lock") {
+        let id = flat
+            .find("Lock Info: ID: ")
+            .and_then(|i| flat[i + 15..].split(' ').next())
+            .unwrap_or("<ID>");
+        return format!(
+            " (another process holds the state lock {}; if no terraform runs on this node any more, run `terraform force-unlock {}` in {})",
+            printable(id),
+            printable(id),
+            dir.display()
+        );
+    }
+    String::new()
+}
+
+/// Control characters (terminal escapes, NULs from binary noise) shown escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 struct Planned {
     changes: bool,
-    counts: Counts,
+    /// None when terraform said "changes" but printed no summary line to count them from.
+    counts: Option<Counts>,
 }
 
 struct StepDone {
@@ -571,17 +776,20 @@ fn first_error(text: &str) -> Option<String> {
     text.lines()
         .map(|l| l.trim_start_matches(['│', ' ', '╷', '╵']))
         .find(|l| l.starts_with("Error: "))
-        .map(|l| l.trim_start_matches("Error: ").to_string())
+        .map(|l| printable(l.trim_start_matches("Error: ")))
 }
 
 /// Counts from plan's summary line: `Plan: 1 to add, 0 to change, 0 to destroy.` (newer releases
-/// may put `N to import, ` first). `No changes.` and no summary at all both read as zero.
-pub fn parse_counts(text: &str) -> Counts {
+/// may put `N to import, ` first). `No changes.` reads as zero; no summary at all as None.
+pub fn parse_counts(text: &str) -> Option<Counts> {
     let mut counts = Counts::default();
-    if let Some(line) = text
+    if text.contains("No changes.") && !text.contains("Plan: ") {
+        return Some(counts);
+    }
+    let line = text
         .lines()
         .rev()
-        .find(|l| l.trim_start().starts_with("Plan: "))
+        .find(|l| l.trim_start().starts_with("Plan: "))?;
     {
         for part in line
             .trim_start()
@@ -602,7 +810,7 @@ pub fn parse_counts(text: &str) -> Counts {
             }
         }
     }
-    counts
+    Some(counts)
 }
 
 #[cfg(test)]
@@ -614,25 +822,53 @@ mod tests {
         let text = "...\nPlan: 2 to add, 1 to change, 0 to destroy.\n";
         assert_eq!(
             parse_counts(text),
-            Counts {
+            Some(Counts {
                 add: 2,
                 change: 1,
                 destroy: 0
-            }
+            })
         );
         let text = "Plan: 1 to import, 3 to add, 0 to change, 4 to destroy.";
         assert_eq!(
             parse_counts(text),
-            Counts {
+            Some(Counts {
                 add: 3,
                 change: 0,
                 destroy: 4
-            }
+            })
         );
         assert_eq!(
             parse_counts("No changes. Your infrastructure matches the configuration."),
-            Counts::default()
+            Some(Counts::default())
         );
+        assert_eq!(parse_counts("Changes to Outputs:\n  + x = 1\n"), None);
+    }
+
+    #[test]
+    fn crashes_are_found_whatever_the_exit_code() {
+        assert_eq!(
+            crash("x\npanic: runtime error: index out of range\n\ngoroutine 1"),
+            Some("panic: runtime error: index out of range".into())
+        );
+        assert!(crash("!!! TERRAFORM CRASH !!!").is_some());
+        assert_eq!(crash("Error: the word panic: in a message"), None);
+    }
+
+    #[test]
+    fn hints_name_the_refused_endpoint_and_the_lock_to_force_unlock() {
+        let refused = "Error: operation error STS: AssumeRole, exceeded maximum number of attempts,\n3, request send failed,\nPost \"http://127.0.0.1:9/\": dial tcp 127.0.0.1:9: connect: connection refused";
+        assert_eq!(
+            hint(refused, Path::new("w")),
+            " (dial tcp 127.0.0.1:9: connect: connection refused, after the AWS provider's 3 attempts: is the endpoint up?)"
+        );
+        let locked = "Error: Error acquiring the state lock\n\nLock Info:\n  ID:        4b0c-11\n  Path:      s3/x\n";
+        assert!(hint(locked, Path::new("w")).contains("`terraform force-unlock 4b0c-11` in w"));
+        assert_eq!(hint("Error: AccessDenied", Path::new("w")), "");
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("a\u{1b}[2Jb\0"), "a\\u{1b}[2Jb\\u{0}");
     }
 
     #[test]

@@ -17,6 +17,9 @@ provider "aws" {
   skip_metadata_api_check     = true
   skip_requesting_account_id  = true
   s3_use_path_style           = true
+  # An emulator on this machine answers at once or is down: the provider's default of 25
+  # attempts per call (about 7 minutes of backoff for a refused connection) only delays the error.
+  max_retries = 3
 
   endpoints {
     iam = var.endpoint

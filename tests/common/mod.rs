@@ -160,17 +160,7 @@ impl Tree {
     /// holds every fragment in `says`; and `render --all` writes nothing (no `.orch/`).
     pub fn rejects(&self, at: &[&str], says: &[&str]) -> Output {
         let out = self.run(&["validate"]);
-        out.assert_invalid();
-        for location in at {
-            out.assert_points_at(location);
-        }
-        for fragment in says {
-            assert!(
-                out.stderr.contains(fragment),
-                "stderr lacks {fragment:?}:\n{}",
-                out.stderr
-            );
-        }
+        out.assert_rejects(at, says);
         let render = self.run(&["render", "--all"]);
         render.assert_invalid();
         assert!(
@@ -214,6 +204,23 @@ impl Output {
             "no summary line:\n{}",
             self.stderr
         );
+        self
+    }
+
+    /// [`Output::assert_invalid`], and stderr names every `path:line` in `at` and holds every
+    /// fragment in `says`.
+    pub fn assert_rejects(&self, at: &[&str], says: &[&str]) -> &Self {
+        self.assert_invalid();
+        for location in at {
+            self.assert_points_at(location);
+        }
+        for fragment in says {
+            assert!(
+                self.stderr.contains(fragment),
+                "stderr lacks {fragment:?}:\n{}",
+                self.stderr
+            );
+        }
         self
     }
 
