@@ -20,6 +20,13 @@
 //!    seconds / cores (what a perfect use of every core would take). orch runs terraform through
 //!    a small recording wrapper (`--terraform-bin`), for a timeline of every init and plan.
 //!
+//! C. `orch plan --all --changed` on an applied, unchanged fleet of 100 nodes (the stock fake of
+//!    tests/fake/terraform applied it): wall time, and terraform calls (there must be none).
+//! D. `orch rollout` of 3 waves over the 1,000-node tree of A (without the one cross-account
+//!    access that would point from the first wave into the last), lean fake, `--parallelism 8`,
+//!    plan and apply 50 ms each: wall time against the ideal schedule of the same waves (per wave,
+//!    list scheduling of plan + apply of every node, then of the gate's plan of every node).
+//!
 //! Every measured run first waits (up to 30 s) for the machine to be idle, and each reports the
 //! CPU other processes took meanwhile: on 2 cores a concurrent build or test run skews every
 //! figure. Trees live on tmpfs (/dev/shm) by default (see `main` for why not ext4).
@@ -47,6 +54,7 @@ const TARGET_RATIO: f64 = 1.10;
 const TARGET_ORCH_CPU: f64 = 2.0;
 const TARGET_SPEEDUP: f64 = 1.7;
 const TARGET_CPU_BOUND: f64 = 1.15;
+const C_TARGET_WALL: f64 = 1.0;
 
 /// The bench's own fake terraform: the calls and outputs orch needs for `plan`, each call
 /// recorded as "<start> <end> <address> <command>" (seconds) in $FAKE_TF_LOG, without forking
@@ -70,8 +78,24 @@ init)
 plan)
   read -r -t "${FAKE_TF_SLEEP:-0}" _ <>"$FAKE_TF_FIFO"
   : >tfplan
-  echo "Plan: 1 to add, 0 to change, 0 to destroy."
-  r=2
+  if [ -e .applied ]; then
+    echo "No changes. Your infrastructure matches the configuration."
+    r=0
+  else
+    echo "Plan: 1 to add, 0 to change, 0 to destroy."
+    r=2
+  fi
+  ;;
+apply)
+  read -r -t "${FAKE_TF_SLEEP:-0}" _ <>"$FAKE_TF_FIFO"
+  : >.applied
+  echo "Apply complete! Resources: 1 added, 0 changed, 0 destroyed."
+  r=0
+  ;;
+output)
+  a=${PWD#*/.orch/work/}
+  printf '{"key_arn":{"value":"arn:aws:kms:us-east-1:111111111111:key/fake-%s"},"key_id":{"value":"fake-%s"},"enabled":{"value":true},"rotation_enabled":{"value":true}}\n' "${a##*/}" "${a##*/}"
+  r=0
   ;;
 *)
   echo "fake terraform: unsupported command $1" >&2
@@ -85,12 +109,14 @@ exit $r
 fn main() {
     let orch = PathBuf::from(env!("CARGO_BIN_EXE_orch"));
     let part = std::env::var("ORCH_BENCH_PART").unwrap_or_default();
-    let (run_a, run_b) = match part.to_ascii_uppercase().as_str() {
-        "" => (true, true),
-        "A" => (true, false),
-        "B" => (false, true),
-        other => fail(&format!("ORCH_BENCH_PART is {other:?}: A, B or unset")),
-    };
+    let part = part.to_ascii_uppercase();
+    if !part.chars().all(|c| "ABCD".contains(c)) {
+        fail(&format!(
+            "ORCH_BENCH_PART is {part:?}: one or more of A, B, C, D (e.g. CD), or unset"
+        ));
+    }
+    let runs = |p: char| part.is_empty() || part.contains(p);
+    let (run_a, run_b, run_c, run_d) = (runs('A'), runs('B'), runs('C'), runs('D'));
     // Checked before anything runs, so a missing tool fails in seconds, not after part A.
     let tools = if run_b { Some(preflight()) } else { None };
     print_machine(&orch, tools.as_ref());
@@ -132,7 +158,10 @@ fn main() {
     let started = Instant::now();
     let a = run_a.then(|| part_a(&orch, &base.join("a")));
     let b = tools.map(|t| part_b(&orch, &base.join("b"), &t));
+    let c = run_c.then(|| part_c(&orch, &base.join("c")));
+    let d = run_d.then(|| part_d(&orch, &base.join("d")));
     summary(a.as_ref(), b.as_ref());
+    summary_cd(c.as_ref(), d.as_ref());
     println!(
         "\nbench took {:.0} s; load average at the end: {}",
         started.elapsed().as_secs_f64(),
@@ -376,6 +405,24 @@ fn run_orch(
     args: &[&str],
     env: &[(&str, String)],
 ) -> OrchRun {
+    run_orch_checked(orch, root, name, args, env, &|report| {
+        report["nodes"].as_array().is_some_and(|nodes| {
+            nodes
+                .iter()
+                .all(|n| matches!(n["status"].as_str(), Some("changes" | "no changes")))
+        })
+    })
+}
+
+/// [`run_orch`] with its own test of the report: what "it went as planned" means.
+fn run_orch_checked(
+    orch: &Path,
+    root: &Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    went_well: &dyn Fn(&Value) -> bool,
+) -> OrchRun {
     let report = root.join(format!("{name}.json"));
     let mut cmd = Command::new(orch);
     cmd.arg("--no-color")
@@ -412,15 +459,10 @@ fn run_orch(
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(Value::Null);
-    let all_planned = report["nodes"].as_array().is_some_and(|nodes| {
-        nodes
-            .iter()
-            .all(|n| matches!(n["status"].as_str(), Some("changes" | "no changes")))
-    });
-    if !out.status.success() || !all_planned {
+    if !out.status.success() || !went_well(&report) {
         let tail: Vec<&str> = stderr.lines().rev().take(60).collect();
         fail(&format!(
-            "orch {} exited with {} (not every node planned):\n{}",
+            "orch {} exited with {} (or its report says it did not go as planned):\n{}",
             args.join(" "),
             out.status,
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -654,11 +696,24 @@ fn write(root: &Path, path: &str, text: &str) {
 /// - 10 multi-region keys with replicas in the two other regions, each with a grant, an S3 bucket
 ///   and a key-access from the next account: 60 nodes, 2 levels;
 /// - 19 keys in us-west-2 in `depends_on` chains of up to 4.
-fn generate_a(live: &Path) {
+///
+/// With `waves`, orch.yaml gets the three waves of part D (a00; a01-a04; the rest), and the
+/// key-access from a09 into a00 is left out: it would make a node of the first wave depend on
+/// one of the last.
+fn generate_a(live: &Path, waves: bool) {
+    let waves_yaml = if waves {
+        "waves:\n  - {name: canary, match: [\"a00/**\"]}\n  \
+         - {name: early, match: [\"a01/**\", \"a02/**\", \"a03/**\", \"a04/**\"]}\n  \
+         - {name: rest, match: [\"**\"]}\n"
+    } else {
+        ""
+    };
     write(
         live,
         "orch.yaml",
-        "defaults:\n  deletion_window_days: 30\n  tags: {ManagedBy: orch}\n",
+        &format!(
+            "defaults:\n  deletion_window_days: 30\n  tags: {{ManagedBy: orch}}\n{waves_yaml}"
+        ),
     );
     let id = |a: usize| format!("{:012}", 100_000_000_000u64 + a as u64);
     for a in 0..A_ACCOUNTS {
@@ -726,6 +781,9 @@ fn generate_a(live: &Path) {
                 &format!("{acct}/us-east-1/s{s:02}-bucket/node.yaml"),
                 &format!("kind: s3-bucket\nkey: {key}\nbucket: bench-{acct}-s{s:02}\n"),
             );
+            if waves && next == 0 {
+                continue;
+            }
             write(
                 live,
                 &format!("a{next:02}/us-east-1/s{s:02}-from-{acct}/node.yaml"),
@@ -780,7 +838,7 @@ fn part_a(orch: &Path, dir: &Path) -> AResult {
         loadavg()
     );
     let root = dir.join("lean");
-    generate_a(&root.join("live"));
+    generate_a(&root.join("live"), false);
     let dag = Dag::load(orch, &root.join("live"));
     let n = dag.len();
     let cp = dag.critical_path_nodes();
@@ -802,7 +860,7 @@ fn part_a(orch: &Path, dir: &Path) -> AResult {
     set_executable(&fake);
     // The stock fake, on a copy of the tree with fresh work dirs.
     let stock_root = dir.join("stock");
-    generate_a(&stock_root.join("live"));
+    generate_a(&stock_root.join("live"), false);
     let stock = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform");
     let floor = fake_floor(dir, &fake, &fifo);
     println!(
@@ -1543,6 +1601,299 @@ fn part_b(orch: &Path, dir: &Path, tools: &Tools) -> BResult {
         nodes: dag.len(),
         runs,
         sequential,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part C: --changed on an unchanged, applied fleet of 100 nodes
+
+/// Two accounts of 50 nodes: 20 multi-region keys with a replica each, and a grant on 10 of them.
+fn generate_c(live: &Path) {
+    write(
+        live,
+        "orch.yaml",
+        "defaults:\n  deletion_window_days: 30\n  tags: {ManagedBy: orch}\n",
+    );
+    for a in 0..2 {
+        let me = format!("{:012}", 200_000_000_000u64 + a as u64);
+        let acct = format!("c{a:02}");
+        write(
+            live,
+            &format!("{acct}/account.yaml"),
+            &format!(
+                "account_id: \"{me}\"\nenvironment: {acct}\nrole_arn: arn:aws:iam::{me}:role/orch-deployer\n\
+                 regions: [us-east-1, eu-west-1]\ndefaults:\n  key_administrators: [arn:aws:iam::{me}:role/admin]\n"
+            ),
+        );
+        for k in 0..20 {
+            write(
+                live,
+                &format!("{acct}/us-east-1/k{k:02}/node.yaml"),
+                &format!(
+                    "description: key {k}\nkey_users: [arn:aws:iam::{me}:role/app]\nmulti_region: true\nreplicas: [eu-west-1]\n"
+                ),
+            );
+            if k < 10 {
+                write(
+                    live,
+                    &format!("{acct}/us-east-1/k{k:02}-grant/node.yaml"),
+                    &format!(
+                        "kind: grant\nkey: {acct}/us-east-1/k{k:02}\ngrantee: arn:aws:iam::{me}:role/reader\noperations: [Decrypt]\n"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+struct CResult {
+    nodes: usize,
+    /// Wall seconds of each measured run.
+    walls: Vec<f64>,
+    /// Terraform calls the fake recorded during the measured runs (version checks excepted).
+    calls: usize,
+}
+
+fn part_c(orch: &Path, dir: &Path) -> CResult {
+    println!(
+        "\n== C. orch plan --all --changed on an applied, unchanged fleet, tests/fake/terraform; load average {}",
+        loadavg()
+    );
+    let root = dir.join("tree");
+    generate_c(&root.join("live"));
+    let nodes = Dag::load(orch, &root.join("live")).len();
+    let stock = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform");
+    let fake = stock.display().to_string();
+    let applied = dir.join("apply.log");
+    let env = |log: &Path| -> Vec<(&str, String)> {
+        vec![
+            ("FAKE_TF_LOG", log.display().to_string()),
+            ("FAKE_TF_STATE", dir.display().to_string()),
+        ]
+    };
+    run_orch_checked(
+        orch,
+        &root,
+        "apply",
+        &["apply", "--all", "--auto-approve", "--terraform-bin", &fake],
+        &env(&applied),
+        &|report| report["exit_code"] == 0,
+    );
+    println!(
+        "   tree: {nodes} nodes, applied with the fake ({} terraform calls)",
+        read_calls(&applied).len()
+    );
+    let log = dir.join("changed.log");
+    let args = ["plan", "--all", "--changed", "--terraform-bin", &fake];
+    println!(
+        "   $ cd {} && {}",
+        root.display(),
+        shell_line(
+            &env(&log),
+            orch,
+            &args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        )
+    );
+    let mut walls = Vec::new();
+    for k in 0..5 {
+        let run = run_orch_checked(
+            orch,
+            &root,
+            &format!("changed-{k}"),
+            &args,
+            &env(&log),
+            &|report| report["nodes"].as_array().is_some_and(Vec::is_empty),
+        );
+        walls.push(run.wall);
+    }
+    let calls = read_calls(&log).len();
+    println!(
+        "   wall {} s (runs: {}); terraform calls: {calls}",
+        secs(median(&walls)),
+        walls
+            .iter()
+            .map(|w| secs(*w))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    CResult {
+        nodes,
+        walls,
+        calls,
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part D: a 3-wave rollout of 1,000 nodes, fake terraform
+
+struct DResult {
+    nodes: usize,
+    /// (wave, nodes, critical path) in order.
+    waves: Vec<(String, usize, usize)>,
+    wall: f64,
+    ideal: f64,
+    lower_bound: f64,
+    orch_cpu: f64,
+    others_cpu: f64,
+}
+
+fn part_d(orch: &Path, dir: &Path) -> DResult {
+    println!(
+        "\n== D. orch rollout, 3 waves, lean fake, --parallelism {A_PARALLELISM}, plan = apply = {} ms; load average {}",
+        A_SLEEP * 1000.0,
+        loadavg()
+    );
+    let root = dir.join("tree");
+    generate_a(&root.join("live"), true);
+    let dag = Dag::load(orch, &root.join("live"));
+    let n = dag.len();
+    let names = ["canary", "early", "rest"];
+    let wave_of = |address: &str| match &address[..3] {
+        "a00" => 0,
+        "a01" | "a02" | "a03" | "a04" => 1,
+        _ => 2,
+    };
+    // The ideal: per wave, list scheduling of every node's plan + apply (in DAG order), then of
+    // every node's gate plan, with no overhead at all; the lower bound of each is
+    // max(critical path, work / parallelism).
+    let mut ideal = 0.0;
+    let mut lower_bound = 0.0;
+    let mut waves = Vec::new();
+    for (w, name) in names.iter().enumerate() {
+        let member: Vec<bool> = dag.addresses.iter().map(|a| wave_of(a) == w).collect();
+        let count = member.iter().filter(|m| **m).count();
+        let unit: Vec<f64> = member.iter().map(|&m| f64::from(u8::from(m))).collect();
+        let cp = dag.bottom_levels(&unit).into_iter().fold(0.0, f64::max) as usize;
+        for step in [2.0 * A_SLEEP, A_SLEEP] {
+            let cost: Vec<f64> = unit.iter().map(|u| u * step).collect();
+            ideal += dag.list_schedule(&cost, A_PARALLELISM);
+            lower_bound += (cp as f64 * step).max(count as f64 * step / A_PARALLELISM as f64);
+        }
+        waves.push((name.to_string(), count, cp));
+    }
+    println!(
+        "   tree: {n} nodes; waves {}; ideal schedule {} s (lower bound {} s)",
+        waves
+            .iter()
+            .map(|(w, c, cp)| format!("{w}: {c} nodes, critical path {cp}"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        secs(ideal),
+        secs(lower_bound)
+    );
+    let fake = dir.join("fake-terraform");
+    fs::write(&fake, LEAN_FAKE).unwrap();
+    set_executable(&fake);
+    let fifo = dir.join("never-written.fifo");
+    make_fifo(&fifo);
+    let env: Vec<(&str, String)> = vec![
+        ("FAKE_TF_SLEEP", A_SLEEP.to_string()),
+        ("FAKE_TF_FIFO", fifo.display().to_string()),
+        ("FAKE_TF_LOG", dir.join("fake.log").display().to_string()),
+        ("LC_ALL", "C".to_string()),
+    ];
+    let fake_arg = fake.display().to_string();
+    let parallelism = A_PARALLELISM.to_string();
+    // Initialized work dirs, as a real first init leaves them: the rollout measures waves, plans,
+    // applies and gates, not inits.
+    run_orch(
+        orch,
+        &root,
+        "init",
+        &[
+            "plan",
+            "--all",
+            "--parallelism",
+            &parallelism,
+            "--terraform-bin",
+            &fake_arg,
+        ],
+        &env,
+    );
+    for address in &dag.addresses {
+        fs::create_dir_all(root.join(".orch/work").join(address).join(".terraform")).unwrap();
+    }
+    let args = [
+        "rollout",
+        "--parallelism",
+        &parallelism,
+        "--terraform-bin",
+        &fake_arg,
+    ];
+    println!(
+        "   $ cd {} && {}",
+        root.display(),
+        shell_line(
+            &env,
+            orch,
+            &args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+        )
+    );
+    let run = run_orch_checked(orch, &root, "rollout", &args, &env, &|report| {
+        report["waves"]
+            .as_array()
+            .is_some_and(|w| w.len() == 3 && w.iter().all(|w| w["status"] == "passed"))
+    });
+    println!(
+        "   wall {} s = {:.3} x ideal; orch CPU {} s; other processes {} CPU-s",
+        secs(run.wall),
+        run.wall / ideal,
+        secs(run.number("orch_cpu_seconds")),
+        secs(run.others_cpu)
+    );
+    DResult {
+        nodes: n,
+        waves,
+        wall: run.wall,
+        ideal,
+        lower_bound,
+        orch_cpu: run.number("orch_cpu_seconds"),
+        others_cpu: run.others_cpu,
+    }
+}
+
+fn summary_cd(c: Option<&CResult>, d: Option<&DResult>) {
+    if let Some(c) = c {
+        let wall = median(&c.walls);
+        println!(
+            "\nC. orch plan --all --changed, {} nodes applied and unchanged: wall {} s (median of {}), \
+             {} terraform calls -> {} (target < {C_TARGET_WALL} s and 0 calls; the version check's \
+             `terraform version` is not counted)",
+            c.nodes,
+            secs(wall),
+            c.walls.len(),
+            c.calls,
+            verdict(wall < C_TARGET_WALL && c.calls == 0)
+        );
+    }
+    if let Some(d) = d {
+        let ratio = d.wall / d.ideal;
+        println!(
+            "\nD. orch rollout, {} nodes in 3 waves ({}), --parallelism {A_PARALLELISM}, plan and apply {} ms each (fake)",
+            d.nodes,
+            d.waves
+                .iter()
+                .map(|(w, c, _)| format!("{w} {c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            A_SLEEP * 1000.0
+        );
+        println!(
+            "wall {} s, ideal schedule {} s (lower bound {} s): ratio {ratio:.3} -> {} (target <= {TARGET_RATIO:.2}); \
+             orch CPU {} s; others {} CPU-s",
+            secs(d.wall),
+            secs(d.ideal),
+            secs(d.lower_bound),
+            verdict(ratio <= TARGET_RATIO),
+            secs(d.orch_cpu),
+            secs(d.others_cpu)
+        );
     }
 }
 

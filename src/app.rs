@@ -34,6 +34,8 @@ pub enum AppError {
     Terraform(#[from] crate::terraform::binary::BinaryError),
     #[error(transparent)]
     Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
+    Rollout(#[from] crate::commands::rollout::RolloutError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The run happened; its nodes decided the exit code (2 changes present, 130 interrupted).
@@ -127,6 +129,12 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             let loaded = load(live, global.strict)?;
             let selected = select(&loaded, filters)?;
             let profile = profile(&loaded.fleet, global.profile.as_deref())?;
+            let selected = if filters.changed {
+                let binary = discover_binary(&loaded, None)?;
+                changed_only(&loaded, profile, &binary, &selected)?
+            } else {
+                selected
+            };
             let renderer = Renderer::new(&loaded.fleet, &loaded.templates, profile);
             let nodes: Vec<usize> = selected.into_iter().collect();
             let lock = crate::lock::Lock::acquire_for_render(&loaded.fleet.state_dir())?;
@@ -158,6 +166,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Destroy { run, auto_approve } => {
             terraform_run(global, live, run, Action::Destroy, false, *auto_approve)
         }
+        Command::Rollout(args) => rollout(global, args),
         Command::Output { address } => {
             let loaded = load(live, global.strict)?;
             let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
@@ -217,20 +226,21 @@ fn terraform_run(
             action.name()
         )));
     }
-    let mut profile = profile(&loaded.fleet, global.profile.as_deref())?.cloned();
-    if let Some(endpoint) = &global.endpoint {
-        profile.get_or_insert(Profile { endpoint: None }).endpoint = Some(endpoint.clone());
-    }
-    let binary = crate::terraform::binary::discover(&crate::terraform::binary::Choice {
-        flag: options.terraform_bin.clone(),
-        env: None,
-        config: loaded.fleet.settings.terraform_binary.clone(),
-    })?;
+    let profile = run_profile(global, &loaded.fleet)?;
+    let binary = discover_binary(&loaded, options.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
-    let parallelism = options
-        .parallelism
-        .or(loaded.fleet.settings.parallelism)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let (selected, skip_unchanged) = if options.filters.changed {
+        if action == Action::Destroy {
+            return Err(AppError::Usage(
+                "--changed selects what to apply; destroy takes addresses, --account, --region or --all".into(),
+            ));
+        }
+        let changed = changed_only(&loaded, profile.as_ref(), &binary, &selected)?;
+        (changed.clone(), changed)
+    } else {
+        (selected, BTreeSet::new())
+    };
+    let parallelism = parallelism(options.parallelism, &loaded.fleet);
     let request = crate::run::Request {
         action,
         selected,
@@ -240,6 +250,7 @@ fn terraform_run(
         auto_approve,
         report: options.report.clone(),
         fancy: crate::run::fancy_output(global.no_color),
+        skip_unchanged,
     };
     let Loaded {
         fleet,
@@ -258,6 +269,89 @@ fn terraform_run(
         0 => Ok(()),
         code => Err(AppError::Exit(code)),
     }
+}
+
+/// `orch rollout`: the tree loaded, the lock held, then the waves (`commands/rollout.rs`).
+fn rollout(global: &crate::cli::Global, args: &crate::cli::RolloutArgs) -> Result<(), AppError> {
+    let loaded = load(&global.live, global.strict)?;
+    let profile = run_profile(global, &loaded.fleet)?;
+    let binary = discover_binary(&loaded, args.terraform_bin.clone())?;
+    let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let parallelism = parallelism(args.parallelism, &loaded.fleet);
+    let Loaded {
+        fleet,
+        dag,
+        templates,
+    } = loaded;
+    let code = crate::commands::rollout::execute(
+        Arc::new(fleet),
+        &dag,
+        Arc::new(templates),
+        profile,
+        binary,
+        crate::commands::rollout::Options {
+            args: args.clone(),
+            parallelism,
+            fancy: crate::run::fancy_output(global.no_color),
+        },
+    )?;
+    match code {
+        0 => Ok(()),
+        code => Err(AppError::Exit(code)),
+    }
+}
+
+/// The profile terraform runs with: `--profile`, with `--endpoint` over its endpoint.
+fn run_profile(global: &crate::cli::Global, fleet: &Fleet) -> Result<Option<Profile>, AppError> {
+    let mut profile = profile(fleet, global.profile.as_deref())?.cloned();
+    if let Some(endpoint) = &global.endpoint {
+        profile.get_or_insert(Profile { endpoint: None }).endpoint = Some(endpoint.clone());
+    }
+    Ok(profile)
+}
+
+/// `--parallelism`, else orch.yaml's, else the number of cores.
+fn parallelism(flag: Option<usize>, fleet: &Fleet) -> usize {
+    flag.or(fleet.settings.parallelism)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// The terraform binary: `flag` (`--terraform-bin` or `ORCH_TERRAFORM`), orch.yaml, then PATH.
+fn discover_binary(
+    loaded: &Loaded,
+    flag: Option<String>,
+) -> Result<crate::terraform::binary::Binary, AppError> {
+    Ok(crate::terraform::binary::discover(
+        &crate::terraform::binary::Choice {
+            flag,
+            env: std::env::var("ORCH_TERRAFORM").ok(),
+            config: loaded.fleet.settings.terraform_binary.clone(),
+        },
+    )?)
+}
+
+/// `--changed`: the selected nodes whose fingerprint differs from the one recorded at their last
+/// apply, and their dependents; says how many that is.
+fn changed_only(
+    loaded: &Loaded,
+    profile: Option<&Profile>,
+    binary: &crate::terraform::binary::Binary,
+    selected: &BTreeSet<usize>,
+) -> Result<BTreeSet<usize>, AppError> {
+    let changed = crate::fingerprint::changed(
+        &loaded.fleet,
+        &loaded.dag,
+        &loaded.templates,
+        profile,
+        &binary.version,
+        selected,
+    )?;
+    eprintln!(
+        "--changed: {} of {} selected nodes changed since their last apply, or depend on one that did",
+        changed.len(),
+        selected.len()
+    );
+    Ok(changed)
 }
 
 fn print(text: &str) {
@@ -424,6 +518,12 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             None
         }
     };
+    // As above: in a partial fleet a wave may get no node only because its nodes did not load.
+    if let (Some(dag), true) = (&dag, complete) {
+        crate::waves::check(&fleet, dag)
+            .into_iter()
+            .for_each(|d| diags.push(d));
+    }
     diags.dedup();
     let dag = match dag {
         Some(dag) if !diags.has_errors() => dag,
@@ -527,6 +627,7 @@ fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppErro
         && filters.patterns.is_empty()
         && filters.account.is_empty()
         && filters.region.is_empty()
+        && !filters.changed
     {
         return Err(AppError::Usage(
             "name the nodes to work on (address globs, --account, --region) or pass --all".into(),

@@ -111,11 +111,42 @@ pub enum Command {
     },
     /// Print the recorded outputs of an applied node.
     Output { address: String },
+    /// Roll out wave by wave (orch.yaml `waves:`): plan, apply, gate; journaled and resumable.
+    Rollout(RolloutArgs),
     /// Write per-node tfvars for pipelines of one's own.
     Generate {
         #[command(subcommand)]
         what: Generate,
     },
+}
+
+/// Options of `orch rollout`.
+#[derive(Debug, Args, Clone)]
+pub struct RolloutArgs {
+    /// Only this wave.
+    #[arg(long, value_name = "NAME", conflicts_with = "resume")]
+    pub wave: Option<String>,
+    /// Continue a stopped rollout: RUN, or the newest one that has not finished.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "")]
+    pub resume: Option<String>,
+    /// Print the waves, their nodes and the plan of each; apply nothing.
+    #[arg(long, conflicts_with = "resume")]
+    pub plan_only: bool,
+    /// Start waves marked `approve: true` without asking (required when there is no terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Only nodes whose inputs changed since their last apply, and their dependents.
+    #[arg(long, conflicts_with = "resume")]
+    pub changed: bool,
+    /// Nodes run at once (default: orch.yaml `parallelism`, else the number of cores).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// The terraform (or tofu) binary.
+    #[arg(long, env = "ORCH_TERRAFORM")]
+    pub terraform_bin: Option<String>,
+    /// Write the summary, by wave, as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +185,9 @@ pub struct Filters {
     /// Only shard I of N of the selected nodes (split by address hash), for N CI runners.
     #[arg(long, value_name = "I/N", value_parser = crate::shard::parse)]
     pub shard: Option<crate::shard::Shard>,
+    /// Only nodes whose inputs changed since their last successful apply, and their dependents.
+    #[arg(long)]
+    pub changed: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

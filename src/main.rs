@@ -2,10 +2,13 @@
 
 mod app;
 mod cli;
+mod commands;
 mod config;
 mod diag;
 mod explain;
+mod fingerprint;
 mod graph;
+mod journal;
 mod lock;
 mod policy;
 mod render;
@@ -17,6 +20,7 @@ mod scheduler;
 mod shard;
 mod signal;
 mod terraform;
+mod waves;
 
 use std::process::ExitCode;
 

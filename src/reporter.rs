@@ -184,6 +184,7 @@ fn finished_line(run: &NodeRun) -> String {
         Status::Done => format!("{} done", run.action.name()),
         Status::Failed => format!("FAILED: {}", escape(run.error.as_deref().unwrap_or(""))),
         Status::Interrupted => "interrupted".to_string(),
+        Status::Unchanged => "unchanged since its last apply".to_string(),
     };
     let provisional = if run.provisional {
         " (provisional)"
@@ -204,6 +205,7 @@ fn row(run: &NodeRun) -> Row {
         Status::Done => "ok",
         Status::Failed => "failed",
         Status::Interrupted => "interrupted",
+        Status::Unchanged => "unchanged",
     };
     Row {
         address: run.address.clone(),

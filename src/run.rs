@@ -16,12 +16,12 @@ use crate::config::{Fleet, Profile};
 use crate::graph::Dag;
 use crate::render::Templates;
 use crate::reporter::{table, Reporter, Row};
-use crate::scheduler::{self, Direction, Options};
+use crate::scheduler::{self, Direction, Event, Options};
 use crate::signal::{self, Level};
 use crate::terraform::binary::Binary;
 use crate::terraform::redact::Redactor;
 use crate::terraform::runs::{self, RunDir};
-use crate::terraform::workflow::{Action, Context, TerraformExecutor};
+use crate::terraform::workflow::{Action, Context, NodeRun, TerraformExecutor};
 
 /// What one command asks for.
 pub struct Request {
@@ -33,6 +33,8 @@ pub struct Request {
     pub auto_approve: bool,
     pub report: Option<PathBuf>,
     pub fancy: bool,
+    /// Nodes that run no terraform when their fingerprint matches the recorded one (`--changed`).
+    pub skip_unchanged: BTreeSet<usize>,
 }
 
 /// The outcome of a run: its exit code and whether it was stopped by the user.
@@ -55,30 +57,21 @@ pub fn execute(
     runtime.block_on(async move {
         let interrupt = signal::listen();
         let run_id = run_id();
-        let state_dir = fleet.state_dir();
-        private(&state_dir)?;
-        let redactor = Arc::new(Redactor::from_env());
-        if runs::recover(&state_dir, &run_id, &redactor, interrupt.clone()).await {
-            eprintln!(
-                "interrupted while waiting for the terraform of a killed run; nothing was run"
-            );
+        let Some(Prepared {
+            runs,
+            redactor,
+            log_dir,
+        }) = prepare(&fleet, &run_id, &interrupt).await?
+        else {
             return Ok(Outcome { code: 130 });
-        }
-        let log_dir = state_dir.join("logs").join(&run_id);
-        for dir in [
-            &log_dir,
-            &state_dir.join("outputs"),
-            &state_dir.join("state"),
-        ] {
-            writable(dir)?;
-        }
-        let runs = Arc::new(RunDir::create(&state_dir, &run_id)?);
+        };
         let env = terraform_env(&fleet);
-        let confirm_first =
-            matches!(request.action, Action::Apply | Action::Destroy) && !request.auto_approve;
+        let confirm_first = matches!(request.action, Action::Apply | Action::Destroy)
+            && !request.auto_approve
+            && !request.selected.is_empty();
         let mut rows = Vec::new();
         let context = |action, preview| {
-            Arc::new(Context::new(
+            let mut context = Context::new(
                 fleet.clone(),
                 templates.clone(),
                 profile.clone(),
@@ -90,7 +83,9 @@ pub fn execute(
                 runs.clone(),
                 redactor.clone(),
                 interrupt.clone(),
-            ))
+            );
+            context.skip_unchanged = request.skip_unchanged.clone();
+            Arc::new(context)
         };
         if confirm_first {
             // Plan everything first, show it, and ask once; the apply below reuses nothing from
@@ -102,13 +97,14 @@ pub fn execute(
                 context(request.action, true),
                 &fleet,
                 interrupt.clone(),
+                &mut |_| {},
             )
             .await;
             eprint!("{}", table(&planned));
             if interrupted(&interrupt)
                 || planned
                     .iter()
-                    .any(|r| r.status != "no changes" && r.status != "changes")
+                    .any(|r| !matches!(r.status.as_str(), "no changes" | "changes" | "unchanged"))
             {
                 eprintln!(
                     "the plan did not succeed for every node; nothing was {}",
@@ -135,6 +131,7 @@ pub fn execute(
                 context(request.action, false),
                 &fleet,
                 interrupt.clone(),
+                &mut |_| {},
             )
             .await,
         );
@@ -143,6 +140,43 @@ pub fn execute(
             finish(&request, rows, &interrupt, &fleet, &run_id),
         ))
     })
+}
+
+/// What a run sets up before terraform starts.
+pub(crate) struct Prepared {
+    pub runs: Arc<RunDir>,
+    pub redactor: Arc<Redactor>,
+    pub log_dir: PathBuf,
+}
+
+/// A private and writable `.orch/`, the leftovers of a killed run recovered, the run's record and
+/// the redactor. `None` when interrupted while waiting for a killed run's terraform.
+pub(crate) async fn prepare(
+    fleet: &Fleet,
+    run_id: &str,
+    interrupt: &watch::Receiver<Level>,
+) -> std::io::Result<Option<Prepared>> {
+    let state_dir = fleet.state_dir();
+    private(&state_dir)?;
+    let redactor = Arc::new(Redactor::from_env());
+    if runs::recover(&state_dir, run_id, &redactor, interrupt.clone()).await {
+        eprintln!("interrupted while waiting for the terraform of a killed run; nothing was run");
+        return Ok(None);
+    }
+    let log_dir = state_dir.join("logs").join(run_id);
+    for dir in [
+        &log_dir,
+        &state_dir.join("outputs"),
+        &state_dir.join("state"),
+    ] {
+        writable(dir)?;
+    }
+    let runs = Arc::new(RunDir::create(&state_dir, run_id)?);
+    Ok(Some(Prepared {
+        runs,
+        redactor,
+        log_dir,
+    }))
 }
 
 /// Removes the run's record once every node's process has ended.
@@ -176,13 +210,15 @@ fn private(state_dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// One pass of the scheduler over the selected nodes; returns the summary rows.
-async fn phase(
+/// One pass of the scheduler over the selected nodes; returns the summary rows. `observe` sees
+/// every event as it happens (the rollout journal is written from there).
+pub(crate) async fn phase(
     dag: &Dag,
     request: &Request,
     context: Arc<Context>,
     fleet: &Fleet,
     interrupt: watch::Receiver<Level>,
+    observe: &mut dyn FnMut(&Event<NodeRun>),
 ) -> Vec<Row> {
     let action = if context.preview {
         Action::Plan
@@ -214,6 +250,7 @@ async fn phase(
     let scheduling = scheduler::run(dag, &request.selected, &options, executor, tx, stop_rx);
     let reporting = async {
         while let Some(event) = rx.recv().await {
+            observe(&event);
             reporter.handle(event);
         }
     };
@@ -222,7 +259,7 @@ async fn phase(
     reporter.finish().0
 }
 
-fn interrupted(interrupt: &watch::Receiver<Level>) -> bool {
+pub(crate) fn interrupted(interrupt: &watch::Receiver<Level>) -> bool {
     *interrupt.borrow() > 0
 }
 
@@ -234,7 +271,7 @@ fn past(action: Action) -> &'static str {
     }
 }
 
-fn ask(question: &str) -> std::io::Result<bool> {
+pub(crate) fn ask(question: &str) -> std::io::Result<bool> {
     eprint!("{question}");
     std::io::stderr().flush()?;
     let mut answer = String::new();
@@ -250,9 +287,12 @@ fn finish(
     fleet: &Fleet,
     run_id: &str,
 ) -> Outcome {
-    let failed = rows
-        .iter()
-        .any(|r| !matches!(r.status.as_str(), "ok" | "changes" | "no changes"));
+    let failed = rows.iter().any(|r| {
+        !matches!(
+            r.status.as_str(),
+            "ok" | "changes" | "no changes" | "unchanged"
+        )
+    });
     let changes = rows.iter().any(|r| r.status == "changes");
     let code = if interrupted(interrupt) {
         130
@@ -267,11 +307,15 @@ fn finish(
     eprint!("\n{}", table(&rows));
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     eprintln!(
-        "{} nodes: {} ok, {} with changes, {} without, {} failed, {} skipped or not started; logs in {}",
+        "{} nodes: {} ok, {} with changes, {} without, {}{} failed, {} skipped or not started; logs in {}",
         rows.len(),
         count("ok"),
         count("changes"),
         count("no changes"),
+        match count("unchanged") {
+            0 => String::new(),
+            n => format!("{n} unchanged since their last apply, "),
+        },
         count("failed") + count("interrupted"),
         rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
         fleet.state_dir().join("logs").join(run_id).display()
@@ -294,7 +338,7 @@ fn finish(
 }
 
 /// CPU seconds of orch itself, and of the terraform processes it waited for.
-fn cpu_seconds() -> (f64, f64) {
+pub(crate) fn cpu_seconds() -> (f64, f64) {
     let usage = |who| {
         // SAFETY: getrusage fills the struct we own; all-zero is a valid starting value.
         let mut u: libc::rusage = unsafe { std::mem::zeroed() };
@@ -307,7 +351,7 @@ fn cpu_seconds() -> (f64, f64) {
 
 /// The environment terraform runs with: no prompts, no version check calls, and a plugin cache
 /// shared by the whole fleet unless the user has one configured already.
-fn terraform_env(fleet: &Fleet) -> Vec<(String, String)> {
+pub(crate) fn terraform_env(fleet: &Fleet) -> Vec<(String, String)> {
     let mut env = vec![
         ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
         ("TF_INPUT".to_string(), "0".to_string()),
@@ -347,7 +391,7 @@ fn user_has_plugin_cache() -> bool {
 }
 
 /// `20261122T173000Z-<pid>`: sortable, unique per run.
-fn run_id() -> String {
+pub(crate) fn run_id() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -12,6 +12,7 @@ mod principal;
 pub mod regions;
 mod settings;
 mod tree;
+mod wave;
 mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};

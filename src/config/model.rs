@@ -78,11 +78,24 @@ pub struct Profile {
     pub endpoint: Option<String>,
 }
 
+/// A rollout wave: the nodes its globs match that no earlier wave took.
 #[derive(Clone, Debug)]
 pub struct Wave {
     pub name: String,
     pub patterns: Vec<String>,
     pub span: Span,
+    /// Ask before the wave starts (on a terminal; `--auto-approve` otherwise).
+    pub approve: bool,
+    pub gate: Option<Gate>,
+}
+
+/// What a wave must pass, besides a clean plan and enabled keys, before the next one starts.
+#[derive(Clone, Debug)]
+pub struct Gate {
+    /// Run with `sh -c`; exit 0 passes. Gets the wave's outputs in `ORCH_WAVE_OUTPUTS`.
+    pub command: Option<String>,
+    /// Waited before the command runs.
+    pub bake: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]

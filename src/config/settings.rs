@@ -271,6 +271,7 @@ fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
                 w.error(text.span, why);
             }
         }
+        let (approve, gate) = super::wave::read_extras(&mut w);
         if let (Some(name), Some(patterns)) = (name, patterns) {
             if waves.iter().any(|x| x.name == name.value) {
                 w.error(name.span, format!("two waves are named `{}`", name.value));
@@ -279,6 +280,8 @@ fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
                 span: name.span,
                 name: name.value,
                 patterns: patterns.value.into_iter().map(|p| p.value).collect(),
+                approve,
+                gate,
             });
         }
         w.finish(diags, None);

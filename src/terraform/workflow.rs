@@ -10,7 +10,7 @@
 //! `terraform show -json`: `show` loads the provider schema once more, about a quarter of the CPU
 //! of a whole plan with the AWS provider, for numbers plan already prints.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +64,8 @@ pub enum Status {
     Done,
     Failed,
     Interrupted,
+    /// Not run: its fingerprint matches the one recorded at its last apply (`--changed`, resume).
+    Unchanged,
 }
 
 /// The outcome of one node.
@@ -104,6 +106,8 @@ pub struct Context {
     pub redactor: Arc<Redactor>,
     pub interrupt: watch::Receiver<Level>,
     pub retries: u32,
+    /// Nodes that run no terraform at all when their fingerprint matches the recorded one.
+    pub skip_unchanged: BTreeSet<usize>,
     pub backoff: Duration,
     /// Provider sets (by versions.tf) whose first `init` has filled the plugin cache.
     warmed: Mutex<HashSet<u64>>,
@@ -141,6 +145,7 @@ impl Context {
             redactor,
             interrupt,
             retries: 3,
+            skip_unchanged: BTreeSet::new(),
             backoff: Duration::from_millis(backoff_ms),
             warmed: Mutex::new(HashSet::new()),
         }
@@ -247,10 +252,19 @@ impl NodeJob {
     }
 
     async fn steps(&mut self) -> Result<StepDone, StepError> {
-        let provisional = self.render()?;
-        self.init().await?;
+        let rendered = self.render()?;
+        let provisional = rendered.provisional;
         let action = self.context.action;
         let destroy = action == Action::Destroy;
+        if !destroy && self.unchanged(&rendered.files) {
+            self.note("# unchanged: the fingerprint matches the one recorded at the last apply\n")?;
+            return Ok(StepDone {
+                status: Status::Unchanged,
+                counts: None,
+                provisional: false,
+            });
+        }
+        self.init().await?;
         let mut round = 0;
         let plan = loop {
             let plan = self.plan(destroy).await?;
@@ -271,6 +285,7 @@ impl NodeJob {
             if !plan.changes {
                 break plan;
             }
+            self.forget_fingerprint()?;
             let apply = [
                 "apply",
                 "-input=false",
@@ -295,9 +310,13 @@ impl NodeJob {
             }
         };
         match action {
-            Action::Apply => self.record_outputs().await?,
+            Action::Apply => {
+                self.record_outputs().await?;
+                self.record_fingerprint(&rendered.files)?;
+            }
             _ => {
                 let _ = std::fs::remove_file(self.outputs_path());
+                self.forget_fingerprint()?;
             }
         }
         Ok(StepDone {
@@ -307,8 +326,8 @@ impl NodeJob {
         })
     }
 
-    /// Renders the node's module; true when it uses placeholders (provisional).
-    fn render(&mut self) -> Result<bool, StepError> {
+    /// Renders the node's module and writes it to the work dir.
+    fn render(&mut self) -> Result<crate::render::Rendered, StepError> {
         let ctx = &self.context;
         let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
         let node = &ctx.fleet.nodes[self.node];
@@ -317,7 +336,36 @@ impl NodeJob {
             .map_err(|e| StepError::new(e.to_string()))?;
         crate::render::write_files(&self.dir, &rendered.files)
             .map_err(|e| StepError::new(e.to_string()))?;
-        Ok(rendered.provisional)
+        Ok(rendered)
+    }
+
+    fn fingerprint(&self, files: &[(&str, String)]) -> String {
+        let ctx = &self.context;
+        let node = &ctx.fleet.nodes[self.node];
+        crate::fingerprint::compute(&ctx.fleet, node, files, &ctx.binary.version)
+    }
+
+    fn unchanged(&self, files: &[(&str, String)]) -> bool {
+        let ctx = &self.context;
+        ctx.skip_unchanged.contains(&self.node)
+            && crate::fingerprint::recorded(&ctx.fleet, &ctx.fleet.nodes[self.node].address)
+                .is_some_and(|recorded| recorded == self.fingerprint(files))
+    }
+
+    fn record_fingerprint(&self, files: &[(&str, String)]) -> Result<(), StepError> {
+        let fleet = &self.context.fleet;
+        crate::fingerprint::record(
+            fleet,
+            &fleet.nodes[self.node].address,
+            &self.fingerprint(files),
+        )
+        .map_err(|e| StepError::new(format!("recording the fingerprint: {e}")))
+    }
+
+    fn forget_fingerprint(&self) -> Result<(), StepError> {
+        let fleet = &self.context.fleet;
+        crate::fingerprint::forget(fleet, &fleet.nodes[self.node].address)
+            .map_err(|e| StepError::new(format!("forgetting the recorded fingerprint: {e}")))
     }
 
     /// `init`, unless the work dir is initialized for the same providers and backend already.

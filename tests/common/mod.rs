@@ -320,6 +320,22 @@ pub fn orch(live: &Path, cwd: &Path, args: &[&str]) -> Output {
     }
 }
 
+/// The one rollout journal of the tree at `root` (`.orch/runs/<run>.json`), parsed; `Null` while
+/// it cannot be read.
+pub fn only_journal(root: &Path) -> serde_json::Value {
+    let runs: Vec<PathBuf> = std::fs::read_dir(root.join(".orch/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    std::fs::read_to_string(&runs[0])
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
 /// The shipped example tree, `live/` of this repository.
 pub fn shipped_live() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("live")

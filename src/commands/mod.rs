@@ -1,0 +1,3 @@
+//! One file per command whose body is more than wiring (see STYLE.md).
+
+pub mod rollout;
