@@ -144,8 +144,8 @@ pub struct RolloutArgs {
     /// The terraform (or tofu) binary.
     #[arg(long, env = "ORCH_TERRAFORM")]
     pub terraform_bin: Option<String>,
-    /// Write the summary, by wave, as JSON to FILE.
-    #[arg(long, value_name = "FILE")]
+    /// Write the summary, by wave, to FILE: JSON (`.json`) or a self-contained page (`.html`).
+    #[arg(long, value_name = "FILE", value_parser = crate::report::parse_path)]
     pub report: Option<PathBuf>,
 }
 

@@ -868,3 +868,32 @@ fn a_wave_to_approve_asks_on_a_terminal() {
     assert_eq!(wave_statuses(&approved.report), ["passed", "passed"]);
     assert_eq!(approved.called("apply").len(), 3);
 }
+
+#[test]
+fn a_rollout_report_is_json_or_a_page_with_its_waves() {
+    let tree = waved("{bake: 0s}");
+    std::fs::create_dir_all(tree.path("fake-state")).unwrap();
+    let run = |report: &str| {
+        finish(
+            &tree,
+            command(&tree, &["rollout", "--report", report], &[])
+                .output()
+                .unwrap(),
+        )
+    };
+    let bad = run("run.txt");
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert!(bad.stderr.contains("is neither"), "{}", bad.stderr);
+    assert!(bad.calls.is_empty(), "terraform ran: {:?}", bad.calls);
+    let page = tree.path("run.html");
+    let good = run(page.to_str().unwrap());
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "not a page:\n{html}");
+    for wave in ["canary", "prod-primary", "rest"] {
+        assert!(html.contains(wave), "the page lacks wave {wave}");
+    }
+    for address in ALL {
+        assert!(html.contains(address), "the page lacks {address}");
+    }
+}

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::cli::RolloutArgs;
@@ -781,23 +781,29 @@ impl Rollout<'_> {
             return;
         };
         let (own_cpu, children_cpu) = run::cpu_seconds();
-        let report = json!({
-            "run": journal.map(|j| j.id.clone()),
-            "action": if self.options.args.plan_only { "rollout-plan" } else { "rollout" },
-            "exit_code": code,
-            "orch_cpu_seconds": own_cpu,
-            "terraform_cpu_seconds": children_cpu,
-            "waves": results.iter().map(|r| json!({
-                "name": r.name,
-                "status": wave_status_name(r.status),
-                "gate": r.gate,
-                "nodes": r.rows,
-            })).collect::<Vec<_>>(),
-        });
-        if let Err(e) = std::fs::write(
-            path,
-            serde_json::to_string_pretty(&report).expect("JSON serializes") + "\n",
-        ) {
+        let report = crate::report::Report {
+            run: journal.map(|j| j.id.clone()).unwrap_or_default(),
+            action: if self.options.args.plan_only {
+                "rollout-plan"
+            } else {
+                "rollout"
+            }
+            .into(),
+            exit_code: code,
+            orch_cpu_seconds: own_cpu,
+            terraform_cpu_seconds: children_cpu,
+            nodes: Vec::new(),
+            waves: results
+                .iter()
+                .map(|r| crate::report::Wave {
+                    name: r.name.clone(),
+                    status: wave_status_name(r.status).into(),
+                    gate: r.gate.clone(),
+                    nodes: r.rows.clone(),
+                })
+                .collect(),
+        };
+        if let Err(e) = crate::report::write(path, &report) {
             eprintln!("error: cannot write the report {}: {e}", path.display());
         }
     }
