@@ -171,15 +171,16 @@ fn quote(out: &mut String, sources: &Sources, span: Span, note: Option<&str>) {
         let gutter = span.line.to_string();
         let pad = " ".repeat(gutter.len());
         // Columns count characters; the caret goes under the escaped text as printed.
+        let (text, col) = excerpt(text, span.col as usize);
         let chars: Vec<char> = text.chars().collect();
-        let start = (span.col.saturating_sub(1) as usize).min(chars.len());
+        let start = col.saturating_sub(1).min(chars.len());
         let before: String = chars[..start].iter().collect();
         let rest: String = chars[start..].iter().collect();
         let token: String = rest.chars().take(token_width(&rest)).collect();
         let caret_at = " ".repeat(escape(&before).chars().count());
         let width = escape(&token).chars().count().clamp(1, 60);
         let _ = writeln!(out, "   {pad}|");
-        let _ = writeln!(out, "   {gutter}| {}", escape(text));
+        let _ = writeln!(out, "   {gutter}| {}", escape(&text));
         let _ = writeln!(out, "   {pad}| {caret_at}{}", "^".repeat(width));
     }
 }
@@ -242,6 +243,27 @@ fn push_escaped(out: &mut String, c: char) {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
     }
+/// The part of a long line (a minified policy, a huge flow list) around column `col`, marked `…`
+/// where cut, and the column within it: a diagnostic quotes a line, never a megabyte.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    const WIDTH: usize = 160;
+    const BEFORE: usize = 60;
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= WIDTH {
+        return (line.to_string(), col);
+    }
+    let start = col.saturating_sub(1 + BEFORE).min(chars.len() - WIDTH);
+    let end = start + WIDTH;
+    let mut shown: String = if start > 0 {
+        "…".into()
+    } else {
+        String::new()
+    };
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, col - start + usize::from(start > 0))
 }
 
 /// The width in characters of the YAML token at the start of `rest`, so the underline covers the
@@ -305,6 +327,10 @@ fn token_width(rest: &str) -> usize {
     }
 }
 
+/// The most findings one report prints; the rest are counted. A generated file with 100,000
+/// mistakes would otherwise take minutes to print and bury the first one.
+const MAX_SHOWN: usize = 200;
+
 /// The findings of one stage; a stage that produced any error stops the pipeline, but only after
 /// collecting every error it can find.
 #[derive(Debug, Default)]
@@ -349,7 +375,19 @@ impl Diagnostics {
     pub fn render(&self, sources: &Sources) -> String {
         let mut items: Vec<&Diagnostic> = self.items.iter().collect();
         items.sort_by_key(|d| (d.span.is_some(), d.span, d.path.clone()));
-        items.iter().map(|d| d.render(sources) + "\n").collect()
+        let mut out: String = items
+            .iter()
+            .take(MAX_SHOWN)
+            .map(|d| d.render(sources) + "\n")
+            .collect();
+        if items.len() > MAX_SHOWN {
+            let _ = writeln!(
+                out,
+                "... and {} more finding(s) not shown; fix the ones above and run again\n",
+                items.len() - MAX_SHOWN
+            );
+        }
+        out
     }
 }
 
