@@ -1,7 +1,7 @@
-//! Arbitrary bytes as one file of a valid tree: the first byte picks which file of
-//! `BASE` (orch.yaml, an account.yaml, the region.yaml or a node.yaml), the rest is its
-//! content. `orch validate` must answer every input with a clean exit, never a panic, a crash or
-//! a hang.
+//! Arbitrary bytes as one file of a valid tree: the first byte picks the kind of file (modulo 4:
+//! orch.yaml, account.yaml, region.yaml, node.yaml), the rest replaces the first file of that kind
+//! in `BASE`. `orch validate` must answer every input with a clean exit, never a panic, a crash or
+//! a hang. `tests/hostile_yaml.rs` replays the seeds (`fuzz/seeds/files/`) in the same format.
 
 #![no_main]
 
@@ -10,6 +10,8 @@ mod common;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+
+const KINDS: [&str; 4] = ["orch.yaml", "account.yaml", "region.yaml", "node.yaml"];
 
 static SCRATCH: OnceLock<common::Scratch> = OnceLock::new();
 
@@ -48,7 +50,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let scratch = SCRATCH.get_or_init(common::Scratch::new);
-    scratch.write(&base_with(usize::from(pick) % BASE.len(), content));
+    let kind = KINDS[usize::from(pick) % KINDS.len()];
+    let index = BASE
+        .iter()
+        .position(|(path, _)| path.ends_with(kind))
+        .expect("BASE has a file of every kind");
+    scratch.write(&base_with(index, content));
     scratch.validate();
 });
 
