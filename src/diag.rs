@@ -243,6 +243,8 @@ fn push_escaped(out: &mut String, c: char) {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
     }
+}
+
 /// The part of a long line (a minified policy, a huge flow list) around column `col`, marked `…`
 /// where cut, and the column within it: a diagnostic quotes a line, never a megabyte.
 fn excerpt(line: &str, col: usize) -> (String, usize) {
@@ -406,7 +408,7 @@ pub fn did_you_mean<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::{escape, escape_lines, token_width};
+    use super::{escape, escape_lines, excerpt, token_width};
 
     #[test]
     fn escapes_what_would_act_on_a_terminal() {
@@ -419,6 +421,16 @@ mod tests {
             "\\u{85}\\u{200b}\\u{2066}\\u{feff}"
         );
         assert_eq!(escape_lines("a\n\tb\x1b\n"), "a\n\tb\\x1b\n");
+    }
+
+    #[test]
+    fn long_lines_are_quoted_around_the_column() {
+        let line = "x".repeat(1_000);
+        let (shown, col) = excerpt(&line, 500);
+        assert_eq!(shown.chars().count(), 162);
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(col, 62);
+        assert_eq!(excerpt("short", 3), ("short".to_string(), 3));
     }
 
     #[test]

@@ -308,6 +308,20 @@ fn byte_order_mark_keeps_line_and_column() {
     assert_eq!(out.errors().len(), 1, "{}", out.stderr);
 }
 
+#[test]
+fn byte_order_mark_inside_the_file() {
+    // Two files joined: the second one's mark would hide inside the name `\u{feff}key_users`.
+    Tree::new()
+        .file(
+            APP,
+            "description: x\n\u{feff}key_users: [arn:aws:iam::222222222222:role/app]\n",
+        )
+        .rejects(
+            &[&format!("{APP}:2")],
+            &["a byte-order mark (U+FEFF) inside the file"],
+        );
+}
+
 // ---- Tabs: reported on the line and column of the tab ----------------------------------------
 
 #[test]

@@ -127,15 +127,24 @@ fn position(prefix: &str) -> (usize, usize) {
     (line, last.chars().count() + 1)
 }
 
-/// Refuses characters YAML does not allow in a file (outside its printable set). A NUL byte in
+/// Refuses characters YAML does not allow in a file: those outside its printable set, and a
+/// byte-order mark anywhere but at the start (`decode` has removed that one). A NUL byte in
 /// particular ends yaml-rust2's input, so everything after it would silently be ignored.
 fn check_characters(source: usize, text: &str) -> Result<(), Diagnostic> {
-    let Some((at, c)) = text.char_indices().find(|&(_, c)| !is_printable(c)) else {
+    let Some((at, c)) = text
+        .char_indices()
+        .find(|&(_, c)| !is_printable(c) || c == '\u{FEFF}')
+    else {
         return Ok(());
     };
     let (line, col) = position(&text[..at]);
     let span = Span::new(source, line, col);
-    Err(if c == '\0' {
+    Err(if c == '\u{FEFF}' {
+        // Invisible in most editors, and a field name that holds one is never found.
+        Diagnostic::error(span, "a byte-order mark (U+FEFF) inside the file").with_help(
+            "remove it: only the very start of a file may hold one (were two files joined?)",
+        )
+    } else if c == '\0' {
         Diagnostic::error(span, "a NUL byte in the file")
             .with_help("remove it; a file full of NUL bytes was saved as UTF-16: save it as UTF-8")
     } else {
@@ -384,4 +393,55 @@ fn is_blank(text: &str) -> bool {
     text.lines()
         .map(str::trim)
         .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(depth: usize) -> String {
+        // The top-level mapping is level 1; each `[` opens one more.
+        format!("a: {}x{}\n", "[".repeat(depth - 1), "]".repeat(depth - 1))
+    }
+
+    #[test]
+    fn depth_limit_is_exact() {
+        assert!(parse(0, &nested(MAX_DEPTH)).is_ok());
+        let err = parse(0, &nested(MAX_DEPTH + 1)).unwrap_err();
+        assert_eq!(err.span, Some(Span::new(0, 1, 4 + MAX_DEPTH - 1)));
+    }
+
+    #[test]
+    fn scalar_style_decides_coercion() {
+        let root = parse(0, "a: 30\nb: \"30\"\nc: '30'\nd: |\n  30\n").unwrap();
+        let map = root.as_mapping().unwrap();
+        let coerces = |k: &str| map.get_scalar(k).unwrap().may_coerce();
+        assert!(coerces("a"));
+        assert!(!coerces("b") && !coerces("c") && !coerces("d"));
+    }
+
+    #[test]
+    fn blank_files_are_empty_mappings() {
+        for text in ["", "# only a comment\n", "---\n", "\n\n"] {
+            let root = parse(0, text).unwrap();
+            assert!(root.as_mapping().unwrap().is_empty(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn decode_skips_the_bom_and_unifies_line_ends() {
+        let (text, invalid) = decode(b"\xEF\xBB\xBFa: 1\r\nb: 2\rc: 3\n");
+        assert_eq!(text, "a: 1\nb: 2\nc: 3\n");
+        assert_eq!(invalid, None);
+        let (_, invalid) = decode(b"a: 1\nb: \xC3x\n");
+        assert_eq!(invalid, Some((2, 4, 0xC3)));
+    }
+
+    #[test]
+    fn tab_is_found_on_a_later_line() {
+        let text = "a: x\n  \tb: y\n";
+        assert_eq!(tab_span(text, Span::new(0, 1, 4)), Span::new(0, 2, 3));
+        // A tab under the mark is the one.
+        assert_eq!(tab_span("a:\tb\n", Span::new(0, 1, 3)), Span::new(0, 1, 3));
+    }
 }
