@@ -131,12 +131,6 @@ const WORDS: &[&str] = &[
     "cn-north-1",
     "prod",
     "dev",
-    "key",
-    "replica",
-    "grant",
-    "key-access",
-    "s3-bucket",
-    "app-role",
     "prod/us-east-1/data",
     "dev/us-east-1/app",
     "prod/eu-west-1/data",
@@ -373,6 +367,7 @@ fn scalar(u: &mut Unstructured) -> Result<String> {
         1 => Ok(u.arbitrary::<i64>()?.to_string()),
         // A long value: descriptions, policy names and the like have limits.
         2 => Ok("x".repeat(u.int_in_range(0..=10_000)?)),
+        3 => Ok(u.choose(&common::KINDS)?.to_string()),
         _ => Ok(u.choose(WORDS)?.to_string()),
     }
 }

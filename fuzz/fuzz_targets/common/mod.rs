@@ -6,6 +6,16 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser as _;
 
+/// The built-in kinds and the custom kind the scratch templates add.
+pub const KINDS: [&str; 6] = [
+    "key",
+    "replica",
+    "grant",
+    "key-access",
+    "s3-bucket",
+    "app-role",
+];
+
 /// One scratch directory per fuzzing process, in memory (`/dev/shm`) when the machine has it.
 pub struct Scratch {
     dir: tempfile::TempDir,
@@ -34,20 +44,9 @@ impl Scratch {
         let files = ["versions.tf", "providers.tf", "backend.tf", "variables.tf"]
             .map(|f| format!("common/{f}"))
             .into_iter()
-            .chain(
-                [
-                    "key",
-                    "replica",
-                    "grant",
-                    "key-access",
-                    "s3-bucket",
-                    "app-role",
-                ]
-                .into_iter()
-                .flat_map(|kind| {
-                    ["main.tf", "variables.tf", "outputs.tf"].map(|f| format!("{kind}/{f}"))
-                }),
-            );
+            .chain(KINDS.into_iter().flat_map(|kind| {
+                ["main.tf", "variables.tf", "outputs.tf"].map(|f| format!("{kind}/{f}"))
+            }));
         for file in files {
             let path = templates.join(file);
             std::fs::create_dir_all(path.parent().expect("a file has a parent"))
