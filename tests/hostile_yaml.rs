@@ -488,18 +488,6 @@ fn number_as_a_key_is_an_unknown_field() {
         .rejects(&[&format!("{APP}:4")], &["unknown field `1` in node.yaml"]);
 }
 
-// ---- Scalar style is kept: a quoted value is a string ----------------------------------------
-
-#[test]
-fn quoted_number_is_not_a_number() {
-    Tree::new()
-        .file(APP, &format!("{APP_TEXT}deletion_window_days: \"7\"\n"))
-        .rejects(
-            &[&format!("{APP}:4")],
-            &["`deletion_window_days` must be a whole number (unquoted)"],
-        );
-}
-
 // ---- Size: long lines are quoted in part, many findings do not hang --------------------------
 
 #[test]
