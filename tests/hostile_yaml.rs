@@ -273,11 +273,11 @@ fn delete_character_in_a_key() {
 }
 
 #[test]
-fn file_over_one_mebibyte() {
-    let padding = "# padding\n".repeat(110_000);
+fn file_over_eight_mebibytes() {
+    let padding = "# padding\n".repeat(840_000);
     Tree::new()
         .file(APP, &format!("{APP_TEXT}{padding}"))
-        .rejects(&[APP], &["is larger than 1024 KiB"]);
+        .rejects(&[APP], &["is larger than 8192 KiB"]);
 }
 
 // ---- Byte-order mark: skipped, positions unchanged -------------------------------------------

@@ -24,9 +24,10 @@ use crate::diag::{Diagnostic, Sources, Span};
 /// value (layering, decoding, dropping it) far from the end of the stack.
 pub const MAX_DEPTH: usize = 64;
 
-/// The largest file orch reads. Its files hold settings, not data: the largest value AWS takes,
-/// a key policy, is 32 KB.
-pub const MAX_BYTES: usize = 1 << 20;
+/// The largest file orch reads: far above any real file (a generated list of 100,000 principals
+/// is under 5 MB, and is refused for the policy it would make), low enough that a huge file
+/// cannot exhaust memory.
+pub const MAX_BYTES: usize = 8 << 20;
 
 /// The span of a YAML node (its first character).
 pub fn span_of(node: &Node) -> Span {
