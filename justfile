@@ -60,3 +60,21 @@ demo: setup build
     target/release/orch --live live validate
     target/release/orch --live live graph
     scripts/sandbox target/release/orch --live live --profile sandbox plan --all
+
+# cargo-fuzz runs without a sanitizer, so it works on the stable toolchain: safe Rust needs none
+# to catch what matters here (panics, stack overflows, inputs that take over 10 s, runaway memory).
+# Each target keeps its corpus in fuzz/corpus/<target>/ (seeded from fuzz/seeds/<target>/); a
+# failing input is saved under fuzz/artifacts/<target>/ and the recipe fails. Inputs are full
+# length from the start (-len_control=0): a generated tree needs a few KB to have several nodes.
+
+# Fuzz the loader for MINUTES (default 10, or FUZZ_MINUTES), half on `files`, half on `trees`.
+fuzz minutes=env("FUZZ_MINUTES", "10"):
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd fuzz && cargo fuzz build --sanitizer none
+    cd fuzz && for target in files:65536 trees:8192; do \
+        name=${target%:*}; mkdir -p corpus/$name; \
+        seeds=$(ls -d seeds/$name 2>/dev/null || true); \
+        cargo fuzz run --sanitizer none $name corpus/$name $seeds -- \
+            -max_total_time=$(( {{ minutes }} * 30 + 1 )) -timeout=10 -rss_limit_mb=2048 \
+            -max_len=${target#*:} -len_control=0 -close_fd_mask=3 -print_final_stats=1; \
+    done

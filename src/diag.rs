@@ -171,15 +171,16 @@ fn quote(out: &mut String, sources: &Sources, span: Span, note: Option<&str>) {
         let gutter = span.line.to_string();
         let pad = " ".repeat(gutter.len());
         // Columns count characters; the caret goes under the escaped text as printed.
+        let (text, col) = excerpt(text, span.col as usize);
         let chars: Vec<char> = text.chars().collect();
-        let start = (span.col.saturating_sub(1) as usize).min(chars.len());
+        let start = col.saturating_sub(1).min(chars.len());
         let before: String = chars[..start].iter().collect();
         let rest: String = chars[start..].iter().collect();
         let token: String = rest.chars().take(token_width(&rest)).collect();
         let caret_at = " ".repeat(escape(&before).chars().count());
         let width = escape(&token).chars().count().clamp(1, 60);
         let _ = writeln!(out, "   {pad}|");
-        let _ = writeln!(out, "   {gutter}| {}", escape(text));
+        let _ = writeln!(out, "   {gutter}| {}", escape(&text));
         let _ = writeln!(out, "   {pad}| {caret_at}{}", "^".repeat(width));
     }
 }
@@ -244,6 +245,29 @@ fn push_escaped(out: &mut String, c: char) {
     }
 }
 
+/// The part of a long line (a minified policy, a huge flow list) around column `col`, marked `…`
+/// where cut, and the column within it: a diagnostic quotes a line, never a megabyte.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    const WIDTH: usize = 160;
+    const BEFORE: usize = 60;
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= WIDTH {
+        return (line.to_string(), col);
+    }
+    let start = col.saturating_sub(1 + BEFORE).min(chars.len() - WIDTH);
+    let end = start + WIDTH;
+    let mut shown: String = if start > 0 {
+        "…".into()
+    } else {
+        String::new()
+    };
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, col - start + usize::from(start > 0))
+}
+
 /// The width in characters of the YAML token at the start of `rest`, so the underline covers the
 /// offending value and not the rest of its line: a quoted string or a flow list or mapping whole,
 /// a plain scalar up to the `,`, `]` or `}` that ends it in a flow list, the `: ` after a key, or
@@ -305,6 +329,10 @@ fn token_width(rest: &str) -> usize {
     }
 }
 
+/// The most findings one report prints; the rest are counted. A generated file with 100,000
+/// mistakes would otherwise take minutes to print and bury the first one.
+const MAX_SHOWN: usize = 200;
+
 /// The findings of one stage; a stage that produced any error stops the pipeline, but only after
 /// collecting every error it can find.
 #[derive(Debug, Default)]
@@ -349,7 +377,19 @@ impl Diagnostics {
     pub fn render(&self, sources: &Sources) -> String {
         let mut items: Vec<&Diagnostic> = self.items.iter().collect();
         items.sort_by_key(|d| (d.span.is_some(), d.span, d.path.clone()));
-        items.iter().map(|d| d.render(sources) + "\n").collect()
+        let mut out: String = items
+            .iter()
+            .take(MAX_SHOWN)
+            .map(|d| d.render(sources) + "\n")
+            .collect();
+        if items.len() > MAX_SHOWN {
+            let _ = writeln!(
+                out,
+                "... and {} more finding(s) not shown; fix the ones above and run again\n",
+                items.len() - MAX_SHOWN
+            );
+        }
+        out
     }
 }
 
@@ -368,7 +408,7 @@ pub fn did_you_mean<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::{escape, escape_lines, token_width};
+    use super::{escape, escape_lines, excerpt, token_width};
 
     #[test]
     fn escapes_what_would_act_on_a_terminal() {
@@ -381,6 +421,16 @@ mod tests {
             "\\u{85}\\u{200b}\\u{2066}\\u{feff}"
         );
         assert_eq!(escape_lines("a\n\tb\x1b\n"), "a\n\tb\\x1b\n");
+    }
+
+    #[test]
+    fn long_lines_are_quoted_around_the_column() {
+        let line = "x".repeat(1_000);
+        let (shown, col) = excerpt(&line, 500);
+        assert_eq!(shown.chars().count(), 162);
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(col, 62);
+        assert_eq!(excerpt("short", 3), ("short".to_string(), 3));
     }
 
     #[test]

@@ -1,30 +1,10 @@
-//! orch: a Terragrunt-style orchestrator for fleets of AWS KMS keys.
-
-mod app;
-mod cli;
-mod commands;
-mod config;
-mod diag;
-mod explain;
-mod fingerprint;
-mod graph;
-mod journal;
-mod lock;
-mod policy;
-mod render;
-mod report;
-mod report_html;
-mod reporter;
-mod run;
-mod scheduler;
-mod shard;
-mod signal;
-mod terraform;
-mod waves;
+//! orch: a Terragrunt-style orchestrator for fleets of AWS KMS keys. The binary only parses the
+//! command line and maps the outcome to an exit code; everything else is in the library.
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use orch::{app, cli};
 
 fn main() -> ExitCode {
     // Everything orch and its terraform create (rendered files, state, outputs, logs, reports)
