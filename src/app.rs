@@ -346,7 +346,7 @@ fn changed_only(
         &binary.version,
         selected,
     )?;
-    eprintln!(
+    say!(
         "--changed: {} of {} selected nodes changed since their last apply, or depend on one that did",
         changed.len(),
         selected.len()
@@ -545,7 +545,7 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
         )));
     }
     if !diags.is_empty() {
-        eprint!("{}", diags.render(&fleet.sources));
+        say_raw!("{}", diags.render(&fleet.sources));
     }
     Ok(Loaded {
         fleet,
@@ -580,7 +580,7 @@ fn policy_error(node: &config::Node, facts: &KeyFacts, problem: &policy::Problem
 }
 
 fn report(sources: &Sources, diags: &Diagnostics, live: &Path) -> AppError {
-    eprint!("{}", diags.render(sources));
+    say_raw!("{}", diags.render(sources));
     AppError::Invalid {
         count: diags.error_count(),
         live: live.to_path_buf(),
@@ -691,7 +691,7 @@ fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppErro
         return Ok(selected);
     };
     let mine = shard.filter(fleet, &selected);
-    eprintln!(
+    say!(
         "shard {shard}: {} of {} selected nodes; {} depend on nodes of other shards (their outputs come from .orch/outputs when recorded there, else placeholders: provisional)",
         mine.len(),
         selected.len(),

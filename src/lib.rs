@@ -2,6 +2,24 @@
 //! under `fuzz/` run the same code in process. Only the entry points are public: `cli` (the
 //! command line as data) and `app` (runs one command).
 
+/// `eprintln!` that never panics. A closed stderr (`orch apply --all 2>&1 | head -1`) must not
+/// end orch half-way through a run with terraform still running under it; what cannot be shown is
+/// in the run's logs and report.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// [`say!`] without the line break.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod app;
 pub mod cli;
 mod commands;

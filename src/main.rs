@@ -1,6 +1,7 @@
 //! orch: a Terragrunt-style orchestrator for fleets of AWS KMS keys. The binary only parses the
 //! command line and maps the outcome to an exit code; everything else is in the library.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,7 +28,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(app::AppError::Exit(code)) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err}");
+            // A closed stderr must not turn an error into a panic.
+            let _ = writeln!(std::io::stderr(), "error: {err}");
             err.exit_code()
         }
     }

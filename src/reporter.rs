@@ -92,7 +92,7 @@ impl Reporter {
                         bar.enable_steady_tick(Duration::from_millis(120));
                         p.running.insert(node, bar);
                     }
-                    None => eprintln!("[{address}] {} started", self.action.name()),
+                    None => say!("[{address}] {} started", self.action.name()),
                 }
             }
             Event::Finished { node, output } => {
@@ -158,7 +158,7 @@ impl Reporter {
                 p.overall.inc(1);
                 let _ = p.multi.suspend(|| writeln!(std::io::stderr(), "{text}"));
             }
-            None => eprintln!("{text}"),
+            None => say!("{text}"),
         }
     }
 

@@ -100,13 +100,13 @@ pub fn execute(
                 &mut |_| {},
             )
             .await;
-            eprint!("{}", table(&planned));
+            say_raw!("{}", table(&planned));
             if interrupted(&interrupt)
                 || planned
                     .iter()
                     .any(|r| !matches!(r.status.as_str(), "no changes" | "changes" | "unchanged"))
             {
-                eprintln!(
+                say!(
                     "the plan did not succeed for every node; nothing was {}",
                     past(request.action)
                 );
@@ -120,7 +120,7 @@ pub fn execute(
                 request.action.name(),
                 planned.len()
             ))? {
-                eprintln!("nothing was {}", past(request.action));
+                say!("nothing was {}", past(request.action));
                 return Ok(done(runs, Outcome { code: 1 }));
             }
         }
@@ -160,7 +160,7 @@ pub(crate) async fn prepare(
     private(&state_dir)?;
     let redactor = Arc::new(Redactor::from_env());
     if runs::recover(&state_dir, run_id, &redactor, interrupt.clone()).await {
-        eprintln!("interrupted while waiting for the terraform of a killed run; nothing was run");
+        say!("interrupted while waiting for the terraform of a killed run; nothing was run");
         return Ok(None);
     }
     let log_dir = state_dir.join("logs").join(run_id);
@@ -272,7 +272,7 @@ fn past(action: Action) -> &'static str {
 }
 
 pub(crate) fn ask(question: &str) -> std::io::Result<bool> {
-    eprint!("{question}");
+    say_raw!("{question}");
     std::io::stderr().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -304,9 +304,9 @@ fn finish(
         0
     };
     let (own_cpu, children_cpu) = cpu_seconds();
-    eprint!("\n{}", table(&rows));
+    say_raw!("\n{}", table(&rows));
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
-    eprintln!(
+    say!(
         "{} nodes: {} ok, {} with changes, {} without, {}{} failed, {} skipped or not started; logs in {}",
         rows.len(),
         count("ok"),
@@ -331,7 +331,7 @@ fn finish(
             waves: Vec::new(),
         };
         if let Err(e) = crate::report::write(path, &report) {
-            eprintln!("error: cannot write the report {}: {e}", path.display());
+            say!("error: cannot write the report {}: {e}", path.display());
         }
     }
     Outcome { code }

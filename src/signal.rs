@@ -26,9 +26,9 @@ pub fn listen() -> watch::Receiver<Level> {
             }
             let level = (*tx.borrow() + 1).min(3);
             if level == 1 {
-                eprintln!("\ninterrupt: starting nothing new, letting running terraform stop cleanly (Ctrl-C again to interrupt it, a third time to kill)");
+                say!("\ninterrupt: starting nothing new, letting running terraform stop cleanly (Ctrl-C again to interrupt it, a third time to kill)");
             } else if level == 3 {
-                eprintln!("\ninterrupt: killing running terraform");
+                say!("\ninterrupt: killing running terraform");
             }
             if tx.send(level).is_err() {
                 return;

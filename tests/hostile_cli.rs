@@ -720,6 +720,38 @@ fn a_run_is_not_killed_by_a_closed_stdout() {
 }
 
 #[test]
+fn an_apply_with_a_closed_stderr_finishes_every_node() {
+    // `orch apply --all 2>&1 | head -1`: the progress lines fail to print, the run goes on.
+    let tree = Tree::new();
+    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform");
+    let state = tree.path("fake-state");
+    std::fs::create_dir_all(&state).unwrap();
+    let mut cmd = orch_cmd(
+        &tree.path("live"),
+        tree.root(),
+        &[
+            "apply",
+            "--all",
+            "--auto-approve",
+            "--no-color",
+            "--terraform-bin",
+        ],
+    );
+    cmd.arg(&fake)
+        .arg("--report")
+        .arg(tree.path("run.json"))
+        .env("FAKE_TF_STATE", &state);
+    let out = wait(start(&mut cmd, Stdio::piped(), Stdio::from(closed_pipe())));
+    out.ok();
+    let report: serde_json::Value = serde_json::from_str(&tree.read("run.json")).unwrap();
+    let nodes = report["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{report}");
+    for node in nodes {
+        assert_eq!(node["status"], "ok", "{report}");
+    }
+}
+
+#[test]
 fn head_dash_one_on_a_long_listing_is_quiet() {
     let tree = big_tree(1000);
     let orch = env!("CARGO_BIN_EXE_orch");

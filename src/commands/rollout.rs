@@ -128,7 +128,7 @@ pub fn execute(
                     then: then.join(", "),
                 });
             }
-            eprintln!("resuming rollout {}", journal.id);
+            say!("resuming rollout {}", journal.id);
             journal
         }
         None => new_journal(&fleet, &assigned, tree, args)?,
@@ -346,7 +346,7 @@ impl Rollout<'_> {
         let mut results = Vec::new();
         for (w, nodes) in plan {
             let wave = self.wave(*w);
-            eprintln!("== wave {} ({} nodes): plan ==", wave.name, nodes.len());
+            say!("== wave {} ({} nodes): plan ==", wave.name, nodes.len());
             let rows = self
                 .phase(Action::Plan, nodes, BTreeSet::new(), &mut |_| {})
                 .await;
@@ -386,7 +386,7 @@ impl Rollout<'_> {
         let state_dir = self.fleet.state_dir();
         journal.status = RunStatus::Running;
         journal.save(&state_dir)?;
-        eprintln!(
+        say!(
             "rollout {}: {} wave(s); journal {}",
             journal.id,
             plan.len(),
@@ -429,13 +429,13 @@ impl Rollout<'_> {
         }
         self.summary(Some(journal), &results, code);
         if code == 0 {
-            eprintln!(
+            say!(
                 "rollout {} finished: {} wave(s) passed",
                 journal.id,
                 results.len()
             );
         } else {
-            eprintln!(
+            say!(
                 "the rollout stopped; later waves were not started. Fix the cause, then `orch rollout --resume {}`",
                 journal.id
             );
@@ -459,7 +459,7 @@ impl Rollout<'_> {
             gate: None,
         };
         if wave.approve && !self.options.args.auto_approve {
-            eprintln!(
+            say!(
                 "== wave {} ({} nodes): plan for approval ==",
                 wave.name,
                 nodes.len()
@@ -467,7 +467,7 @@ impl Rollout<'_> {
             let planned = self
                 .phase(Action::Plan, nodes, BTreeSet::new(), &mut |_| {})
                 .await;
-            eprint!("{}", table(&planned));
+            say_raw!("{}", table(&planned));
             if self.interrupted() {
                 result.status = WaveStatus::Interrupted;
                 return Ok(result);
@@ -488,7 +488,7 @@ impl Rollout<'_> {
         journal.waves[w].status = WaveStatus::Applying;
         journal.waves[w].gate_error = None;
         journal.save(&state_dir)?;
-        eprintln!("== wave {} ({} nodes): apply ==", wave.name, nodes.len());
+        say!("== wave {} ({} nodes): apply ==", wave.name, nodes.len());
         // Nodes this run applied already: no terraform at all while their inputs are the same.
         let applied_before: BTreeSet<usize> = nodes
             .iter()
@@ -547,7 +547,7 @@ impl Rollout<'_> {
             return Ok(result);
         }
         if all_unchanged && previous == WaveStatus::Passed {
-            eprintln!(
+            say!(
                 "== wave {}: nothing applied again; its gate passed earlier in this run ==",
                 wave.name
             );
@@ -575,7 +575,7 @@ impl Rollout<'_> {
     /// bake and command. `Err` says why it failed.
     async fn gate(&self, w: usize, nodes: &BTreeSet<usize>, run_id: &str) -> Result<(), String> {
         let wave = self.wave(w);
-        eprintln!(
+        say!(
             "== wave {}: gate: a fresh plan shows no changes ==",
             wave.name
         );
@@ -594,17 +594,17 @@ impl Rollout<'_> {
                 other => format!("the fresh plan of {}: {other}", r.address),
             });
         }
-        eprintln!("== wave {}: gate: keys enabled and rotating ==", wave.name);
+        say!("== wave {}: gate: keys enabled and rotating ==", wave.name);
         let outputs = self.wave_outputs(nodes);
         for &i in nodes {
             self.key_is_live(i, &outputs)?;
         }
         let Some(gate) = &wave.gate else {
-            eprintln!("== wave {}: gate passed ==", wave.name);
+            say!("== wave {}: gate passed ==", wave.name);
             return Ok(());
         };
         if !gate.bake.is_zero() {
-            eprintln!(
+            say!(
                 "== wave {}: gate: baking {} ==",
                 wave.name,
                 describe_duration(gate.bake)
@@ -620,7 +620,7 @@ impl Rollout<'_> {
         if let Some(command) = &gate.command {
             self.gate_command(wave, command, &outputs, run_id).await?;
         }
-        eprintln!("== wave {}: gate passed ==", wave.name);
+        say!("== wave {}: gate passed ==", wave.name);
         Ok(())
     }
 
@@ -683,7 +683,7 @@ impl Rollout<'_> {
         outputs: &Value,
         run_id: &str,
     ) -> Result<(), String> {
-        eprintln!("== wave {}: gate: running `{command}` ==", wave.name);
+        say!("== wave {}: gate: running `{command}` ==", wave.name);
         let dir = self.fleet.state_dir().join("gates").join(run_id);
         let file = dir.join(format!("{}-outputs.json", wave.name));
         std::fs::create_dir_all(&dir)
@@ -736,9 +736,9 @@ impl Rollout<'_> {
             } => {
                 let text = out + &err;
                 if !text.is_empty() {
-                    eprint!("──── gate of wave {} ────\n{text}", wave.name);
+                    say_raw!("──── gate of wave {} ────\n{text}", wave.name);
                     if !text.ends_with('\n') {
-                        eprintln!();
+                        say!();
                     }
                 }
                 status.map_err(|e| format!("waiting for the gate command: {e}"))?
@@ -759,9 +759,9 @@ impl Rollout<'_> {
 
     /// The summary, wave by wave, and the `--report` JSON with the same grouping.
     fn summary(&self, journal: Option<&Journal>, results: &[WaveResult], code: u8) {
-        eprintln!();
+        say!();
         for result in results {
-            eprintln!(
+            say!(
                 "wave {}: {}{}",
                 result.name,
                 wave_status_name(result.status),
@@ -773,7 +773,7 @@ impl Rollout<'_> {
             );
             if !result.rows.is_empty() {
                 for line in table(&result.rows).lines() {
-                    eprintln!("  {line}");
+                    say!("  {line}");
                 }
             }
         }
@@ -804,7 +804,7 @@ impl Rollout<'_> {
                 .collect(),
         };
         if let Err(e) = crate::report::write(path, &report) {
-            eprintln!("error: cannot write the report {}: {e}", path.display());
+            say!("error: cannot write the report {}: {e}", path.display());
         }
     }
 }

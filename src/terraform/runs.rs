@@ -164,7 +164,7 @@ pub async fn recover(
                     l.address, l.command, l.process.pid
                 ));
             }
-            eprintln!("{note}");
+            say!("{note}");
             interrupted |= wait_for(&running, &mut interrupt).await;
         }
         let logs = state_dir.join("logs").join(&run_id);
@@ -175,7 +175,7 @@ pub async fn recover(
                 l.command
             );
             if let Err(e) = append_redacted(&l.out, &log, &header, redactor) {
-                eprintln!(
+                say!(
                     "warning: could not recover the output of {}: {e}",
                     l.address
                 );
@@ -184,7 +184,7 @@ pub async fn recover(
             let finished =
                 std::fs::read_to_string(&log).is_ok_and(|t| finished_cleanly(&l.command, &t));
             if !finished {
-                eprintln!(
+                say!(
                     "warning: `terraform {}` of {} did not finish (its process is gone and its output ends early): \
                      what it was creating may exist without being in the state; read {} before applying again",
                     l.command,
@@ -193,7 +193,7 @@ pub async fn recover(
                 );
             }
             if let Some(note) = clear_stale_state_lock(&state_dir.join("state").join(&l.address)) {
-                eprintln!("{}: {note}", l.address);
+                say!("{}: {note}", l.address);
             }
         }
         let _ = std::fs::remove_dir_all(&run);
