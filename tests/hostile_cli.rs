@@ -700,20 +700,23 @@ fn every_printing_command_ends_quietly_on_a_closed_stdout() {
     assert!(!tree.path(".orch/lock").exists());
 }
 
-#[test]
-fn a_run_is_not_killed_by_a_closed_stdout() {
-    let tree = Tree::new();
+/// `orch ARGS --no-color --terraform-bin <the fake terraform>` on `tree`, its state in the tree.
+fn run_with_the_fake(tree: &Tree, args: &[&str]) -> Command {
     let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform");
     let state = tree.path("fake-state");
     std::fs::create_dir_all(&state).unwrap();
-    let mut cmd = orch_cmd(
-        &tree.path("live"),
-        tree.root(),
-        &["plan", "--all", "--no-color", "--terraform-bin"],
-    );
-    cmd.arg(&fake)
-        .env("FAKE_TF_STATE", &state)
-        .env("FAKE_TF_NO_CHANGES", "1");
+    let mut all = args.to_vec();
+    all.extend(["--no-color", "--terraform-bin"]);
+    let mut cmd = orch_cmd(&tree.path("live"), tree.root(), &all);
+    cmd.arg(&fake).env("FAKE_TF_STATE", &state);
+    cmd
+}
+
+#[test]
+fn a_run_is_not_killed_by_a_closed_stdout() {
+    let tree = Tree::new();
+    let mut cmd = run_with_the_fake(&tree, &["plan", "--all"]);
+    cmd.env("FAKE_TF_NO_CHANGES", "1");
     let out = wait(start(&mut cmd, Stdio::from(closed_pipe()), Stdio::piped()));
     out.ok();
     assert!(out.stderr.contains("prod/us-east-1/data"), "{}", out.stderr);
@@ -723,24 +726,17 @@ fn a_run_is_not_killed_by_a_closed_stdout() {
 fn an_apply_with_a_closed_stderr_finishes_every_node() {
     // `orch apply --all 2>&1 | head -1`: the progress lines fail to print, the run goes on.
     let tree = Tree::new();
-    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform");
-    let state = tree.path("fake-state");
-    std::fs::create_dir_all(&state).unwrap();
-    let mut cmd = orch_cmd(
-        &tree.path("live"),
-        tree.root(),
+    let report = tree.path("run.json");
+    let mut cmd = run_with_the_fake(
+        &tree,
         &[
             "apply",
             "--all",
             "--auto-approve",
-            "--no-color",
-            "--terraform-bin",
+            "--report",
+            report.to_str().unwrap(),
         ],
     );
-    cmd.arg(&fake)
-        .arg("--report")
-        .arg(tree.path("run.json"))
-        .env("FAKE_TF_STATE", &state);
     let out = wait(start(&mut cmd, Stdio::piped(), Stdio::from(closed_pipe())));
     out.ok();
     let report: serde_json::Value = serde_json::from_str(&tree.read("run.json")).unwrap();
