@@ -227,7 +227,7 @@ fn terraform_run(
         )));
     }
     let profile = run_profile(global, &loaded.fleet)?;
-    let binary = discover_binary(&loaded, options.terraform_bin.clone())?;
+    let binary = discover_binary(&loaded, options.execution.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
     let (selected, skip_unchanged) = if options.filters.changed {
         if action == Action::Destroy {
@@ -240,7 +240,7 @@ fn terraform_run(
     } else {
         (selected, BTreeSet::new())
     };
-    let parallelism = parallelism(options.parallelism, &loaded.fleet);
+    let parallelism = parallelism(options.execution.parallelism, &loaded.fleet);
     let request = crate::run::Request {
         action,
         selected,
@@ -248,7 +248,7 @@ fn terraform_run(
         fail_fast: options.fail_fast,
         detailed_exitcode,
         auto_approve,
-        report: options.report.clone(),
+        report: options.execution.report.clone(),
         fancy: crate::run::fancy_output(global.no_color),
         skip_unchanged,
     };
@@ -275,9 +275,9 @@ fn terraform_run(
 fn rollout(global: &crate::cli::Global, args: &crate::cli::RolloutArgs) -> Result<(), AppError> {
     let loaded = load(&global.live, global.strict)?;
     let profile = run_profile(global, &loaded.fleet)?;
-    let binary = discover_binary(&loaded, args.terraform_bin.clone())?;
+    let binary = discover_binary(&loaded, args.execution.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
-    let parallelism = parallelism(args.parallelism, &loaded.fleet);
+    let parallelism = parallelism(args.execution.parallelism, &loaded.fleet);
     let Loaded {
         fleet,
         dag,

@@ -36,20 +36,28 @@ pub struct Global {
     pub endpoint: Option<String>,
 }
 
-/// Options of the commands that run terraform.
+/// How terraform runs, shared by plan/apply/destroy and rollout.
 #[derive(Debug, Args, Clone)]
-pub struct RunOptions {
-    #[command(flatten)]
-    pub filters: Filters,
+pub struct Execution {
     /// Nodes run at once (default: orch.yaml `parallelism`, else the number of cores).
     #[arg(long)]
     pub parallelism: Option<usize>,
     /// The terraform (or tofu) binary.
     #[arg(long, env = "ORCH_TERRAFORM")]
     pub terraform_bin: Option<String>,
-    /// Write the summary to FILE: JSON (run.json) or a self-contained page (run.html).
+    /// Write the summary (a rollout's by wave) to FILE: JSON (run.json) or a self-contained page
+    /// (run.html).
     #[arg(long, value_name = "FILE", value_parser = crate::report::parse_path)]
     pub report: Option<PathBuf>,
+}
+
+/// Options of the commands that run terraform.
+#[derive(Debug, Args, Clone)]
+pub struct RunOptions {
+    #[command(flatten)]
+    pub filters: Filters,
+    #[command(flatten)]
+    pub execution: Execution,
     /// Start no new node after the first failure.
     #[arg(long)]
     pub fail_fast: bool,
@@ -138,15 +146,8 @@ pub struct RolloutArgs {
     /// Only nodes whose inputs changed since their last apply, and their dependents.
     #[arg(long, conflicts_with = "resume")]
     pub changed: bool,
-    /// Nodes run at once (default: orch.yaml `parallelism`, else the number of cores).
-    #[arg(long)]
-    pub parallelism: Option<usize>,
-    /// The terraform (or tofu) binary.
-    #[arg(long, env = "ORCH_TERRAFORM")]
-    pub terraform_bin: Option<String>,
-    /// Write the summary, by wave, to FILE: JSON (`.json`) or a self-contained page (`.html`).
-    #[arg(long, value_name = "FILE", value_parser = crate::report::parse_path)]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub execution: Execution,
 }
 
 #[derive(Debug, Subcommand)]

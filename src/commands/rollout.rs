@@ -777,7 +777,7 @@ impl Rollout<'_> {
                 }
             }
         }
-        let Some(path) = &self.options.args.report else {
+        let Some(path) = &self.options.args.execution.report else {
             return;
         };
         let (own_cpu, children_cpu) = run::cpu_seconds();
