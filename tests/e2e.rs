@@ -20,19 +20,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::require_terraform;
-use emulator::{processes_in, readback, venv, Emulator};
+use emulator::{orch, processes_in, readback, write, Run, Sandbox};
 use serde_json::Value;
 
 /// A description with quotes, a newline and template markers: it must arrive verbatim.
 const TRICKY: &str =
     "Encrypts \"prod\" data\nsecond line: ${var.injected} and %{ if true }x%{ endif }";
-
-fn write(root: &Path, path: &str, text: &str) {
-    let full = root.join(path);
-    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-    std::fs::write(full, text).unwrap();
-}
 
 fn fleet(root: &Path) {
     write(root, "live/orch.yaml", "parallelism: 3\nprofiles:\n  sandbox: {endpoint: \"http://127.0.0.1:1\"}\ndefaults:\n  tags: {ManagedBy: orch}\n");
@@ -82,38 +75,6 @@ fn fleet(root: &Path) {
     );
 }
 
-struct Run {
-    code: i32,
-    stderr: String,
-    report: Value,
-}
-
-fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
-    let report = root.join("report.json");
-    let _ = std::fs::remove_file(&report);
-    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(root.join("live"))
-        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
-        .args(args)
-        .arg("--report")
-        .arg(&report)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = std::fs::read_to_string(&report)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr,
-        report,
-    }
-}
-
 fn statuses(run: &Run) -> Vec<(String, String, bool)> {
     run.report["nodes"]
         .as_array()
@@ -148,12 +109,12 @@ fn only_key<'a>(kms: &'a Value, region: &str) -> (&'a String, &'a Value) {
 
 #[test]
 fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
-    require_terraform();
-    let venv = venv();
-    let emulator = Emulator::start(&venv);
-    let endpoint = emulator.endpoint.as_str();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let sandbox = Sandbox::start();
+    let (venv, endpoint, root) = (
+        &sandbox.venv,
+        sandbox.emulator.endpoint.as_str(),
+        sandbox.tmp.path(),
+    );
     fleet(root);
     let setup = Command::new(venv.join("bin/python"))
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/setup_roles.py"))
@@ -187,7 +148,7 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
 
     // 3. Read back what exists, as declared.
     let prod = readback(
-        &venv,
+        venv,
         endpoint,
         "111111111111",
         &["us-east-1", "eu-west-1", "ap-southeast-2"],
@@ -249,7 +210,7 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     ] {
         assert_eq!(bucket["public_access_block"][setting], true, "{setting}");
     }
-    let shared = readback(&venv, endpoint, "222222222222", &["us-east-1"]);
+    let shared = readback(venv, endpoint, "222222222222", &["us-east-1"]);
     let (_, own) = only_key(&shared["kms"], "us-east-1");
     assert_eq!(own["description"], "shared key");
     let access = &shared["iam"]["orch-key-access-reader"];
@@ -298,7 +259,7 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     let destroy = orch(root, endpoint, &["destroy", "--all", "--auto-approve"]);
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
     let prod = readback(
-        &venv,
+        venv,
         endpoint,
         "111111111111",
         &["us-east-1", "eu-west-1", "ap-southeast-2"],
@@ -318,7 +279,7 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         prod["s3"].as_object().unwrap().is_empty(),
         "the bucket remains"
     );
-    let shared = readback(&venv, endpoint, "222222222222", &["us-east-1"]);
+    let shared = readback(venv, endpoint, "222222222222", &["us-east-1"]);
     assert_eq!(
         only_key(&shared["kms"], "us-east-1").1["state"],
         "PendingDeletion"
@@ -331,11 +292,8 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
 
 #[test]
 fn ctrl_c_during_a_real_apply_leaves_no_process_and_no_state_lock_behind() {
-    require_terraform();
-    let venv = venv();
-    let emulator = Emulator::start(&venv);
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let sandbox = Sandbox::start();
+    let (emulator, root) = (&sandbox.emulator, sandbox.tmp.path());
     write(
         root,
         "live/orch.yaml",

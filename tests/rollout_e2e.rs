@@ -14,11 +14,11 @@ mod common;
 mod emulator;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{only_journal, require_terraform};
-use emulator::{processes_in, readback, venv, Emulator};
+use common::only_journal;
+use emulator::{command, finish, orch, processes_in, readback, write, Run, Sandbox};
 use serde_json::Value;
 
 /// (account, account id, wave).
@@ -27,12 +27,6 @@ const ACCOUNTS: [(&str, &str); 3] = [
     ("prod", "111111111111"),
     ("analytics", "333333333333"),
 ];
-
-fn write(root: &Path, path: &str, text: &str) {
-    let full = root.join(path);
-    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-    std::fs::write(full, text).unwrap();
-}
 
 fn account_yaml(id: &str, regions: &str) -> String {
     format!(
@@ -69,48 +63,6 @@ fn fleet(root: &Path) {
     }
 }
 
-struct Run {
-    code: i32,
-    stderr: String,
-    report: Value,
-}
-
-/// `orch --live ROOT/live --profile sandbox --endpoint ENDPOINT --no-color ARGS --report
-/// ROOT/report.json`, run in ROOT without a terminal.
-fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
-    cmd.arg("--live")
-        .arg(root.join("live"))
-        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
-        .args(args)
-        .arg("--report")
-        .arg(root.join("report.json"))
-        .current_dir(root)
-        .env_remove("ORCH_TERRAFORM")
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// The [`Run`] of a finished [`command`]; the report is read and removed.
-fn finish(root: &Path, out: std::process::Output) -> Run {
-    let path = root.join("report.json");
-    let report = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    let _ = std::fs::remove_file(&path);
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        report,
-    }
-}
-
-fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
-    let out = command(root, endpoint, args).output().unwrap();
-    finish(root, out)
-}
-
 fn waves(run: &Run) -> Vec<String> {
     run.report["waves"]
         .as_array()
@@ -141,12 +93,12 @@ fn replicas(venv: &Path, endpoint: &str, id: &str) -> Vec<Value> {
 
 #[test]
 fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() {
-    require_terraform();
-    let venv = venv();
-    let emulator = Emulator::start(&venv);
-    let endpoint = emulator.endpoint.as_str();
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
+    let sandbox = Sandbox::start();
+    let (venv, endpoint, root) = (
+        &sandbox.venv,
+        sandbox.emulator.endpoint.as_str(),
+        sandbox.tmp.path(),
+    );
     fleet(root);
 
     // The applied fleet: one multi-region key per account, no replica yet (one region each).
@@ -171,9 +123,9 @@ fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() 
         "{}",
         first.stderr
     );
-    assert_eq!(replicas(&venv, endpoint, "222222222222").len(), 1);
-    assert_eq!(replicas(&venv, endpoint, "111111111111").len(), 1);
-    assert!(replicas(&venv, endpoint, "333333333333").is_empty());
+    assert_eq!(replicas(venv, endpoint, "222222222222").len(), 1);
+    assert_eq!(replicas(venv, endpoint, "111111111111").len(), 1);
+    assert!(replicas(venv, endpoint, "333333333333").is_empty());
 
     // 2. Resume: prod is not applied again, its gate passes; Ctrl-C while rest applies.
     let child = command(root, endpoint, &["rollout", "--resume"])
@@ -228,7 +180,7 @@ fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() 
         changed.stderr
     );
     for (account, id) in ACCOUNTS {
-        let found = replicas(&venv, endpoint, id);
+        let found = replicas(venv, endpoint, id);
         assert_eq!(found.len(), 1, "{account}: {found:?}");
         assert_eq!(found[0]["multi_region_type"], "REPLICA", "{account}");
         assert_eq!(found[0]["state"], "Enabled", "{account}");

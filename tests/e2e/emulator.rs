@@ -1,6 +1,7 @@
 //! The local AWS emulator for end-to-end tests (scripts/emulator.py on a free loopback port),
 //! reading back what a fleet created through the AWS API, and finding processes left behind.
-//! Shared by tests/e2e.rs and tests/faults.rs through `#[path]`.
+//! Also runs orch against it the way a user would (`orch`, `command`, `finish`). Shared by the
+//! end-to-end test files through `#[path]`.
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
@@ -65,6 +66,27 @@ impl Drop for Emulator {
     }
 }
 
+/// What an end-to-end test runs in: terraform checked, the emulator started, an empty
+/// temporary directory for the fleet. Everything is stopped and removed when dropped.
+pub struct Sandbox {
+    pub venv: PathBuf,
+    pub emulator: Emulator,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn start() -> Sandbox {
+        crate::common::require_terraform();
+        let venv = venv();
+        let emulator = Emulator::start(&venv);
+        Sandbox {
+            venv,
+            emulator,
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+}
+
 /// Everything of `account` in `regions` as JSON (tests/e2e/readback.py).
 pub fn readback(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/readback.py");
@@ -95,4 +117,55 @@ pub fn processes_in(root: &Path) -> Vec<String> {
                 .then(|| format!("{} {}", entry.file_name().to_string_lossy(), cwd.display()))
         })
         .collect()
+}
+
+/// Writes `text` to `root/path`, creating its directories.
+pub fn write(root: &Path, path: &str, text: &str) {
+    let full = root.join(path);
+    std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+    std::fs::write(full, text).unwrap();
+}
+
+/// One finished orch run: exit code, stderr and the JSON report it wrote.
+pub struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub report: Value,
+}
+
+/// `orch --live ROOT/live --profile sandbox --endpoint ENDPOINT --no-color ARGS --report
+/// ROOT/report.json`, run in ROOT without a terminal.
+pub fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
+    cmd.arg("--live")
+        .arg(root.join("live"))
+        .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
+        .args(args)
+        .arg("--report")
+        .arg(root.join("report.json"))
+        .current_dir(root)
+        .env_remove("ORCH_TERRAFORM")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The [`Run`] of a finished [`command`]; the report is read and removed.
+pub fn finish(root: &Path, out: std::process::Output) -> Run {
+    let path = root.join("report.json");
+    let report = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let _ = std::fs::remove_file(&path);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report,
+    }
+}
+
+/// Runs [`command`] to the end.
+pub fn orch(root: &Path, endpoint: &str, args: &[&str]) -> Run {
+    let out = command(root, endpoint, args).output().unwrap();
+    finish(root, out)
 }
