@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::cli::{Cli, Command, Filters, Generate, GraphFormat, RunOptions, TfvarsFormat};
+use crate::cli::{
+    Cli, Command, Filters, Generate, GraphFormat, LayoutCommand, RunOptions, TfvarsFormat,
+};
 use crate::config::{self, Address, Fleet, Profile, BUILTIN_KINDS};
 use crate::diag::{Diagnostic, Diagnostics, Sources};
 use crate::graph::{glob_match, glob_problem, Dag};
@@ -36,6 +38,8 @@ pub enum AppError {
     Lock(#[from] crate::lock::LockError),
     #[error(transparent)]
     Rollout(#[from] crate::commands::rollout::RolloutError),
+    #[error(transparent)]
+    Migrate(#[from] crate::commands::migrate::MigrateError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     /// The run happened; its nodes decided the exit code (2 changes present, 130 interrupted).
@@ -167,6 +171,16 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             terraform_run(global, live, run, Action::Destroy, false, *auto_approve)
         }
         Command::Rollout(args) => rollout(global, args),
+        Command::Layout {
+            what: LayoutCommand::Migrate { auto_approve },
+        } => {
+            let loaded = load(live, global.strict)?;
+            let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+            match crate::commands::migrate::execute(&loaded.fleet, *auto_approve)? {
+                0 => Ok(()),
+                code => Err(AppError::Exit(code)),
+            }
+        }
         Command::Output { address } => {
             let loaded = load(live, global.strict)?;
             let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
@@ -217,6 +231,7 @@ fn terraform_run(
 ) -> Result<(), AppError> {
     let loaded = load(live, global.strict)?;
     let selected = select(&loaded, &options.filters)?;
+    layout_guard(&loaded, &selected, live)?;
     if matches!(action, Action::Apply | Action::Destroy)
         && !auto_approve
         && !std::io::stdin().is_terminal()
@@ -274,6 +289,11 @@ fn terraform_run(
 /// `orch rollout`: the tree loaded, the lock held, then the waves (`commands/rollout.rs`).
 fn rollout(global: &crate::cli::Global, args: &crate::cli::RolloutArgs) -> Result<(), AppError> {
     let loaded = load(&global.live, global.strict)?;
+    layout_guard(
+        &loaded,
+        &(0..loaded.fleet.nodes.len()).collect(),
+        &global.live,
+    )?;
     let profile = run_profile(global, &loaded.fleet)?;
     let binary = discover_binary(&loaded, args.execution.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
@@ -299,6 +319,16 @@ fn rollout(global: &crate::cli::Global, args: &crate::cli::RolloutArgs) -> Resul
         0 => Ok(()),
         code => Err(AppError::Exit(code)),
     }
+}
+
+/// Refused while a node of `selected` has its state in the layout orch.yaml does not name (a rollout
+/// checks every node of the tree).
+fn layout_guard(loaded: &Loaded, selected: &BTreeSet<usize>, live: &Path) -> Result<(), AppError> {
+    crate::commands::migrate::guard(&loaded.fleet, selected).map_err(|d| {
+        let mut diags = Diagnostics::default();
+        diags.push(d);
+        report(&loaded.fleet.sources, &diags, live)
+    })
 }
 
 /// The profile terraform runs with: `--profile`, with `--endpoint` over its endpoint.

@@ -121,6 +121,11 @@ pub enum Command {
     Output { address: String },
     /// Roll out wave by wave (orch.yaml `waves:`): plan, apply, gate; journaled and resumable.
     Rollout(RolloutArgs),
+    /// Move terraform state between layouts (orch.yaml `layout: per-node | stacks`).
+    Layout {
+        #[command(subcommand)]
+        what: LayoutCommand,
+    },
     /// Write per-node tfvars for pipelines of one's own.
     Generate {
         #[command(subcommand)]
@@ -148,6 +153,16 @@ pub struct RolloutArgs {
     pub changed: bool,
     #[command(flatten)]
     pub execution: Execution,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LayoutCommand {
+    /// Move every node's state to the layout orch.yaml names; never re-creates a resource.
+    Migrate {
+        /// Move without asking (required when there is no terminal).
+        #[arg(long)]
+        auto_approve: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,0 +1,568 @@
+//! Switching layouts without terraform: the guard that refuses a run while a selected node's state
+//! is in the other layout (both directions, before any terraform call), and `orch layout migrate`
+//! on hand-written local states: what it moves and how, nothing to move, no terminal, a source of
+//! an unexpected shape, a conflict, a move stopped half-way, the tree lock, the s3 backend. The
+//! real thing, terraform planning no changes after a move, is tests/migrate_e2e.rs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::Tree;
+use serde_json::{json, Value};
+
+const PROVIDER: &str = "provider[\"registry.terraform.io/hashicorp/aws\"]";
+
+fn fake_terraform() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform")
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+    /// Commands the fake terraform ran (`<address> <command>`), version checks aside.
+    calls: Vec<String>,
+}
+
+/// `orch --live <tmp>/live ARGS` without a terminal, with the fake terraform.
+fn orch(tree: &Tree, args: &[&str]) -> Run {
+    let log = tree.path("fake.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .arg("--live")
+        .arg(tree.path("live"))
+        .args(args)
+        .current_dir(tree.root())
+        .env("ORCH_TERRAFORM", fake_terraform())
+        .env("FAKE_TF_LOG", &log)
+        .env("FAKE_TF_NO_CHANGES", "1")
+        .env_remove("ORCH_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let calls = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split(' ').skip(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    let _ = std::fs::remove_file(&log);
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls,
+    };
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    run
+}
+
+fn resource(module: Option<&str>, mode: &str, kind: &str, instances: Value) -> Value {
+    let mut r = serde_json::Map::new();
+    if let Some(m) = module {
+        r.insert("module".into(), json!(m));
+    }
+    r.insert("mode".into(), json!(mode));
+    r.insert("type".into(), json!(kind));
+    r.insert("name".into(), json!("this"));
+    r.insert("provider".into(), json!(PROVIDER));
+    r.insert("instances".into(), instances);
+    Value::Object(r)
+}
+
+/// The resources of a key node (key, alias, and a data source) in its own state, or in its module
+/// `module` of a stack.
+fn key_resources(module: Option<&str>, id: &str) -> Vec<Value> {
+    let prefix = module.map_or(String::new(), |m| format!("{m}."));
+    vec![
+        resource(
+            module,
+            "data",
+            "aws_caller_identity",
+            json!([{"schema_version": 0, "attributes": {"id": "111111111111"}}]),
+        ),
+        resource(
+            module,
+            "managed",
+            "aws_kms_alias",
+            json!([{"index_key": "prod/data", "schema_version": 0,
+                    "attributes": {"name": "alias/prod/data", "target_key_id": id},
+                    "sensitive_attributes": [], "private": "bnVsbA==",
+                    "dependencies": [format!("{prefix}aws_kms_key.this")]}]),
+        ),
+        resource(
+            module,
+            "managed",
+            "aws_kms_key",
+            json!([{"schema_version": 0, "attributes": {"id": id, "key_id": id},
+                    "sensitive_attributes": [], "private": "bnVsbA=="}]),
+        ),
+    ]
+}
+
+fn state(serial: u64, resources: Vec<Value>) -> String {
+    serde_json::to_string_pretty(&json!({
+        "version": 4,
+        "terraform_version": "1.11.4",
+        "serial": serial,
+        "lineage": "a2ac42f9-8ef6-b922-1cd9-896ab27908d3",
+        "outputs": {},
+        "resources": resources,
+        "check_results": null
+    }))
+    .unwrap()
+}
+
+const NODE_STATE: &str = ".orch/state/prod/us-east-1/data/terraform.tfstate";
+const REPLICA_STATE: &str = ".orch/state/prod/eu-west-1/data/terraform.tfstate";
+const APP_STATE: &str = ".orch/state/dev/us-east-1/app/terraform.tfstate";
+const KEYS_STACK: &str = ".orch/state/_stacks/prod/us-east-1/keys/terraform.tfstate";
+const REPLICAS_STACK: &str = ".orch/state/_stacks/prod/eu-west-1/replicas/terraform.tfstate";
+const DEV_STACK: &str = ".orch/state/_stacks/dev/us-east-1/keys/terraform.tfstate";
+
+fn with_layout(tree: Tree, layout: &str) -> Tree {
+    tree.file(
+        "live/orch.yaml",
+        &format!("layout: {layout}\ndefaults:\n  deletion_window_days: 30\n  tags: {{ManagedBy: orch}}\n"),
+    )
+}
+
+/// The base fleet applied in the per-node layout: prod's key and its replica, dev's key.
+fn applied_per_node(layout: &str) -> Tree {
+    let replica = vec![resource(
+        None,
+        "managed",
+        "aws_kms_replica_key",
+        json!([{"schema_version": 0, "attributes": {"id": "mrk-1"}, "sensitive_attributes": []}]),
+    )];
+    with_layout(Tree::new(), layout)
+        .file(NODE_STATE, &state(3, key_resources(None, "mrk-1")))
+        .file(REPLICA_STATE, &state(2, replica))
+        .file(APP_STATE, &state(5, key_resources(None, "k-app")))
+}
+
+fn read_json(tree: &Tree, path: &str) -> Value {
+    serde_json::from_str(&tree.read(path)).unwrap()
+}
+
+/// Every file under `.orch/state` with its bytes, to prove a refused run changed nothing.
+fn snapshot(tree: &Tree) -> Vec<(PathBuf, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push((path.clone(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&tree.path(".orch/state"), &mut out);
+    out.sort();
+    out
+}
+
+fn assert_refused_unchanged(tree: &Tree, args: &[&str], says: &[&str]) -> Run {
+    let before = snapshot(tree);
+    let run = orch(tree, args);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    for s in says {
+        assert!(run.stderr.contains(s), "no `{s}` in:\n{}", run.stderr);
+    }
+    assert_eq!(snapshot(tree), before, "a refused run changed a state");
+    assert!(
+        !tree.path(".orch/migrations").exists(),
+        "a refused move wrote backups"
+    );
+    assert!(run.calls.is_empty(), "terraform ran: {:?}", run.calls);
+    run
+}
+
+#[test]
+fn a_stacks_run_is_refused_while_a_selected_node_has_its_own_state() {
+    let tree = applied_per_node("stacks");
+    for args in [
+        &["plan", "--all"][..],
+        &["plan", "prod/eu-west-1/data"],
+        &["apply", "--all", "--auto-approve"],
+        &["destroy", "--account", "dev", "--auto-approve"],
+        &["rollout", "--auto-approve"],
+    ] {
+        assert_refused_unchanged(
+            &tree,
+            args,
+            &[
+                "live/orch.yaml",
+                "orch.yaml says `layout: stacks`, but the state of",
+                "still in the per-node layout",
+                "run `orch layout migrate`",
+                "nothing was run",
+            ],
+        );
+    }
+    let run = assert_refused_unchanged(&tree, &["plan", "--all"], &[]);
+    for node in [
+        "prod/us-east-1/data",
+        "prod/eu-west-1/data",
+        "dev/us-east-1/app",
+    ] {
+        assert!(
+            run.stderr.contains(node),
+            "{node} not named:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        run.stderr.contains(&format!(
+            "prod/us-east-1/data (2 resource(s) in {})",
+            tree.path(NODE_STATE).display()
+        )),
+        "the data source is not counted, the path is named:\n{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_per_node_run_is_refused_while_a_stack_holds_a_selected_node() {
+    let tree = with_layout(Tree::new(), "per-node").file(
+        KEYS_STACK,
+        &state(7, key_resources(Some("module.data"), "mrk-1")),
+    );
+    let run = assert_refused_unchanged(
+        &tree,
+        &["plan", "--all"],
+        &[
+            "orch.yaml says `layout: per-node`, but the state of 1 selected node(s) is still in the stacks layout",
+            "prod/us-east-1/data (2 resource(s) in ",
+            "/.orch/state/_stacks/prod/us-east-1/keys/terraform.tfstate)",
+            "orch layout migrate",
+        ],
+    );
+    assert!(!run.stderr.contains("dev/us-east-1/app"), "{}", run.stderr);
+    // A node the stack does not hold is not held back: dev plans.
+    let dev = orch(&tree, &["plan", "--account", "dev"]);
+    assert_eq!(dev.code, 0, "{}", dev.stderr);
+    assert!(
+        dev.calls.iter().any(|c| c == "dev/us-east-1/app plan"),
+        "{:?}",
+        dev.calls
+    );
+}
+
+#[test]
+fn a_state_without_managed_resources_holds_nothing_back() {
+    // What a destroy leaves, and a state holding only what plan reads again.
+    let data_only = key_resources(None, "k")[..1].to_vec();
+    let tree = applied_per_node("stacks")
+        .file(NODE_STATE, &state(9, data_only))
+        .file(REPLICA_STATE, &state(4, Vec::new()))
+        .remove(APP_STATE);
+    let run = orch(&tree, &["plan", "--account", "prod"]);
+    assert!(
+        !run.stderr.contains("orch layout migrate"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let moved = orch(&tree, &["layout", "migrate"]);
+    assert_eq!(moved.code, 0, "{}", moved.stderr);
+    assert!(moved
+        .stderr
+        .contains("nothing to move: no node of this tree has state in the per-node layout"));
+}
+
+#[test]
+fn nothing_to_move_in_a_fresh_tree() {
+    for layout in ["stacks", "per-node"] {
+        let tree = with_layout(Tree::new(), layout);
+        let run = orch(&tree, &["layout", "migrate"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(run.stderr.contains("nothing to move"), "{}", run.stderr);
+        assert!(!tree.path(".orch/migrations").exists());
+    }
+}
+
+#[test]
+fn without_a_terminal_a_move_needs_auto_approve() {
+    let tree = applied_per_node("stacks");
+    let run = assert_refused_unchanged(
+        &tree,
+        &["layout", "migrate"],
+        &[
+            "move the state of 3 node(s), 5 resource(s), from the per-node layout to the stacks layout",
+            &format!(
+                "prod/us-east-1/data: 2 resource(s), {} -> {} (module.data)",
+                tree.path(NODE_STATE).display(),
+                tree.path(KEYS_STACK).display()
+            ),
+            "there is no terminal to confirm on; nothing was moved",
+            "--auto-approve",
+        ],
+    );
+    assert!(!run.stderr.contains("backed up"), "{}", run.stderr);
+}
+
+#[test]
+fn a_source_state_of_an_unexpected_shape_is_refused_before_anything_moves() {
+    let nested = resource(
+        Some("module.data.module.inner"),
+        "managed",
+        "aws_kms_key",
+        json!([]),
+    );
+    let rooted = resource(None, "managed", "aws_kms_key", json!([]));
+    let in_module = resource(Some("module.x"), "managed", "aws_kms_key", json!([]));
+    let cases: Vec<(&str, &str, String, &str)> = vec![
+        ("stacks", NODE_STATE, "{\"version\": 4,".into(), "not a terraform state"),
+        ("stacks", NODE_STATE, "[]".into(), "not a JSON object"),
+        (
+            "stacks",
+            NODE_STATE,
+            state(1, Vec::new()).replace("\"version\": 4", "\"version\": 3"),
+            "state format version 3, not 4",
+        ),
+        (
+            "stacks",
+            NODE_STATE,
+            state(1, Vec::new()).replace("\"lineage\"", "\"lineage_\""),
+            "no `lineage` or `serial`",
+        ),
+        (
+            "stacks",
+            NODE_STATE,
+            state(1, Vec::new()).replace("\"resources\": []", "\"resources\": {}"),
+            "`resources` is not a list",
+        ),
+        (
+            "stacks",
+            NODE_STATE,
+            state(1, vec![json!({"mode": "managed", "name": "x", "instances": []})]),
+            "resource 1 has no `mode`, `type` or `name`",
+        ),
+        (
+            "stacks",
+            NODE_STATE,
+            state(1, vec![in_module]),
+            "resource 1 is at module.x.aws_kms_key.this, where orch's per-node layout puts none",
+        ),
+        (
+            "per-node",
+            KEYS_STACK,
+            state(1, vec![nested]),
+            "resource 1 is at module.data.module.inner.aws_kms_key.this, where orch's stacks layout puts none",
+        ),
+        (
+            "per-node",
+            KEYS_STACK,
+            state(1, vec![rooted]),
+            "resource 1 is at aws_kms_key.this, where orch's stacks layout puts none",
+        ),
+    ];
+    for (layout, path, text, says) in cases {
+        let tree = applied_per_node(layout).file(path, &text);
+        if layout == "per-node" {
+            // The node's own state is where the move would go: make it empty so only the
+            // stack's shape is in question.
+            std::fs::remove_file(tree.path(NODE_STATE)).unwrap();
+        }
+        assert_refused_unchanged(
+            &tree,
+            &["layout", "migrate", "--auto-approve"],
+            &[path, says, "nothing was moved"],
+        );
+    }
+}
+
+#[test]
+fn a_node_with_other_resources_in_both_layouts_is_a_conflict() {
+    let tree = applied_per_node("stacks").file(
+        KEYS_STACK,
+        &state(2, key_resources(Some("module.data"), "mrk-OTHER")),
+    );
+    assert_refused_unchanged(
+        &tree,
+        &["layout", "migrate", "--auto-approve"],
+        &[&format!(
+            "prod/us-east-1/data has different resources in {} and in {}",
+            tree.path(NODE_STATE).display(),
+            tree.path(KEYS_STACK).display()
+        )],
+    );
+}
+
+#[test]
+fn a_move_goes_there_and_back_resource_for_resource() {
+    let tree = applied_per_node("stacks");
+    let originals: Vec<(&str, String)> = [NODE_STATE, REPLICA_STATE, APP_STATE]
+        .into_iter()
+        .map(|p| (p, tree.read(p)))
+        .collect();
+    let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.calls.is_empty(), "{:?}", run.calls);
+    assert!(
+        run.stderr
+            .contains("moved the state of 3 node(s), 5 resource(s), into the stacks layout"),
+        "{}",
+        run.stderr
+    );
+    for (path, _) in &originals {
+        assert!(!tree.path(path).exists(), "{path} is still there");
+    }
+    let keys = read_json(&tree, KEYS_STACK);
+    assert_eq!(keys["serial"], 1);
+    assert_eq!(keys["version"], 4);
+    assert_eq!(keys["terraform_version"], "1.11.4");
+    assert_ne!(keys["lineage"], "a2ac42f9-8ef6-b922-1cd9-896ab27908d3");
+    let managed: Vec<Value> = key_resources(Some("module.data"), "mrk-1")[1..].to_vec();
+    assert_eq!(
+        keys["resources"].as_array().unwrap(),
+        &managed,
+        "the module set, the dependency rewritten, the data source dropped"
+    );
+    assert_eq!(
+        read_json(&tree, REPLICAS_STACK)["resources"][0]["module"],
+        "module.data"
+    );
+    assert_eq!(
+        read_json(&tree, DEV_STACK)["resources"][1]["module"],
+        "module.app"
+    );
+    // Every state it changed was saved first, byte for byte.
+    let backups: Vec<PathBuf> = std::fs::read_dir(tree.path(".orch/migrations"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(backups.len(), 1);
+    for (path, text) in &originals {
+        let saved = backups[0].join(path.strip_prefix(".orch/state/").unwrap());
+        assert_eq!(&std::fs::read_to_string(saved).unwrap(), text);
+    }
+    // The guard lets the stacks layout run now.
+    let plan = orch(&tree, &["plan", "--all"]);
+    assert!(
+        !plan.stderr.contains("orch layout migrate"),
+        "{}",
+        plan.stderr
+    );
+
+    let back = with_layout(tree, "per-node");
+    let run = orch(&back, &["layout", "migrate", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for stack in [KEYS_STACK, REPLICAS_STACK, DEV_STACK] {
+        assert!(!back.path(stack).exists(), "{stack} is still there");
+    }
+    for (path, text) in &originals {
+        let now = read_json(&back, path);
+        let then: Value = serde_json::from_str(text).unwrap();
+        let managed: Vec<&Value> = then["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["mode"] == "managed")
+            .collect();
+        assert_eq!(
+            serde_json::to_string(&now["resources"]).unwrap(),
+            serde_json::to_string(&managed).unwrap(),
+            "{path}: the same resources, field for field, in terraform's order"
+        );
+        assert_eq!(now["serial"], 1, "{path}");
+    }
+    let again = orch(&back, &["layout", "migrate", "--auto-approve"]);
+    assert!(again.stderr.contains("nothing to move"), "{}", again.stderr);
+}
+
+#[test]
+fn a_move_stopped_half_way_is_finished_by_running_again() {
+    // A move killed after writing the stacks, before clearing the node states: both hold them.
+    let tree = applied_per_node("stacks");
+    let originals: Vec<(&str, String)> = [NODE_STATE, REPLICA_STATE, APP_STATE]
+        .into_iter()
+        .map(|p| (p, tree.read(p)))
+        .collect();
+    let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stacks = tree.read(KEYS_STACK);
+    let tree = originals
+        .iter()
+        .fold(tree, |tree, (path, text)| tree.file(path, text));
+    let guarded = orch(&tree, &["plan", "--all"]);
+    assert_eq!(
+        guarded.code, 1,
+        "both layouts hold the nodes: still refused"
+    );
+    let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("(already there: a move stopped half-way; only the old state is cleared)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        tree.read(KEYS_STACK),
+        stacks,
+        "a stack already whole is not rewritten"
+    );
+    for (path, _) in &originals {
+        assert!(!tree.path(path).exists(), "{path} is still there");
+    }
+}
+
+#[test]
+fn a_stack_keeps_the_modules_of_nodes_no_longer_in_the_tree() {
+    let mut resources = key_resources(Some("module.data"), "mrk-1");
+    resources.extend(key_resources(Some("module.gone"), "k-gone"));
+    let tree = with_layout(Tree::new(), "per-node").file(KEYS_STACK, &state(4, resources));
+    let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "{} keeps resources of modules that are no node of this tree",
+            tree.path(KEYS_STACK).display()
+        )),
+        "{}",
+        run.stderr
+    );
+    let kept = read_json(&tree, KEYS_STACK);
+    assert_eq!(kept["serial"], 5);
+    let modules: Vec<&Value> = kept["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["module"])
+        .collect();
+    assert_eq!(modules, ["module.gone"; 3]);
+    assert_eq!(
+        read_json(&tree, NODE_STATE)["resources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn a_move_is_refused_while_another_orch_holds_the_tree() {
+    let tree = applied_per_node("stacks");
+    // A lock naming a live process (this test) is respected even without its flock.
+    let tree = tree.file(".orch/lock", &format!("{}\nrun\n", std::process::id()));
+    assert_refused_unchanged(
+        &tree,
+        &["layout", "migrate", "--auto-approve"],
+        &["another orch", "is running on this tree"],
+    );
+}
+
+#[test]
+fn the_s3_backend_is_refused_with_what_to_do() {
+    let tree = applied_per_node("stacks").file(
+        "live/orch.yaml",
+        "layout: stacks\nbackend: {type: s3, bucket: \"tfstate-{account_id}\", region: us-east-1}\n",
+    );
+    assert_refused_unchanged(
+        &tree,
+        &["layout", "migrate", "--auto-approve"],
+        &["built for the local backend only", "terraform state pull"],
+    );
+}
