@@ -12,6 +12,7 @@ use super::decode::Spanned;
 use super::layer::merge;
 use super::model::{Access, Account, Node, NodeKind, Replica};
 use super::node::{Body, Declared, KeyDecl, ReplicaDecl, Replicas};
+use super::principal::partition_of;
 use super::regions;
 use super::tree::Unloaded;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
@@ -464,6 +465,10 @@ impl Linker<'_> {
                 Body::S3Bucket(_) if !same_place => diags.push(
                     Diagnostic::error(key.span, format!("the bucket {} is not in the account and region of its key {}", d.address, key.value))
                         .with_help("SSE-KMS needs a key in the bucket's own region; use the key's replica in that region"),
+                ),
+                Body::KeyAccess(_) if partition_of(&key.value.region) != partition_of(&d.address.region) => diags.push(
+                    Diagnostic::error(key.span, format!("{} is in the partition `{}`, but its key {} is in `{}`", d.address, partition_of(&d.address.region), key.value, partition_of(&key.value.region)))
+                        .with_help("AWS partitions are separate worlds: a role of one cannot use a key of another"),
                 ),
                 Body::KeyAccess(_) if key.value.account == d.address.account => diags.push(
                     Diagnostic::error(key.span, format!("{} gives access to {} within the same account", d.address, key.value))
