@@ -566,3 +566,48 @@ fn the_s3_backend_is_refused_with_what_to_do() {
         &["built for the local backend only", "terraform state pull"],
     );
 }
+
+#[test]
+fn a_state_terraform_holds_locked_is_not_moved() {
+    use std::io::BufRead as _;
+    let tree = applied_per_node("stacks").file(
+        ".orch/state/prod/us-east-1/data/.terraform.tfstate.lock.info",
+        "{\"ID\": \"x\", \"Operation\": \"OperationTypeApply\"}",
+    );
+    // What terraform's local backend holds while it runs: an fcntl lock on the state file, here
+    // by another process (a process's own fcntl locks go when it closes any copy of the file).
+    let mut holder = Command::new(common::venv_program("python"))
+        .args([
+            "-c",
+            "import fcntl, sys; f = open(sys.argv[1], 'r+'); fcntl.lockf(f, fcntl.LOCK_EX); \
+             print('locked', flush=True); sys.stdin.read()",
+        ])
+        .arg(tree.path(NODE_STATE))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    assert_refused_unchanged(
+        &tree,
+        &["layout", "migrate", "--auto-approve"],
+        &[
+            &format!("the state is locked by pid {}", holder.id()),
+            "nothing was moved",
+        ],
+    );
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    // Once its holder is gone, the lock file is stale: removed, and the move goes on.
+    let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("removed the stale state lock"),
+        "{}",
+        run.stderr
+    );
+}

@@ -47,7 +47,9 @@ fn fleet(root: &Path) {
     write(
         root,
         "live/prod/us-east-1/grant/node.yaml",
-        &format!("kind: grant\nkey: prod/us-east-1/data\ngrantee: {GRANTEE}\noperations: [Decrypt]\n"),
+        &format!(
+            "kind: grant\nkey: prod/us-east-1/data\ngrantee: {GRANTEE}\noperations: [Decrypt]\n"
+        ),
     );
 }
 
@@ -102,7 +104,9 @@ fn an_applied_fleet_moves_to_stacks_and_back_without_a_change() {
         let refused = orch(root, endpoint, &["plan", "--all"]);
         assert_eq!(refused.code, 1, "{}", refused.stderr);
         assert!(
-            refused.stderr.contains(&format!("still in the {was} layout"))
+            refused
+                .stderr
+                .contains(&format!("still in the {was} layout"))
                 && refused.stderr.contains("orch layout migrate"),
             "{}",
             refused.stderr
@@ -117,7 +121,11 @@ fn an_applied_fleet_moves_to_stacks_and_back_without_a_change() {
             moved.stderr
         );
         let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
-        assert_eq!(plan.code, 0, "{layout}: changes after the move:\n{}", plan.stderr);
+        assert_eq!(
+            plan.code, 0,
+            "{layout}: changes after the move:\n{}",
+            plan.stderr
+        );
         assert_eq!(
             keys(venv, endpoint),
             applied,
