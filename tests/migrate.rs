@@ -134,9 +134,27 @@ fn applied_per_node(layout: &str) -> Tree {
         json!([{"schema_version": 0, "attributes": {"id": "mrk-1"}, "sensitive_attributes": []}]),
     )];
     with_layout(Tree::new(), layout)
-        .file(NODE_STATE, &state(3, key_resources(None, "mrk-1")))
+        .file(
+            NODE_STATE,
+            &with_outputs(&state(3, key_resources(None, "mrk-1")), key_outputs()),
+        )
         .file(REPLICA_STATE, &state(2, replica))
         .file(APP_STATE, &state(5, key_resources(None, "k-app")))
+}
+
+/// `text` (a state) with these root outputs.
+fn with_outputs(text: &str, outputs: Value) -> String {
+    let mut state: Value = serde_json::from_str(text).unwrap();
+    state["outputs"] = outputs;
+    serde_json::to_string_pretty(&state).unwrap()
+}
+
+fn key_outputs() -> Value {
+    json!({
+        "alias_arns": {"value": {"prod/data": "arn:aws:kms:us-east-1:111111111111:alias/prod/data"},
+                       "type": ["object", {"prod/data": "string"}]},
+        "key_arn": {"value": "arn:aws:kms:us-east-1:111111111111:key/mrk-1", "type": "string"}
+    })
 }
 
 fn read_json(tree: &Tree, path: &str) -> Value {
@@ -420,6 +438,16 @@ fn a_move_goes_there_and_back_resource_for_resource() {
         "the module set, the dependency rewritten, the data source dropped"
     );
     assert_eq!(
+        keys["outputs"],
+        json!({"data": {
+            "value": {"alias_arns": {"prod/data": "arn:aws:kms:us-east-1:111111111111:alias/prod/data"},
+                      "key_arn": "arn:aws:kms:us-east-1:111111111111:key/mrk-1"},
+            "type": ["object", {"alias_arns": ["object", {"prod/data": "string"}], "key_arn": "string"}],
+            "sensitive": true
+        }}),
+        "the node's outputs, as the stack's output of its module"
+    );
+    assert_eq!(
         read_json(&tree, REPLICAS_STACK)["resources"][0]["module"],
         "module.data"
     );
@@ -467,6 +495,7 @@ fn a_move_goes_there_and_back_resource_for_resource() {
             "{path}: the same resources, field for field, in terraform's order"
         );
         assert_eq!(now["serial"], 1, "{path}");
+        assert_eq!(now["outputs"], then["outputs"], "{path}");
     }
     let again = orch(&back, &["layout", "migrate", "--auto-approve"]);
     assert!(again.stderr.contains("nothing to move"), "{}", again.stderr);
@@ -513,7 +542,12 @@ fn a_move_stopped_half_way_is_finished_by_running_again() {
 fn a_stack_keeps_the_modules_of_nodes_no_longer_in_the_tree() {
     let mut resources = key_resources(Some("module.data"), "mrk-1");
     resources.extend(key_resources(Some("module.gone"), "k-gone"));
-    let tree = with_layout(Tree::new(), "per-node").file(KEYS_STACK, &state(4, resources));
+    let outputs = json!({
+        "data": {"value": {"key_id": "mrk-1"}, "type": ["object", {"key_id": "string"}], "sensitive": true},
+        "gone": {"value": {"key_id": "k-gone"}, "type": ["object", {"key_id": "string"}], "sensitive": true}
+    });
+    let tree = with_layout(Tree::new(), "per-node")
+        .file(KEYS_STACK, &with_outputs(&state(4, resources), outputs));
     let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -533,6 +567,18 @@ fn a_stack_keeps_the_modules_of_nodes_no_longer_in_the_tree() {
         .map(|r| &r["module"])
         .collect();
     assert_eq!(modules, ["module.gone"; 3]);
+    assert_eq!(
+        kept["outputs"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["gone"]
+    );
+    assert_eq!(
+        read_json(&tree, NODE_STATE)["outputs"],
+        json!({"key_id": {"value": "mrk-1", "type": "string"}})
+    );
     assert_eq!(
         read_json(&tree, NODE_STATE)["resources"]
             .as_array()

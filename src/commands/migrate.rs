@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Backend, Fleet, Layout, Node, NodeKind};
+use crate::config::{Backend, Fleet, Layout, Node};
 use crate::diag::Diagnostic;
+use crate::stacks::{module_name, Tier, STACKS_DIR};
 use crate::terraform::runs;
 
 fn name(layout: Layout) -> &'static str {
@@ -76,27 +77,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError + '_ {
     }
 }
 
-/// The tier of a node's stack: primary keys, replicas, and the consumers of both, so the stack
-/// graph has no cycle (DESIGN §9).
-fn tier(node: &Node) -> &'static str {
-    match node.kind {
-        NodeKind::Key(_) => "keys",
-        NodeKind::Replica(_) => "replicas",
-        _ => "consumers",
-    }
-}
-
-/// The module block of a node in its stack: its name, behind `_` when it starts with a digit,
-/// which terraform does not allow.
-fn module_name(node: &Node) -> String {
-    let name = &node.address.name;
-    if name.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("_{name}")
-    } else {
-        name.clone()
-    }
-}
-
 /// Where one node's resources are kept in one layout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Home {
@@ -115,10 +95,10 @@ fn home(fleet: &Fleet, node: &Node, layout: Layout) -> Home {
         },
         Layout::Stacks => Home {
             file: state
-                .join("_stacks")
+                .join(STACKS_DIR)
                 .join(&a.account)
                 .join(&a.region)
-                .join(tier(node))
+                .join(Tier::of(node).name())
                 .join("terraform.tfstate"),
             module: Some(format!("module.{}", module_name(node))),
         },
@@ -256,8 +236,18 @@ fn rewrite(resource: &Value, from: Option<&str>, to: Option<&str>) -> Value {
         obj.insert("module".into(), Value::String(m.to_string()));
     }
     for (k, v) in resource.as_object().expect("checked to be a resource") {
-        if k != "module" {
-            obj.insert(k.clone(), v.clone());
+        match (k.as_str(), v.as_str()) {
+            ("module", _) => {}
+            // A node's own root has the default provider only; in a stack, nodes with default
+            // tags of their own use an aliased one (`provider["…/aws"].tags_2`). Terraform plans
+            // a resource with its configuration's provider and records it at the next apply.
+            ("provider", Some(p)) if to.is_none() => {
+                let default = p.find("\"].").map_or(p, |end| &p[..end + 2]);
+                obj.insert(k.clone(), Value::String(default.to_string()));
+            }
+            _ => {
+                obj.insert(k.clone(), v.clone());
+            }
         }
     }
     for instance in obj
@@ -304,8 +294,81 @@ struct Move {
     to: Home,
     /// Its managed resources, rewritten for `to`.
     resources: Vec<Value>,
+    /// Its root outputs, as `to` holds them.
+    outputs: Outputs,
     /// Found in `to` already (a move stopped half-way): only the source is left to clear.
     arrived: bool,
+}
+
+/// A node's outputs in the state it moves to. Terraform compares the outputs in state with the
+/// configuration's, and a plan with an output to add has changes (exit 2), so they move too.
+enum Outputs {
+    /// A node's own state: each output of its root module.
+    Own(Map<String, Value>),
+    /// A stack's state: the root's output named after the module, `value = module.<name>`,
+    /// sensitive (src/render/stack.rs).
+    Module(String, Value),
+}
+
+impl Outputs {
+    fn of(state: &State, from: &Home, to: &Home) -> Outputs {
+        let all = state.json.get("outputs").and_then(Value::as_object);
+        match (&from.module, &to.module) {
+            (None, Some(m)) => {
+                let mut value = Map::new();
+                let mut types = Map::new();
+                for (name, o) in all.into_iter().flatten() {
+                    value.insert(name.clone(), o["value"].clone());
+                    types.insert(name.clone(), o["type"].clone());
+                }
+                let output = serde_json::json!({
+                    "value": value,
+                    "type": ["object", types],
+                    "sensitive": true,
+                });
+                Outputs::Module(output_name(m).to_string(), output)
+            }
+            (Some(m), _) => {
+                let output = all.and_then(|o| o.get(output_name(m)));
+                let types = output.and_then(|o| o["type"][1].as_object());
+                let own = output
+                    .and_then(|o| o["value"].as_object())
+                    .into_iter()
+                    .flatten()
+                    // Terraform keeps no output whose value is null.
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(name, v)| {
+                        let kind = types.and_then(|t| t.get(name)).cloned();
+                        (
+                            name.clone(),
+                            serde_json::json!({"value": v, "type": kind.unwrap_or(Value::Null)}),
+                        )
+                    })
+                    .collect();
+                Outputs::Own(own)
+            }
+            (None, None) => Outputs::Own(all.cloned().unwrap_or_default()),
+        }
+    }
+
+    fn write_into(&self, json: &mut Map<String, Value>) {
+        let outputs = json
+            .entry("outputs")
+            .or_insert_with(|| Value::Object(Map::new()));
+        match self {
+            Outputs::Own(own) => *outputs = Value::Object(own.clone()),
+            Outputs::Module(name, output) => {
+                if let Some(map) = outputs.as_object_mut() {
+                    map.insert(name.clone(), output.clone());
+                }
+            }
+        }
+    }
+}
+
+/// `data` for `module.data`: a stack's output of a node is named after its module block.
+fn output_name(module: &str) -> &str {
+    module.strip_prefix("module.").unwrap_or(module)
 }
 
 /// The states of one layout, each read once.
@@ -553,6 +616,9 @@ fn migrate(
         for m in arriving {
             list.extend(m.resources.iter().cloned());
         }
+        for m in arriving {
+            m.outputs.write_into(&mut json);
+        }
         bump(&mut json, base.is_none());
         write_state(file, &json)?;
     }
@@ -591,6 +657,11 @@ fn migrate(
         if kept.iter().any(|r| r["mode"] == "managed") {
             let mut json = state.json.clone();
             json.insert("resources".into(), Value::Array(kept));
+            if let Some(outputs) = json.get_mut("outputs").and_then(Value::as_object_mut) {
+                for module in gone.iter().flatten() {
+                    outputs.shift_remove(output_name(module));
+                }
+            }
             bump(&mut json, false);
             write_state(file, &json)?;
             say!(
@@ -641,11 +712,13 @@ fn plan(
                 to: to.file,
             });
         }
+        let outputs = Outputs::of(source, &from, &to);
         moves.push(Move {
             address: node.address.to_string(),
             from,
             to,
             resources,
+            outputs,
             arrived,
         });
     }
@@ -804,6 +877,20 @@ mod tests {
         });
         let own = rewrite(&grant, Some("module.grant"), None);
         assert_eq!(own["instances"][0]["dependencies"], json!(["data.x.y"]));
+    }
+
+    #[test]
+    fn a_node_state_has_the_default_provider() {
+        let aliased = json!({
+            "module": "module.other", "mode": "managed", "type": "aws_kms_key", "name": "this",
+            "provider": "provider[\"registry.terraform.io/hashicorp/aws\"].tags_2", "instances": []
+        });
+        let own = rewrite(&aliased, Some("module.other"), None);
+        assert_eq!(
+            own["provider"],
+            "provider[\"registry.terraform.io/hashicorp/aws\"]"
+        );
+        assert_eq!(rewrite(&own, None, None)["provider"], own["provider"]);
     }
 
     #[test]

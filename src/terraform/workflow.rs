@@ -229,7 +229,12 @@ impl NodeJob {
     }
 
     /// The runs of a work directory that is not one node's (a stack's), named `address`.
-    pub(crate) fn for_dir(context: Arc<Context>, address: String, dir: PathBuf, log: PathBuf) -> Self {
+    pub(crate) fn for_dir(
+        context: Arc<Context>,
+        address: String,
+        dir: PathBuf,
+        log: PathBuf,
+    ) -> Self {
         NodeJob {
             context,
             node: usize::MAX,
