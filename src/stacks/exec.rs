@@ -26,7 +26,7 @@ use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
 use crate::terraform::workflow::{
     write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status, StepError,
-    TerraformExecutor,
+    TerraformExecutor, APPLY,
 };
 
 /// The outcome of one stack: one run per selected node of it.
@@ -203,7 +203,11 @@ impl StackJob {
             log.clone(),
         );
         let mut outcomes = self.steps(&renderer, &mut job).await;
-        let action = if ctx.preview { Action::Plan } else { ctx.action };
+        let action = if ctx.preview {
+            Action::Plan
+        } else {
+            ctx.action
+        };
         let nodes = self
             .targets
             .iter()
@@ -330,14 +334,7 @@ impl StackJob {
                     return out;
                 }
             }
-            let apply = [
-                "apply",
-                "-input=false",
-                "-no-color",
-                "-lock-timeout=60s",
-                "tfplan",
-            ];
-            match job.run_step(&apply, &[0], Retry::Never, &[]).await {
+            match job.run_step(&APPLY, &[0], Retry::Never, &[]).await {
                 Ok(_) => break (counts, by_module),
                 Err(e) if e.transient && round < ctx.retries => {
                     round += 1;
@@ -423,9 +420,8 @@ impl StackJob {
                 .collect();
             let path = outputs_dir.join(format!("{}.json", node.address));
             let text = serde_json::to_string(&Value::Object(recorded)).expect("JSON serializes");
-            write_atomically(&path, &(text + "\n")).map_err(|e| {
-                format!("cannot record the outputs in {}: {e}", path.display())
-            })?;
+            write_atomically(&path, &(text + "\n"))
+                .map_err(|e| format!("cannot record the outputs in {}: {e}", path.display()))?;
             let fingerprint =
                 crate::fingerprint::compute(fleet, node, &files[&i].files, &ctx.binary.version);
             crate::fingerprint::record(fleet, &node.address, &fingerprint)
@@ -529,7 +525,10 @@ impl StackJob {
         let ctx = &self.context;
         let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
         let rendered = renderer
-            .render_stack(&self.stacks.stacks[self.stack], &mut TemplateCache::default())
+            .render_stack(
+                &self.stacks.stacks[self.stack],
+                &mut TemplateCache::default(),
+            )
             .map_err(|e| e.to_string())?;
         let files: BTreeMap<usize, &crate::render::Rendered> =
             rendered.nodes.iter().map(|(i, r)| (*i, r)).collect();
@@ -628,7 +627,12 @@ impl StackJob {
         self.stacks.stacks[self.stack]
             .members
             .iter()
-            .map(|&i| (fleet.nodes[i].address.name.clone(), module_name(&fleet.nodes[i])))
+            .map(|&i| {
+                (
+                    fleet.nodes[i].address.name.clone(),
+                    module_name(&fleet.nodes[i]),
+                )
+            })
             .collect()
     }
 }
