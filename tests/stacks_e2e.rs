@@ -90,26 +90,13 @@ fn fleet(root: &Path) {
 const NODES: usize = 8;
 
 fn statuses(run: &Run) -> Vec<(String, String)> {
-    run.report["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no report:\n{}", run.stderr))
-        .iter()
-        .map(|n| {
-            (
-                n["address"].as_str().unwrap().to_string(),
-                n["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    assert!(!run.report.is_null(), "no report:\n{}", run.stderr);
+    common::report_statuses(&run.report)
 }
 
 fn node<'a>(run: &'a Run, address: &str) -> &'a Value {
-    run.report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["address"] == address)
-        .unwrap_or_else(|| panic!("{address} not in the report:\n{}", run.stderr))
+    assert!(!run.report.is_null(), "no report:\n{}", run.stderr);
+    common::report_row(&run.report, address)
 }
 
 fn orch_json(root: &Path, args: &[&str]) -> Value {

@@ -26,7 +26,7 @@ use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
 use crate::terraform::workflow::{
     write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status, StepError,
-    TerraformExecutor,
+    TerraformExecutor, APPLY,
 };
 
 /// The outcome of one stack: one run per selected node of it.
@@ -334,14 +334,7 @@ impl StackJob {
                     return out;
                 }
             }
-            let apply = [
-                "apply",
-                "-input=false",
-                "-no-color",
-                "-lock-timeout=60s",
-                "tfplan",
-            ];
-            match job.run_step(&apply, &[0], Retry::Never, &[]).await {
+            match job.run_step(&APPLY, &[0], Retry::Never, &[]).await {
                 Ok(_) => break (counts, by_module),
                 Err(e) if e.transient && round < ctx.retries => {
                     round += 1;
