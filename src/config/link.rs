@@ -424,7 +424,6 @@ impl Linker<'_> {
         let all: Vec<String> = by_address
             .keys()
             .chain(primary_of.keys())
-            .cloned()
             .map(|a| a.to_string())
             .collect();
         for d in declared {
