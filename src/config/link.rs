@@ -40,19 +40,28 @@ impl Linker<'_> {
         let by_address: BTreeMap<Address, &Declared> =
             declared.iter().map(|d| (d.address.clone(), d)).collect();
         let mut replicas = self.plan_replicas(&declared, &by_address, diags);
-        self.check_references(&declared, &by_address, &replicas, diags);
-        let widening = self.widening(&declared, &replicas);
+        // Replica address -> primary, and primary -> replica regions: one pass, so that large
+        // fleets with many replicas and key-access nodes link in linear time.
+        let primary_of: BTreeMap<Address, Address> = replicas
+            .iter()
+            .map(|r| (r.address.clone(), r.primary.clone()))
+            .collect();
+        let mut replica_regions: BTreeMap<Address, Vec<String>> = BTreeMap::new();
+        for r in &replicas {
+            replica_regions
+                .entry(r.primary.clone())
+                .or_default()
+                .push(r.address.region.clone());
+        }
+        self.check_references(&declared, &by_address, &primary_of, diags);
+        let widening = self.widening(&declared, &primary_of);
 
         let mut nodes = Vec::new();
         for d in &declared {
             let kind = match &d.body {
                 Body::Key(k) => {
                     let mut key = k.key.clone();
-                    key.replica_regions = replicas
-                        .iter()
-                        .filter(|r| r.primary == d.address)
-                        .map(|r| r.address.region.clone())
-                        .collect();
+                    key.replica_regions = replica_regions.remove(&d.address).unwrap_or_default();
                     widen(&mut key.access, widening.get(&d.address));
                     NodeKind::Key(key)
                 }
@@ -408,15 +417,13 @@ impl Linker<'_> {
         &self,
         declared: &[Declared],
         by_address: &BTreeMap<Address, &Declared>,
-        replicas: &[PlannedReplica],
+        primary_of: &BTreeMap<Address, Address>,
         diags: &mut Diagnostics,
     ) {
-        let exists =
-            |a: &Address| by_address.contains_key(a) || replicas.iter().any(|r| &r.address == a);
+        let exists = |a: &Address| by_address.contains_key(a) || primary_of.contains_key(a);
         let all: Vec<String> = by_address
             .keys()
-            .cloned()
-            .chain(replicas.iter().map(|r| r.address.clone()))
+            .chain(primary_of.keys())
             .map(|a| a.to_string())
             .collect();
         for d in declared {
@@ -441,7 +448,7 @@ impl Linker<'_> {
             let is_key = matches!(
                 by_address.get(&key.value).map(|t| &t.body),
                 Some(Body::Key(_)) | Some(Body::Replica(_))
-            ) || replicas.iter().any(|r| r.address == key.value);
+            ) || primary_of.contains_key(&key.value);
             if !exists(&key.value) {
                 if !self.broken.contains(&key.value) {
                     diags.push(dangling(key, "key", &all));
@@ -485,7 +492,7 @@ impl Linker<'_> {
     fn widening(
         &self,
         declared: &[Declared],
-        replicas: &[PlannedReplica],
+        primary_of: &BTreeMap<Address, Address>,
     ) -> BTreeMap<Address, BTreeMap<String, Vec<super::model::Capability>>> {
         let mut out: BTreeMap<Address, BTreeMap<String, Vec<_>>> = BTreeMap::new();
         for d in declared {
@@ -493,10 +500,7 @@ impl Linker<'_> {
                 continue;
             };
             let account_id = self.accounts[&d.address.account].account_id.clone();
-            let family = replicas
-                .iter()
-                .find(|r| r.address == k.key.value)
-                .map_or(&k.key.value, |r| &r.primary);
+            let family = primary_of.get(&k.key.value).unwrap_or(&k.key.value);
             let caps = out
                 .entry(family.clone())
                 .or_default()
