@@ -9,47 +9,39 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::Tree;
+use common::{fake, Tree};
 use serde_json::{json, Value};
 
 const PROVIDER: &str = "provider[\"registry.terraform.io/hashicorp/aws\"]";
 
-fn fake_terraform() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform")
-}
-
 struct Run {
     code: i32,
     stderr: String,
-    /// Commands the fake terraform ran (`<address> <command>`), version checks aside.
+    /// What the fake terraform ran (`<address> <command>`), version checks aside.
     calls: Vec<String>,
 }
 
-/// `orch --live <tmp>/live ARGS` without a terminal, with the fake terraform.
+/// `orch ARGS` without a terminal: `layout migrate` as is (it runs no terraform), any other
+/// command with the fake terraform, whose plans find no changes.
 fn orch(tree: &Tree, args: &[&str]) -> Run {
-    let log = tree.path("fake.log");
-    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(tree.path("live"))
-        .args(args)
-        .current_dir(tree.root())
-        .env("ORCH_TERRAFORM", fake_terraform())
-        .env("FAKE_TF_LOG", &log)
-        .env("FAKE_TF_NO_CHANGES", "1")
-        .env_remove("ORCH_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let calls = std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| l.split(' ').skip(2).collect::<Vec<_>>().join(" "))
-        .collect();
-    let _ = std::fs::remove_file(&log);
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        calls,
+    let run = if args.first() == Some(&"layout") {
+        let out = common::orch(&tree.path("live"), tree.root(), args);
+        Run {
+            code: out.code,
+            stderr: out.stderr,
+            calls: Vec::new(),
+        }
+    } else {
+        let run = fake::orch(tree, args, &[("FAKE_TF_NO_CHANGES", "1")]);
+        Run {
+            code: run.code,
+            stderr: run.stderr,
+            calls: run
+                .calls
+                .iter()
+                .map(|c| format!("{} {}", c.address, c.command))
+                .collect(),
+        }
     };
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     run
