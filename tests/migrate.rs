@@ -494,39 +494,55 @@ fn a_move_goes_there_and_back_resource_for_resource() {
 }
 
 #[test]
-fn a_move_stopped_half_way_is_finished_by_running_again() {
-    // A move killed after writing the stacks, before clearing the node states: both hold them.
-    let tree = applied_per_node("stacks");
+fn a_move_stopped_at_any_step_is_finished_by_running_again() {
+    let moved = applied_per_node("stacks");
     let originals: Vec<(&str, String)> = [NODE_STATE, REPLICA_STATE, APP_STATE]
         .into_iter()
-        .map(|p| (p, tree.read(p)))
+        .map(|p| (p, moved.read(p)))
         .collect();
-    let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
+    let run = orch(&moved, &["layout", "migrate", "--auto-approve"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let stacks = tree.read(KEYS_STACK);
-    let tree = originals
-        .iter()
-        .fold(tree, |tree, (path, text)| tree.file(path, text));
-    let guarded = orch(&tree, &["plan", "--all"]);
-    assert_eq!(
-        guarded.code, 1,
-        "both layouts hold the nodes: still refused"
-    );
-    let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("(already there: a move stopped half-way; only the old state is cleared)"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(
-        tree.read(KEYS_STACK),
-        stacks,
-        "a stack already whole is not rewritten"
-    );
-    for (path, _) in &originals {
-        assert!(!tree.path(path).exists(), "{path} is still there");
+    let stacks: Vec<(&str, String)> = [KEYS_STACK, REPLICAS_STACK, DEV_STACK]
+        .into_iter()
+        .map(|p| (p, moved.read(p)))
+        .collect();
+    // What a kill -9 can leave: some stacks written (each whole, by a rename) with every node
+    // state intact, or every stack written and some node states removed. The lists pair each
+    // node's state with its stack, so the first `cleared` nodes are in written stacks.
+    for (written, cleared) in [(1, 0), (2, 0), (3, 0), (3, 1), (3, 2)] {
+        let tree = applied_per_node("stacks");
+        let tree = stacks[..written]
+            .iter()
+            .fold(tree, |tree, (path, text)| tree.file(path, text));
+        let tree = originals[..cleared]
+            .iter()
+            .fold(tree, |tree, (path, _)| tree.remove(path));
+        let guarded = orch(&tree, &["plan", "--all"]);
+        assert_eq!(guarded.code, 1, "a node still in both layouts: refused");
+        let run = orch(&tree, &["layout", "migrate", "--auto-approve"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            run.stderr
+                .matches("(already there: a move stopped half-way; only the old state is cleared)")
+                .count(),
+            // A node in a written stack whose own state is still there.
+            written - cleared,
+            "written {written}, cleared {cleared}:\n{}",
+            run.stderr
+        );
+        for (path, text) in &stacks {
+            let now = tree.read(path);
+            let same = |key: &str| read_json(&tree, path)[key].clone();
+            let then: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(same("resources"), then["resources"], "{path}");
+            assert_eq!(same("outputs"), then["outputs"], "{path}");
+            if stacks[..written].iter().any(|(p, _)| p == path) {
+                assert_eq!(&now, text, "{path}: a stack already whole is not rewritten");
+            }
+        }
+        for (path, _) in &originals {
+            assert!(!tree.path(path).exists(), "{path} is still there");
+        }
     }
 }
 
