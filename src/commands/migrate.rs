@@ -45,7 +45,7 @@ pub enum MigrateError {
         layout: &'static str,
         why: String,
     },
-    #[error("{address} has different resources in {from} and in {to}; nothing was moved\n  = help: one of them was changed after a move stopped half-way; keep the right one (the other is in .orch/migrations/ once moved) and remove the other")]
+    #[error("{address} has different resources in {from} and in {to}; nothing was moved\n  = help: a state changed after a move stopped half-way, and orch will not choose; compare the two, remove the node's resources from the wrong one (`terraform state rm`), and run `orch layout migrate` again")]
     Conflict {
         address: String,
         from: PathBuf,
@@ -394,13 +394,16 @@ impl States {
     }
 }
 
-/// The nodes of `nodes` whose managed resources are in `layout`'s state, with each of those
-/// resources, for the local backend. A state orch cannot read counts as holding resources: it is
-/// not safe to run over it.
-fn stranded(fleet: &Fleet, nodes: &[usize], layout: Layout) -> Vec<(String, String)> {
+/// The nodes of `nodes` with managed resources in `layout`'s state, each with where they are.
+/// A state orch cannot read counts as holding resources: it is not safe to run over it.
+fn stranded(
+    fleet: &Fleet,
+    nodes: impl Iterator<Item = usize>,
+    layout: Layout,
+) -> Vec<(String, String)> {
     let mut states = States::new(layout);
     let mut found = Vec::new();
-    for &i in nodes {
+    for i in nodes {
         let node = &fleet.nodes[i];
         let place = home(fleet, node, layout);
         // The common case, every node in the layout orch.yaml names, costs one stat per node.
@@ -425,15 +428,14 @@ fn stranded(fleet: &Fleet, nodes: &[usize], layout: Layout) -> Vec<(String, Stri
 }
 
 /// Refuses a run of `nodes` while one of them still has its state in the layout orch.yaml does
-/// not name. Only the local backend's states can be looked at without terraform; with the s3
-/// backend the check is left to `orch layout migrate`, which refuses that backend.
+/// not name. Only the local backend's states are looked at: an s3 backend's are remote, and
+/// reading one costs a terraform init per state (see the README).
 pub fn guard(fleet: &Fleet, nodes: &BTreeSet<usize>) -> Result<(), Diagnostic> {
     let layout = fleet.settings.layout;
     if fleet.settings.backend != Backend::Local {
         return Ok(());
     }
-    let nodes: Vec<usize> = nodes.iter().copied().collect();
-    let found = stranded(fleet, &nodes, other(layout));
+    let found = stranded(fleet, nodes.iter().copied(), other(layout));
     if found.is_empty() {
         return Ok(());
     }
