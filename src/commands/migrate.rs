@@ -491,7 +491,7 @@ pub fn execute(fleet: &Fleet, auto_approve: bool) -> Result<u8, MigrateError> {
             return Ok(130);
         }
         let terminal = std::io::stdin().is_terminal();
-        let mut confirm = |_: &str| {
+        let mut confirm = || {
             if auto_approve {
                 Ok(true)
             } else if !terminal {
@@ -522,12 +522,12 @@ pub fn execute(fleet: &Fleet, auto_approve: bool) -> Result<u8, MigrateError> {
 }
 
 /// Moves the state of every node of the fleet that is in the other layout into `layout`.
-/// `confirm` is asked once, after the moves are printed; it says whether to go on.
+/// `confirm` is asked once, after the moves are printed, whether to go on.
 fn migrate(
     fleet: &Fleet,
     layout: Layout,
     run_id: &str,
-    confirm: &mut dyn FnMut(&str) -> Result<bool, MigrateError>,
+    confirm: &mut dyn FnMut() -> Result<bool, MigrateError>,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Outcome, MigrateError> {
     if fleet.settings.backend != Backend::Local {
@@ -561,7 +561,6 @@ fn migrate(
         }
     }
     let state_dir = fleet.state_dir();
-    let shown = |p: &Path| p.display().to_string();
     let mut text = format!(
         "move the state of {} node(s), {resources} resource(s), from the {} layout to the {} layout:\n",
         moves.len(),
@@ -570,8 +569,8 @@ fn migrate(
     );
     for m in &moves {
         let at = |h: &Home| match &h.module {
-            Some(module) => format!("{} ({module})", shown(&h.file)),
-            None => shown(&h.file),
+            Some(module) => format!("{} ({module})", h.file.display()),
+            None => h.file.display().to_string(),
         };
         text.push_str(&format!(
             "  {}: {} resource(s), {} -> {}{}\n",
@@ -587,17 +586,19 @@ fn migrate(
         ));
     }
     say_raw!("{text}");
-    if !confirm(&text)? {
+    if !confirm()? {
         say!("nothing was moved");
         return Ok(Outcome::Declined);
     }
     let backups = state_dir.join("migrations").join(run_id);
     back_up(&moves, &state_dir.join("state"), &backups)?;
-    say!("backed up every state it changes to {}", shown(&backups));
+    say!("backed up every state it changes to {}", backups.display());
     let stop = || {
-        interrupted().then(|| {
+        let stop = interrupted();
+        if stop {
             say!("interrupted: stopped between two files; run `orch layout migrate` again to finish the move");
-        })
+        }
+        stop
     };
     // Destinations first, each written whole and read back: until then every source is intact.
     let mut by_destination: BTreeMap<&Path, Vec<&Move>> = BTreeMap::new();
@@ -605,7 +606,7 @@ fn migrate(
         by_destination.entry(&m.to.file).or_default().push(m);
     }
     for (file, arriving) in &by_destination {
-        if stop().is_some() {
+        if stop() {
             return Ok(Outcome::Interrupted);
         }
         let base = destinations.get(file)?;
@@ -642,7 +643,7 @@ fn migrate(
         by_source.entry(&m.from.file).or_default().push(m);
     }
     for (file, leaving) in &by_source {
-        if stop().is_some() {
+        if stop() {
             return Ok(Outcome::Interrupted);
         }
         let state = sources
@@ -668,7 +669,7 @@ fn migrate(
             write_state(file, &json)?;
             say!(
                 "{} keeps resources of modules that are no node of this tree",
-                shown(file)
+                file.display()
             );
         } else {
             std::fs::remove_file(file).map_err(io(file))?;
