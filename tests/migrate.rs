@@ -665,3 +665,45 @@ fn a_state_terraform_holds_locked_is_not_moved() {
         run.stderr
     );
 }
+
+/// `orch layout migrate` on a terminal (a pty from util-linux's `script`), answering `answer`.
+fn migrate_on_a_terminal(tree: &Tree, answer: &str) -> (i32, String) {
+    let command = format!(
+        "{} --live {} layout migrate",
+        env!("CARGO_BIN_EXE_orch"),
+        tree.path("live").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(tree.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("`script` (util-linux) runs orch on a terminal: install util-linux");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), answer.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn on_a_terminal_a_move_asks_first_and_takes_only_yes() {
+    let tree = applied_per_node("stacks");
+    let before = snapshot(&tree);
+    let (code, shown) = migrate_on_a_terminal(&tree, "y\n");
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains("from the per-node layout to the stacks layout")
+            && shown.contains("Move this state? Only 'yes' is accepted: ")
+            && shown.contains("nothing was moved"),
+        "{shown}"
+    );
+    assert_eq!(snapshot(&tree), before);
+    let (code, shown) = migrate_on_a_terminal(&tree, "yes\n");
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("moved the state of 3 node(s)"), "{shown}");
+    assert!(tree.path(KEYS_STACK).exists());
+}
