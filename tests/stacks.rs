@@ -495,6 +495,34 @@ fn apply_records_outputs_per_node_and_changed_skips_applied_nodes() {
 }
 
 #[test]
+fn an_apply_never_destroys_the_module_of_a_removed_node_yaml() {
+    let tree = stacks();
+    let remember = [("FAKE_TF_REMEMBER", "1")];
+    let apply = ["apply", "--account", "dev", "--auto-approve"];
+    assert_eq!(orch(&tree, &apply, &remember).code, 0);
+    let tree = tree.remove("live/dev/us-east-1/late");
+    let plan = orch(&tree, &["plan", "--account", "dev"], &remember);
+    assert_eq!(plan.code, 1, "{}", plan.stderr);
+    assert!(
+        plan.stderr.contains("the plan of stack dev/us-east-1/keys destroys module.late, which is no node of the tree any more"),
+        "{}",
+        plan.stderr
+    );
+    let run = orch(&tree, &apply, &remember);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let app = row(&run, "dev/us-east-1/app");
+    assert_eq!(app["status"], "failed");
+    assert!(
+        app["error"]
+            .as_str()
+            .unwrap()
+            .contains("put its node.yaml back and `orch destroy` it first"),
+        "{app}"
+    );
+    assert!(calls(&run, "apply").is_empty(), "{:?}", run.calls);
+}
+
+#[test]
 fn destroy_runs_dependent_stacks_first() {
     let tree = stacks();
     assert_eq!(

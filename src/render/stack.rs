@@ -166,8 +166,9 @@ impl Renderer<'_> {
                 let _ = writeln!(main, "  depends_on = [{}]", list.join(", "));
             }
             main.push('\n');
+            let width = node_vars_of.keys().map(String::len).max().unwrap_or(0);
             for name in node_vars_of.keys() {
-                let _ = writeln!(main, "  {name} = var.nodes[\"{m}\"][\"{name}\"]");
+                let _ = writeln!(main, "  {name:<width$} = var.nodes[\"{m}\"][\"{name}\"]");
             }
             main.push_str("}\n\n");
             let _ = writeln!(

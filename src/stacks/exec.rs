@@ -295,7 +295,25 @@ impl StackJob {
                 }
             };
             let by_module = plan_text::plan_by_module(&planned.text);
-            let counts = consistent_counts(&by_module.counts, planned.counts, &run, fleet);
+            let orphans: Vec<&str> = by_module
+                .counts
+                .keys()
+                .filter(|m| !modules.contains_key(*m))
+                .map(String::as_str)
+                .collect();
+            let counts =
+                consistent_counts(&by_module.counts, planned.counts, &run, &orphans, fleet);
+            // The module of a node whose node.yaml is gone: terraform would destroy its keys,
+            // which the per-node layout never does for a removed file. Such a plan can never be
+            // applied, so it fails, also as a plan.
+            if !orphans.is_empty() && !destroy {
+                let message = format!(
+                    "the plan of stack {stack} destroys module.{}, which is no node of the tree any more; orch never applies that: put its node.yaml back and `orch destroy` it first",
+                    orphans.join(", module.")
+                );
+                out.extend(self.all_failed(&run, &message, job));
+                return out;
+            }
             if !applying {
                 for &i in &run {
                     let m = module_name(&fleet.nodes[i]);
@@ -637,13 +655,14 @@ impl StackJob {
     }
 }
 
-/// Per-node counts from the plan's per-module lines, when they add up to plan's own summary
-/// (and the plan touched no module outside the run); `None` when they do not, so no count is
-/// shown that terraform did not vouch for.
+/// Per-node counts from the plan's per-module lines, when they and those of modules of no node
+/// (`orphans`) add up to plan's own summary; `None` when they do not, so no count is shown that
+/// terraform did not vouch for.
 fn consistent_counts(
     by_module: &BTreeMap<String, Counts>,
     summary: Option<Counts>,
     run: &[usize],
+    orphans: &[&str],
     fleet: &Fleet,
 ) -> Option<BTreeMap<usize, Counts>> {
     let summary = summary?;
@@ -659,11 +678,15 @@ fn consistent_counts(
             )
         })
         .collect();
-    let total = mine.values().fold(Counts::default(), |t, c| Counts {
-        add: t.add + c.add,
-        change: t.change + c.change,
-        destroy: t.destroy + c.destroy,
-    });
+    let orphaned = orphans.iter().filter_map(|m| by_module.get(*m));
+    let total = mine
+        .values()
+        .chain(orphaned)
+        .fold(Counts::default(), |t, c| Counts {
+            add: t.add + c.add,
+            change: t.change + c.change,
+            destroy: t.destroy + c.destroy,
+        });
     (total == summary).then_some(mine)
 }
 

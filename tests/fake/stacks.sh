@@ -67,6 +67,17 @@ plan)
     printf '\n  # module.%s.aws_kms_key.this will be %s\n  %s resource "aws_kms_key" "this" {\n    }\n' \
       "$m" "$verb" "$sign"
   done
+  # A module applied before that main.tf no longer has: terraform plans to destroy it.
+  gone=0
+  if [ -z "$destroy" ] && [ "$covered" = "$(echo $modules | tr ' ' ,)" ]; then
+    for applied in .fake-applied-*; do
+      [ -e "$applied" ] || continue
+      m=${applied#.fake-applied-}
+      listed "$m" "$modules" && continue
+      n=$((n + 1)) gone=$((gone + 1))
+      printf '\n  # module.%s.aws_kms_key.this will be destroyed\n  # (because module.%s is not in configuration)\n  - resource "aws_kms_key" "this" {\n    }\n' "$m" "$m"
+    done
+  fi
   if [ "$n" = 0 ]; then
     echo "No changes. Your infrastructure matches the configuration."
     record_stack plan
@@ -76,7 +87,7 @@ plan)
   if [ -n "$destroy" ]; then
     echo "Plan: 0 to add, 0 to change, $n to destroy."
   else
-    echo "Plan: $n to add, 0 to change, 0 to destroy."
+    echo "Plan: $((n - gone)) to add, 0 to change, $gone to destroy."
   fi
   record_stack plan
   exit 2
