@@ -365,6 +365,10 @@ impl StackJob {
                     ));
                     tokio::time::sleep(wait).await;
                 }
+                Err(e) if e.interrupted => {
+                    out.extend(self.failure(&run, &e, job, &modules));
+                    return out;
+                }
                 Err(e) => {
                     out.extend(
                         self.partly_applied(&run, &e, job, &modules, counts, &by_module)
@@ -602,7 +606,7 @@ impl StackJob {
                     Some(first) => Outcome {
                         output: mine.iter().map(|f| f.text.as_str()).collect(),
                         ..Outcome::failed(format!(
-                            "{} failed on this node: {}",
+                            "{} on this node: {}",
                             e.message.split(':').next().unwrap_or("terraform"),
                             crate::terraform::workflow::printable(&first.headline)
                         ))
