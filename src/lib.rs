@@ -22,6 +22,7 @@ macro_rules! say_raw {
 
 pub mod app;
 pub mod cli;
+mod backend;
 mod commands;
 mod config;
 mod diag;

@@ -286,11 +286,12 @@ impl NodeJob {
                 break plan;
             }
             self.forget_fingerprint()?;
+            let lock_timeout = self.lock_timeout();
             let apply = [
                 "apply",
                 "-input=false",
                 "-no-color",
-                "-lock-timeout=60s",
+                &lock_timeout,
                 "tfplan",
             ];
             match self.run_step(&apply, &[0], Retry::Never, &[]).await {
@@ -424,12 +425,21 @@ impl NodeJob {
         (providers, format!("{:016x}\n", hasher.finish()))
     }
 
+    /// `-lock-timeout=`: how long to wait for a state lock another run holds.
+    fn lock_timeout(&self) -> String {
+        format!(
+            "-lock-timeout={}s",
+            crate::backend::lock_timeout(&self.context.fleet.settings).as_secs()
+        )
+    }
+
     async fn plan(&mut self, destroy: bool) -> Result<Planned, StepError> {
+        let lock_timeout = self.lock_timeout();
         let mut args = vec![
             "plan",
             "-input=false",
             "-no-color",
-            "-lock-timeout=60s",
+            &lock_timeout,
             "-out=tfplan",
             "-detailed-exitcode",
         ];
@@ -715,17 +725,8 @@ fn hint(text: &str, dir: &Path) -> String {
             printable(&flat[start..at + 27])
         );
     }
-    if flat.contains("Error acquiring the state lock") {
-        let id = flat
-            .find("Lock Info: ID: ")
-            .and_then(|i| flat[i + 15..].split(' ').next())
-            .unwrap_or("<ID>");
-        return format!(
-            " (another process holds the state lock {}; if no terraform runs on this node any more, run `terraform force-unlock {}` in {})",
-            printable(id),
-            printable(id),
-            dir.display()
-        );
+    if let Some(lock) = super::lock_info::LockInfo::parse(text) {
+        return format!(" ({})", printable(&lock.describe(dir)));
     }
     String::new()
 }

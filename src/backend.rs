@@ -1,0 +1,85 @@
+//! Where a root module keeps its state: the `backend.tf` context for one state (a node's, or a
+//! stack's), and the state buckets a fleet needs. backend.tf cannot take variables, so every
+//! value here is one the config checked at load, and each is written as an escaped HCL string.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::config::{Account, Backend, Fleet, S3Backend, Settings};
+use crate::render::hcl;
+
+/// The `backend` context of `common/backend.tf` for the state named `state`: a node's address,
+/// or any other `/`-separated path of plain names (`_stacks/<account>/<region>/<tier>`). The
+/// module's work dir is `.orch/work/<state>/`; the state lives at `.orch/state/<state>/` (local)
+/// or `<key_prefix>/<state>/terraform.tfstate` in the account's bucket (s3).
+pub fn context(
+    settings: &Settings,
+    account: &Account,
+    endpoint: Option<&str>,
+    state: &str,
+) -> Value {
+    match &settings.backend {
+        Backend::Local => {
+            // Relative to the work dir, so the tree can move as a whole.
+            let up = "../".repeat(1 + state.split('/').count());
+            json!({
+                "type": "local",
+                "path": hcl::string(&format!("{up}state/{state}/terraform.tfstate")),
+            })
+        }
+        Backend::S3(s3) => json!({
+            "type": "s3",
+            "bucket": hcl::string(&s3.bucket_for(account)),
+            "key": hcl::string(&state_key(s3, state)),
+            "region": hcl::string(&s3.region),
+            "role_arn": account.role_arn.as_deref().map(hcl::string),
+            "endpoint": endpoint.map(hcl::string),
+        }),
+    }
+}
+
+/// The object key of a state in its bucket.
+pub fn state_key(s3: &S3Backend, state: &str) -> String {
+    format!("{}/{state}/terraform.tfstate", s3.key_prefix)
+}
+
+/// A state bucket and the accounts whose nodes keep their state in it. It is reached, created
+/// and checked through the first of them (by name): with `{account_id}` in the template each
+/// account has its own.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    pub name: String,
+    pub accounts: Vec<String>,
+}
+
+/// The buckets the accounts of `accounts` need, one per distinct name, by name.
+pub fn buckets<'a>(
+    fleet: &Fleet,
+    s3: &S3Backend,
+    accounts: impl IntoIterator<Item = &'a String>,
+) -> Vec<Bucket> {
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for name in accounts {
+        let account = &fleet.accounts[name];
+        let list = by_name.entry(s3.bucket_for(account)).or_default();
+        if !list.contains(name) {
+            list.push(name.clone());
+        }
+    }
+    by_name
+        .into_iter()
+        .map(|(name, mut accounts)| {
+            accounts.sort();
+            Bucket { name, accounts }
+        })
+        .collect()
+}
+
+/// How long terraform waits for a state lock held by another run.
+pub fn lock_timeout(settings: &Settings) -> std::time::Duration {
+    match &settings.backend {
+        Backend::S3(s3) => s3.lock_timeout,
+        Backend::Local => crate::config::DEFAULT_LOCK_TIMEOUT,
+    }
+}
