@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::cli::{Cli, Command, Filters, Generate, GraphFormat, RunOptions, TfvarsFormat};
+use crate::cli::{
+    BackendCommand, Cli, Command, Filters, Generate, GraphFormat, RunOptions, TfvarsFormat,
+};
 use crate::config::{self, Address, Fleet, Profile, BUILTIN_KINDS};
 use crate::diag::{Diagnostic, Diagnostics, Sources};
 use crate::graph::{glob_match, glob_problem, Dag};
@@ -167,6 +169,13 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             terraform_run(global, live, run, Action::Destroy, false, *auto_approve)
         }
         Command::Rollout(args) => rollout(global, args),
+        Command::Backend {
+            what:
+                BackendCommand::Bootstrap {
+                    auto_approve,
+                    execution,
+                },
+        } => backend_bootstrap(global, live, *auto_approve, execution),
         Command::Output { address } => {
             let loaded = load(live, global.strict)?;
             let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
@@ -299,6 +308,30 @@ fn rollout(global: &crate::cli::Global, args: &crate::cli::RolloutArgs) -> Resul
         0 => Ok(()),
         code => Err(AppError::Exit(code)),
     }
+}
+
+/// `orch backend bootstrap`: the tree loaded and the lock held, then `commands/backend.rs`.
+fn backend_bootstrap(
+    global: &crate::cli::Global,
+    live: &Path,
+    auto_approve: bool,
+    execution: &crate::cli::Execution,
+) -> Result<(), AppError> {
+    let loaded = load(live, global.strict)?;
+    let profile = run_profile(global, &loaded.fleet)?;
+    let binary = discover_binary(&loaded, execution.terraform_bin.clone())?;
+    let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let env = crate::run::terraform_env(&loaded.fleet);
+    crate::commands::backend::Remote {
+        fleet: &loaded.fleet,
+        templates: &loaded.templates,
+        profile: profile.as_ref(),
+        binary: &binary,
+        env: &env,
+        parallelism: parallelism(execution.parallelism, &loaded.fleet),
+    }
+    .bootstrap(auto_approve)
+    .map_err(AppError::Usage)
 }
 
 /// The profile terraform runs with: `--profile`, with `--endpoint` over its endpoint.

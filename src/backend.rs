@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::config::{Account, Backend, Fleet, S3Backend, Settings};
-use crate::render::hcl;
+use crate::render::{hcl, Templates};
 
 /// The `backend` context of `common/backend.tf` for the state named `state`: a node's address,
 /// or any other `/`-separated path of plain names (`_stacks/<account>/<region>/<tier>`). The
@@ -82,4 +82,20 @@ pub fn lock_timeout(settings: &Settings) -> std::time::Duration {
         Backend::S3(s3) => s3.lock_timeout,
         Backend::Local => crate::config::DEFAULT_LOCK_TIMEOUT,
     }
+}
+
+/// The `backend.tf` of the state `state` (see [`context`]), for orch's own modules.
+pub fn backend_tf(
+    templates: &Templates,
+    settings: &Settings,
+    account: &Account,
+    endpoint: Option<&str>,
+    state: &str,
+) -> Result<String, String> {
+    let context = json!({ "backend": context(settings, account, endpoint, state) });
+    let context = tera::Context::from_value(context).expect("the context is an object");
+    templates
+        .tera
+        .render("common/backend.tf", &context)
+        .map_err(|e| crate::render::templates::error_chain(&e))
 }

@@ -21,8 +21,8 @@ macro_rules! say_raw {
 }
 
 pub mod app;
-pub mod cli;
 mod backend;
+pub mod cli;
 mod commands;
 mod config;
 mod diag;

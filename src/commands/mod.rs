@@ -1,3 +1,4 @@
 //! One file per command whose body is more than wiring (see STYLE.md).
 
+pub mod backend;
 pub mod rollout;

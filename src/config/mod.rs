@@ -22,7 +22,7 @@ pub use address::Address;
 pub use model::*;
 pub use node::BUILTIN_KINDS;
 pub use principal::partition_of;
-pub use settings::{bucket_name_problem, DEFAULT_LOCK_TIMEOUT};
+pub use settings::DEFAULT_LOCK_TIMEOUT;
 
 use crate::diag::{Diagnostic, Diagnostics, Sources, Span};
 

@@ -9,10 +9,10 @@ use marked_yaml::Node;
 use super::address::check_name;
 use super::decode::{printable, Fields};
 use super::model::{Account, Backend, Profile, S3Backend, Settings, Wave, BUCKET_PLACEHOLDERS};
-use super::wave::parse_duration;
 use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_role};
 use super::regions;
+use super::wave::parse_duration;
 use super::yaml::{span_of, YamlFile};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 
@@ -196,15 +196,19 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
                 },
                 None => {
                     let span = b.span();
-                    b.error(span, "an s3 backend needs `bucket`").help =
-                        Some("e.g. bucket: \"tfstate-{account_id}\": one bucket per account".into());
+                    b.error(span, "an s3 backend needs `bucket`").help = Some(
+                        "e.g. bucket: \"tfstate-{account_id}\": one bucket per account".into(),
+                    );
                 }
             }
             match &region {
                 Some(r) if regions::is_known(&r.value) => s3.region = r.value.clone(),
                 Some(r) => {
-                    b.error(r.span, format!("backend `region`: `{}` is not an AWS region", r.value))
-                        .help = Some("the region of the state buckets, e.g. us-east-1".into());
+                    b.error(
+                        r.span,
+                        format!("backend `region`: `{}` is not an AWS region", r.value),
+                    )
+                    .help = Some("the region of the state buckets, e.g. us-east-1".into());
                 }
                 None => {
                     let span = b.span();
@@ -216,9 +220,8 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
                 match check_key_prefix(&p.value) {
                     Ok(()) => s3.key_prefix = p.value.clone(),
                     Err(why) => {
-                        b.error(p.span, format!("backend `key_prefix`: {why}")).help = Some(
-                            "e.g. key_prefix: orch/kms; letters, digits and `- _ . /`".into(),
-                        );
+                        b.error(p.span, format!("backend `key_prefix`: {why}")).help =
+                            Some("e.g. key_prefix: orch/kms; letters, digits and `- _ . /`".into());
                     }
                 }
             }
@@ -284,7 +287,7 @@ fn check_bucket_template(template: &str) -> Result<(), String> {
 
 /// Why `name` is not a bucket name S3 accepts, or orch does (no dots: S3 allows them, but a
 /// dotted name does not match the certificate of a virtual-hosted HTTPS request).
-pub fn bucket_name_problem(name: &str) -> Option<String> {
+fn bucket_name_problem(name: &str) -> Option<String> {
     let len = name.chars().count();
     if !(3..=63).contains(&len) {
         return Some(format!("it is {len} characters long; S3 takes 3 to 63"));
@@ -311,7 +314,9 @@ pub fn bucket_name_problem(name: &str) -> Option<String> {
     }
     for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
         if name.starts_with(prefix) {
-            return Some(format!("names starting with `{prefix}` are reserved by AWS"));
+            return Some(format!(
+                "names starting with `{prefix}` are reserved by AWS"
+            ));
         }
     }
     for suffix in ["-s3alias", "--ol-s3", "--x-s3", "--table-s3"] {

@@ -98,13 +98,18 @@ fn utc_seconds(text: &str) -> Option<u64> {
     let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let mut t = time.split(':');
-    let (hh, mm) = (t.next()?.parse::<u64>().ok()?, t.next()?.parse::<u64>().ok()?);
+    let (hh, mm) = (
+        t.next()?.parse::<u64>().ok()?,
+        t.next()?.parse::<u64>().ok()?,
+    );
     let ss = t.next()?.split('.').next()?.parse::<u64>().ok()?;
     if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
     let days = days_from_civil(y, m, day);
-    u64::try_from(days).ok().map(|d| d * 86_400 + hh * 3600 + mm * 60 + ss)
+    u64::try_from(days)
+        .ok()
+        .map(|d| d * 86_400 + hh * 3600 + mm * 60 + ss)
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -131,12 +136,21 @@ mod tests {
         assert_eq!(info.id, "0d7e7e4c-1c2a-4f5e-9b1e-5d0f0e6a7b8c");
         assert_eq!(info.who, "ci@runner-7");
         assert_eq!(info.operation, "OperationTypeApply");
-        let created = UNIX_EPOCH + Duration::from_secs(days_from_civil(2026, 11, 30) as u64 * 86_400 + 6 * 3600 + 15 * 60 + 2);
+        let created = UNIX_EPOCH
+            + Duration::from_secs(
+                days_from_civil(2026, 11, 30) as u64 * 86_400 + 6 * 3600 + 15 * 60 + 2,
+            );
         assert_eq!(info.age(created + Duration::from_secs(125)), Some(125));
         let text = info.describe(std::path::Path::new("w"));
-        assert!(text.contains("held by ci@runner-7 since 2026-11-30 06:15:02.123456 +0000 UTC"), "{text}");
+        assert!(
+            text.contains("held by ci@runner-7 since 2026-11-30 06:15:02.123456 +0000 UTC"),
+            "{text}"
+        );
         assert!(text.contains("for Apply, lock ID 0d7e7e4c"), "{text}");
-        assert!(text.contains("`terraform force-unlock 0d7e7e4c-1c2a-4f5e-9b1e-5d0f0e6a7b8c` in w"), "{text}");
+        assert!(
+            text.contains("`terraform force-unlock 0d7e7e4c-1c2a-4f5e-9b1e-5d0f0e6a7b8c` in w"),
+            "{text}"
+        );
         assert_eq!(human(3725), "1h 2m 5s");
     }
 

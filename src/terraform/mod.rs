@@ -6,5 +6,6 @@ pub mod binary;
 pub mod lock_info;
 pub mod process;
 pub mod redact;
+pub mod remote;
 pub mod runs;
 pub mod workflow;
