@@ -42,7 +42,10 @@ fn invalid_bucket_names() {
         ("tfstate.{account_id}", "it has a dot"),
         ("192.168.1.1", "it has a dot"),
         ("tfstate_{account_id}", "`_` is not allowed"),
-        ("-tfstate-{account_id}", "must start and end with a letter or digit"),
+        (
+            "-tfstate-{account_id}",
+            "must start and end with a letter or digit",
+        ),
         ("xn--{account_id}", "reserved by AWS"),
         ("{account_id}-s3alias", "reserved by AWS"),
         ("ab", "it is 2 characters long"),
@@ -69,7 +72,10 @@ fn a_name_only_one_account_makes_invalid() {
     let out = Tree::new()
         .file(
             ORCH,
-            &backend(&format!("  bucket: \"{}-{{environment}}\"\n", "t".repeat(59))),
+            &backend(&format!(
+                "  bucket: \"{}-{{environment}}\"\n",
+                "t".repeat(59)
+            )),
         )
         .rejects(&["live/orch.yaml:3"], &["gives account `prod` the bucket"]);
     assert!(
@@ -91,7 +97,10 @@ fn bad_region_prefix_lock_timeout_and_dynamodb_table() {
             &["backend `region`: `us-north-9` is not an AWS region"],
         );
     Tree::new()
-        .file(ORCH, "backend:\n  type: s3\n  bucket: \"tfstate-{account_id}\"\n")
+        .file(
+            ORCH,
+            "backend:\n  type: s3\n  bucket: \"tfstate-{account_id}\"\n",
+        )
         .rejects(&["live/orch.yaml:2"], &["an s3 backend needs `region`"]);
     for (prefix, says) in [
         ("../up", "has an empty, `.` or `..` segment"),
@@ -102,26 +111,44 @@ fn bad_region_prefix_lock_timeout_and_dynamodb_table() {
         Tree::new()
             .file(
                 ORCH,
-                &format!("{}  key_prefix: '{prefix}'\n", backend("  bucket: \"tfstate-{account_id}\"\n")),
+                &format!(
+                    "{}  key_prefix: '{prefix}'\n",
+                    backend("  bucket: \"tfstate-{account_id}\"\n")
+                ),
             )
             .rejects(&["live/orch.yaml:5"], &["backend `key_prefix`", says]);
     }
     Tree::new()
         .file(
             ORCH,
-            &format!("{}  lock_timeout: 2 days\n", backend("  bucket: \"tfstate-{account_id}\"\n")),
+            &format!(
+                "{}  lock_timeout: 2 days\n",
+                backend("  bucket: \"tfstate-{account_id}\"\n")
+            ),
         )
-        .rejects(&["live/orch.yaml:5"], &["backend `lock_timeout`", "is not a duration"]);
+        .rejects(
+            &["live/orch.yaml:5"],
+            &["backend `lock_timeout`", "is not a duration"],
+        );
     Tree::new()
         .file(
             ORCH,
-            &format!("{}  lock_timeout: 2h\n", backend("  bucket: \"tfstate-{account_id}\"\n")),
+            &format!(
+                "{}  lock_timeout: 2h\n",
+                backend("  bucket: \"tfstate-{account_id}\"\n")
+            ),
         )
-        .rejects(&["live/orch.yaml:5"], &["backend `lock_timeout` is over an hour"]);
+        .rejects(
+            &["live/orch.yaml:5"],
+            &["backend `lock_timeout` is over an hour"],
+        );
     Tree::new()
         .file(
             ORCH,
-            &format!("{}  dynamodb_table: tf-locks\n", backend("  bucket: \"tfstate-{account_id}\"\n")),
+            &format!(
+                "{}  dynamodb_table: tf-locks\n",
+                backend("  bucket: \"tfstate-{account_id}\"\n")
+            ),
         )
         .rejects(
             &["live/orch.yaml:5"],
@@ -131,8 +158,16 @@ fn bad_region_prefix_lock_timeout_and_dynamodb_table() {
 
 /// A fleet of one key in account 222222222222, state in `tfstate-222222222222`.
 fn one_key(root: &std::path::Path) {
-    write(root, "live/orch.yaml", &s3::orch_yaml("tfstate-{account_id}", ""));
-    write(root, "live/dev/account.yaml", &s3::account_yaml("222222222222"));
+    write(
+        root,
+        "live/orch.yaml",
+        &s3::orch_yaml("tfstate-{account_id}", ""),
+    );
+    write(
+        root,
+        "live/dev/account.yaml",
+        &s3::account_yaml("222222222222"),
+    );
     write(root, "live/dev/us-east-1/k/node.yaml", "description: k\n");
 }
 
@@ -184,7 +219,12 @@ fn a_missing_bucket_stops_the_run_before_any_node() {
         assert!(run.stderr.contains("nothing was run"), "{}", run.stderr);
         nothing_ran(root);
     }
-    let bucket = s3::bucket(&sandbox.venv, endpoint, "222222222222", "tfstate-222222222222");
+    let bucket = s3::bucket(
+        &sandbox.venv,
+        endpoint,
+        "222222222222",
+        "tfstate-222222222222",
+    );
     assert_eq!(bucket["exists"], false, "{bucket}");
 }
 
@@ -219,7 +259,12 @@ fn a_bucket_of_another_account_is_refused_by_name() {
     );
     nothing_ran(root);
     // The other account's bucket is as it was: empty, not versioned by orch.
-    let bucket = s3::bucket(&sandbox.venv, endpoint, "999999999999", "tfstate-222222222222");
+    let bucket = s3::bucket(
+        &sandbox.venv,
+        endpoint,
+        "999999999999",
+        "tfstate-222222222222",
+    );
     assert_eq!(bucket["objects"], serde_json::json!({}), "{bucket}");
     assert_eq!(bucket["versioning"], serde_json::Value::Null, "{bucket}");
 }
