@@ -725,10 +725,14 @@ fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppErro
     };
     let mine = shard.filter(fleet, &selected);
     say!(
-        "shard {shard}: {} of {} selected nodes; {} depend on nodes of other shards (their outputs come from .orch/outputs when recorded there, else placeholders: provisional)",
+        "shard {shard}: {} of {} selected nodes; {} depend on nodes of other shards (their outputs come from {}, else placeholders: provisional)",
         mine.len(),
         selected.len(),
-        crate::shard::leaning_on_others(&loaded.dag, &selected, &mine)
+        crate::shard::leaning_on_others(&loaded.dag, &selected, &mine),
+        match fleet.settings.backend {
+            config::Backend::S3(_) => "their remote state",
+            config::Backend::Local => ".orch/outputs when recorded there",
+        }
     );
     Ok(mine)
 }

@@ -99,3 +99,85 @@ pub fn backend_tf(
         .render("common/backend.tf", &context)
         .map_err(|e| crate::render::templates::error_chain(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Span;
+
+    fn account(name: &str, id: &str, role: Option<&str>) -> Account {
+        Account {
+            name: name.into(),
+            account_id: id.into(),
+            environment: "prod".into(),
+            role_arn: role.map(String::from),
+            regions: vec!["us-east-1".into()],
+            id_span: Span::file(0),
+            regions_span: Span::file(0),
+        }
+    }
+
+    fn s3(bucket: &str) -> S3Backend {
+        S3Backend {
+            bucket: bucket.into(),
+            bucket_span: Span::file(0),
+            region: "eu-west-1".into(),
+            key_prefix: "orch/kms".into(),
+            lock_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+
+    fn settings(backend: Backend) -> Settings {
+        Settings {
+            terraform_binary: None,
+            aws_provider: String::new(),
+            required_version: String::new(),
+            parallelism: None,
+            backend,
+            profiles: Default::default(),
+            waves: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_state_of_any_depth_gets_its_key_and_local_path() {
+        let prod = account(
+            "prod",
+            "111111111111",
+            Some("arn:aws:iam::111111111111:role/d"),
+        );
+        let local = context(
+            &settings(Backend::Local),
+            &prod,
+            None,
+            "_stacks/prod/us-east-1/keys",
+        );
+        assert_eq!(
+            local["path"],
+            "\"../../../../../state/_stacks/prod/us-east-1/keys/terraform.tfstate\""
+        );
+        let remote = context(
+            &settings(Backend::S3(s3("tfstate-{account_id}-{environment}"))),
+            &prod,
+            Some("http://127.0.0.1:5000"),
+            "prod/us-east-1/k",
+        );
+        assert_eq!(remote["bucket"], "\"tfstate-111111111111-prod\"");
+        assert_eq!(
+            remote["key"],
+            "\"orch/kms/prod/us-east-1/k/terraform.tfstate\""
+        );
+        assert_eq!(remote["region"], "\"eu-west-1\"");
+        assert_eq!(remote["role_arn"], "\"arn:aws:iam::111111111111:role/d\"");
+        assert_eq!(remote["endpoint"], "\"http://127.0.0.1:5000\"");
+        let no_role = context(
+            &settings(Backend::S3(s3("b-{account}"))),
+            &account("dev", "222222222222", None),
+            None,
+            "dev/us-east-1/k",
+        );
+        assert_eq!(no_role["role_arn"], Value::Null);
+        assert_eq!(no_role["endpoint"], Value::Null);
+        assert_eq!(lock_timeout(&settings(Backend::S3(s3("b")))).as_secs(), 5);
+    }
+}

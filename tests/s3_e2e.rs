@@ -7,6 +7,9 @@
 //! alone; two applies of one node at once end with one applied, the other waiting or failing
 //! cleanly, and nothing lost.
 //!
+//! `orch rollout --shard` is checked with the fake terraform (tests/fake/terraform): the shards
+//! cover every node once, each going through the waves in order.
+//!
 //! Three nodes in two accounts keep it affordable: each plan of a node costs about 6.5 CPU-s.
 //! Needs terraform, TF_CLI_CONFIG_FILE and the project venv (`scripts/just test` sets them up).
 
@@ -331,5 +334,84 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), target).unwrap();
         }
+    }
+}
+
+/// `rollout --shard I/N` over N = 1..3: each shard rolls out its own part of every wave, in the
+/// waves' order, and the shards together cover every node exactly once.
+#[test]
+fn rollout_shards_cover_every_node_once_wave_by_wave() {
+    let tree = common::Tree::new()
+        .file(
+            "live/orch.yaml",
+            "defaults:\n  deletion_window_days: 30\n  tags: {ManagedBy: orch}\n\
+             waves:\n  - {name: canary, match: [\"dev/**\"]}\n  - {name: rest, match: [\"**\"]}\n",
+        )
+        .file(
+            "live/dev/us-east-1/b/node.yaml",
+            "description: b\nkey_users: [arn:aws:iam::222222222222:role/app]\n",
+        )
+        .file(
+            "live/dev/us-east-1/c/node.yaml",
+            "description: c\nkey_users: [arn:aws:iam::222222222222:role/app]\n",
+        )
+        .file("live/prod/us-east-1/d/node.yaml", "description: d\n");
+    let fake = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform");
+    let all = [
+        ("dev/us-east-1/app", "canary"),
+        ("dev/us-east-1/b", "canary"),
+        ("dev/us-east-1/c", "canary"),
+        ("prod/eu-west-1/data", "rest"),
+        ("prod/us-east-1/d", "rest"),
+        ("prod/us-east-1/data", "rest"),
+    ];
+    for count in 1..=3 {
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for index in 1..=count {
+            let shard = format!("{index}/{count}");
+            let report = tree.path(format!("r-{index}-{count}.json").as_str());
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
+                .arg("--live")
+                .arg(tree.path("live"))
+                .args([
+                    "--no-color",
+                    "rollout",
+                    "--auto-approve",
+                    "--shard",
+                    &shard,
+                    "--report",
+                ])
+                .arg(&report)
+                .current_dir(tree.root())
+                .env("ORCH_TERRAFORM", &fake)
+                .env("FAKE_TF_STATE", tree.path("fake-state"))
+                .env("FAKE_TF_REMEMBER", "1")
+                .env_remove("ORCH_PROFILE")
+                .env_remove("ORCH_LIVE")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "shard {shard}:\n{stderr}");
+            assert!(stderr.contains(&format!("shard {shard}: ")), "{stderr}");
+            let report: Value =
+                serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+            let waves = report["waves"].as_array().unwrap();
+            let names: Vec<&str> = waves.iter().map(|w| w["name"].as_str().unwrap()).collect();
+            assert_eq!(names, ["canary", "rest"], "shard {shard}: waves in order");
+            for wave in waves {
+                for node in wave["nodes"].as_array().unwrap() {
+                    let address = node["address"].as_str().unwrap().to_string();
+                    let previous =
+                        seen.insert(address.clone(), wave["name"].as_str().unwrap().into());
+                    assert!(previous.is_none(), "{address} is in two shards of {count}");
+                }
+            }
+        }
+        let expected: BTreeMap<String, String> = all
+            .iter()
+            .map(|(a, w)| (a.to_string(), w.to_string()))
+            .collect();
+        assert_eq!(seen, expected, "{count} shards");
     }
 }
