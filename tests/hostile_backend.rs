@@ -178,25 +178,8 @@ fn nothing_ran(root: &std::path::Path) {
         "a node was rendered: {:?}",
         std::fs::read_dir(root.join(".orch/work")).map(|d| d.count())
     );
-    let logs: Vec<_> = walk(&root.join(".orch/logs"));
+    let logs = s3::files_under(&root.join(".orch/logs"));
     assert!(logs.is_empty(), "node logs were written: {logs:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p)
-            } else {
-                vec![p]
-            }
-        })
-        .collect()
 }
 
 #[test]

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 
-use emulator::{command, finish, orch, readback, write, Run, Sandbox};
+use emulator::{command, finish, orch, readback, write, Sandbox};
 use serde_json::Value;
 
 const DEV: &str = "222222222222";
@@ -52,43 +52,6 @@ fn fleet(root: &Path) {
         "live/ops/us-east-1/k2/node.yaml",
         "description: ops key\n",
     );
-}
-
-/// address -> (status, provisional) of a run's report.
-fn statuses(run: &Run) -> BTreeMap<String, (String, bool)> {
-    run.report["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no report:\n{}", run.stderr))
-        .iter()
-        .map(|n| {
-            (
-                n["address"].as_str().unwrap().to_string(),
-                (
-                    n["status"].as_str().unwrap().to_string(),
-                    n["provisional"].as_bool().unwrap(),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn files_named(dir: &Path, name: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .flat_map(|e| {
-            let p = e.path();
-            if p.is_dir() {
-                files_named(&p, name)
-            } else if p.file_name().is_some_and(|n| n == name) {
-                vec![p.display().to_string()]
-            } else {
-                Vec::new()
-            }
-        })
-        .collect()
 }
 
 fn state_key(address: &str) -> String {
@@ -183,8 +146,11 @@ fn state_in_s3_from_bootstrap_to_a_fresh_checkout_shards_and_locks() {
     // Local state would be under .orch/state (terraform's own .terraform/terraform.tfstate is
     // the backend's configuration, and the bootstrap module keeps its own local state).
     assert_eq!(
-        files_named(&root.join(".orch/state"), "terraform.tfstate"),
-        Vec::<String>::new()
+        s3::files_under(&root.join(".orch/state"))
+            .into_iter()
+            .filter(|p| p.ends_with("terraform.tfstate"))
+            .collect::<Vec<_>>(),
+        Vec::<std::path::PathBuf>::new()
     );
 
     // A fresh checkout: live/ alone, no .orch/. Two shards cover the fleet once, with real values.
@@ -202,10 +168,10 @@ fn state_in_s3_from_bootstrap_to_a_fresh_checkout_shards_and_locks() {
             "shard {shard} has changes or failed:\n{}",
             run.stderr
         );
-        for (address, status) in statuses(&run) {
+        for (address, status, provisional) in run.statuses() {
             assert_eq!(
-                status,
-                ("no changes".to_string(), false),
+                (status.as_str(), provisional),
+                ("no changes", false),
                 "{address} in shard {shard}"
             );
             assert!(

@@ -347,6 +347,19 @@ impl Rollout<'_> {
         run::interrupted(&self.interrupt)
     }
 
+    /// With state in S3: the wave's buckets checked and its dependencies' outputs read again.
+    fn remote_first(&self, action: Action, nodes: &BTreeSet<usize>) -> Result<(), String> {
+        run::remote_first(
+            &self.fleet,
+            self.dag,
+            &self.templates,
+            self.profile.as_ref(),
+            &self.binary,
+            &self.env,
+            &self.request(action, nodes),
+        )
+    }
+
     fn wave(&self, w: usize) -> &Wave {
         &self.fleet.settings.waves[w]
     }
@@ -357,16 +370,7 @@ impl Rollout<'_> {
         for (w, nodes) in plan {
             let wave = self.wave(*w);
             say!("== wave {} ({} nodes): plan ==", wave.name, nodes.len());
-            let request = self.request(Action::Plan, nodes);
-            if let Err(e) = run::remote_first(
-                &self.fleet,
-                self.dag,
-                &self.templates,
-                self.profile.as_ref(),
-                &self.binary,
-                &self.env,
-                &request,
-            ) {
+            if let Err(e) = self.remote_first(Action::Plan, nodes) {
                 say!("error: {e}");
                 results.push(WaveResult {
                     name: wave.name.clone(),
@@ -489,16 +493,7 @@ impl Rollout<'_> {
         };
         // Other shards (other runners) apply their part of earlier waves at their own pace: the
         // outputs of this wave's dependencies are read again from remote state.
-        let request = self.request(Action::Apply, nodes);
-        if let Err(e) = run::remote_first(
-            &self.fleet,
-            self.dag,
-            &self.templates,
-            self.profile.as_ref(),
-            &self.binary,
-            &self.env,
-            &request,
-        ) {
+        if let Err(e) = self.remote_first(Action::Apply, nodes) {
             say!("error: {e}\nwave {} was not started", wave.name);
             return Ok(result);
         }

@@ -42,3 +42,21 @@ pub fn s3py(venv: &Path, args: &[&str]) -> String {
 pub fn bucket(venv: &Path, endpoint: &str, account: &str, name: &str) -> Value {
     serde_json::from_str(&s3py(venv, &["show", endpoint, account, name])).unwrap()
 }
+
+/// Every file under `dir`, at any depth (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p)
+            } else {
+                vec![p]
+            }
+        })
+        .collect()
+}
