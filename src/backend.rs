@@ -133,6 +133,7 @@ mod tests {
             aws_provider: String::new(),
             required_version: String::new(),
             parallelism: None,
+            layout: Default::default(),
             backend,
             profiles: Default::default(),
             waves: Vec::new(),

@@ -40,5 +40,6 @@ mod run;
 mod scheduler;
 mod shard;
 mod signal;
+mod stacks;
 mod terraform;
 mod waves;

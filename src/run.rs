@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Fleet, Profile};
+use crate::config::{Fleet, Layout, Profile};
 use crate::graph::Dag;
 use crate::render::Templates;
 use crate::reporter::{table, Reporter, Row};
@@ -280,8 +280,19 @@ pub(crate) async fn phase(
             Direction::Forward
         },
     };
-    let executor = Arc::new(TerraformExecutor { context });
-    let scheduling = scheduler::run(dag, &request.selected, &options, executor, tx, stop_rx);
+    let scheduling = async {
+        match fleet.settings.layout {
+            Layout::PerNode => {
+                let executor = Arc::new(TerraformExecutor { context });
+                scheduler::run(dag, &request.selected, &options, executor, tx, stop_rx).await
+            }
+            Layout::Stacks => {
+                let selected = &request.selected;
+                crate::stacks::exec::schedule(dag, fleet, selected, &options, context, tx, stop_rx)
+                    .await
+            }
+        }
+    };
     let reporting = async {
         while let Some(event) = rx.recv().await {
             observe(&event);
@@ -341,7 +352,7 @@ fn finish(
     say_raw!("\n{}", table(&rows));
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     say!(
-        "{} nodes: {} ok, {} with changes, {} without, {}{} failed, {} skipped or not started; logs in {}",
+        "{} nodes: {} ok, {} with changes, {} without, {}{} failed{}, {} skipped or not started; logs in {}",
         rows.len(),
         count("ok"),
         count("changes"),
@@ -351,6 +362,11 @@ fn finish(
             n => format!("{n} unchanged since their last apply, "),
         },
         count("failed") + count("interrupted"),
+        // `layout: stacks`: nodes of a stack whose run terraform stopped on another of them.
+        match rows.iter().filter(|r| r.status.starts_with("not ") && r.status != "not started").count() {
+            0 => String::new(),
+            n => format!(", {n} {}", crate::reporter::not_applied(request.action)),
+        },
         rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
         fleet.state_dir().join("logs").join(run_id).display()
     );

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::backend::{self, Bucket};
-use crate::config::{Backend, Fleet, Profile, S3Backend};
+use crate::config::{Backend, Fleet, Layout, Profile, S3Backend};
 use crate::graph::Dag;
 use crate::render::Templates;
 use crate::terraform::binary::Binary;
@@ -124,6 +124,12 @@ impl Remote<'_> {
         }
         if !problems.is_empty() {
             return Err(problems.join("\n"));
+        }
+        // A stack's nodes keep their outputs in the stack's state, which the stack's own run
+        // reads; only per-node states are read here.
+        if matches!(self.fleet.settings.layout, Layout::Stacks) {
+            say!("state in S3: {} bucket(s) checked", buckets.len());
+            return Ok(());
         }
         let dependencies: BTreeSet<usize> =
             selected.iter().flat_map(|&i| dag.dependencies(i)).collect();

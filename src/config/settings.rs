@@ -8,9 +8,11 @@ use marked_yaml::Node;
 
 use super::address::check_name;
 use super::decode::{printable, Fields};
-use super::model::{Account, Backend, Profile, S3Backend, Settings, Wave, BUCKET_PLACEHOLDERS};
+use super::model::{
+    Account, Backend, Layout, Profile, S3Backend, Settings, Wave, BUCKET_PLACEHOLDERS,
+};
 use super::node::K9_TAGS;
-use super::principal::{check_account_id, check_role};
+use super::principal::{check_account_id, check_partition, check_role, partition_of};
 use super::regions;
 use super::wave::parse_duration;
 use super::yaml::{span_of, YamlFile};
@@ -50,6 +52,7 @@ pub fn default_settings() -> Settings {
         aws_provider: DEFAULT_AWS_PROVIDER.to_string(),
         required_version: DEFAULT_REQUIRED_VERSION.to_string(),
         parallelism: None,
+        layout: Layout::PerNode,
         backend: Backend::Local,
         profiles: BTreeMap::new(),
         waves: Vec::new(),
@@ -98,6 +101,23 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
                 p.span,
                 format!("parallelism must be between 1 and 256, not {}", p.value),
             );
+        }
+    }
+    if let Some(layout) = f.string("layout") {
+        match Layout::parse(&layout.value) {
+            Some(l) => settings.layout = l,
+            None => {
+                let near = did_you_mean(&layout.value, Layout::NAMES)
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                f.error(
+                    layout.span,
+                    format!("unknown layout `{}`", crate::diag::escape(&layout.value)),
+                )
+                .help = Some(format!(
+                    "{near}`layout` is `per-node` (one terraform state per node, the default) or `stacks` (one per account, region and tier)"
+                ));
+            }
         }
     }
     if let Some(b) = f.map("backend", "`backend`") {
@@ -547,6 +567,23 @@ pub fn read_account(
                         .map(|near| format!("did you mean `{near}`?"));
                 } else if regions_list.contains(&r.value) {
                     f.error(r.span, format!("region `{}` is listed twice", r.value));
+                } else if let Some(first) = regions_list
+                    .first()
+                    .filter(|first| partition_of(first) != partition_of(&r.value))
+                {
+                    f.error(
+                        r.span,
+                        format!(
+                            "{} is in the partition `{}`, but {first} is in `{}`: an AWS account lives in one partition",
+                            r.value,
+                            partition_of(&r.value),
+                            partition_of(first)
+                        ),
+                    )
+                    .help = Some(
+                        "a GovCloud or China account is a separate account: give it its own directory under live/"
+                            .into(),
+                    );
                 } else {
                     regions_list.push(r.value);
                 }
@@ -568,6 +605,11 @@ pub fn read_account(
             span
         }
     };
+    if let (Some(role), Some(first)) = (&role_arn, regions_list.first()) {
+        if let Err(why) = check_partition(&role.value, first) {
+            f.error(role.span, why);
+        }
+    }
     let defaults = read_defaults(&mut f);
     let id_span = id.map_or(f.span(), |id| id.span);
     f.finish(diags, None);
