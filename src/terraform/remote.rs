@@ -28,8 +28,7 @@ pub enum BucketState {
 }
 
 impl Runner<'_> {
-    /// Writes `files` into `dir` (only those whose content changed) and runs `terraform ARGS`
-    /// there. Ok with the output when it exits 0; Err with the first error line otherwise.
+    /// `terraform ARGS` in `dir`, its output redacted: Ok when it exits 0, Err otherwise.
     fn run(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
         let out = Command::new(&self.binary.path)
             .args(args)
@@ -50,7 +49,8 @@ impl Runner<'_> {
         }
     }
 
-    /// `init` unless `dir` is initialized for exactly these files already.
+    /// Writes `files` into `dir` (those whose content changed), then `init` unless `dir` is
+    /// initialized for exactly these files and this terraform already.
     fn init(&self, dir: &Path, files: &[(&str, String)]) -> Result<(), String> {
         let mut stamp = self.binary.version.clone();
         for (name, text) in files {
