@@ -1,6 +1,7 @@
 """The local AWS emulator for orch's sandbox profile: moto's server (pinned in
-scripts/setup-python) with two fixes, to KMS ReplicateKey and to S3
-GetBucketNotificationConfiguration.
+scripts/setup-python) with fixes to KMS ReplicateKey, S3
+GetBucketNotificationConfiguration and conditional PutObject, and S3 buckets private to
+their account.
 
 moto 5.2.5's replicate_key() shallow-copies the primary key, so primary and replica
 share their multi-region configuration, grants and aliases (a DescribeKey of the
@@ -12,13 +13,29 @@ This gives the replica its own state, as AWS does.
 moto 5.2.5 stores a bucket's EventBridgeConfiguration but leaves it out of
 GetBucketNotificationConfiguration, so `aws_s3_bucket_notification { eventbridge = true }`
 reads back as false and every plan shows a change. This returns it, as AWS does.
+
+terraform's S3 backend (`use_lockfile`) takes a state lock by writing `<key>.tflock` with
+`If-None-Match: *`: AWS writes the object only if none exists, atomically, and answers 412
+PreconditionFailed to every other writer. moto 5.2.5 checks the header, then writes, with no
+lock between the two, and its server answers requests on several threads: two runs could both
+"take" the lock. This makes the check and the write one step, as AWS does.
+
+In AWS a bucket is its account's: a request from another account gets 403 AccessDenied unless
+a bucket policy lets it in. moto lets every account use every bucket unless
+MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS is false, which this sets. A test fakes "a bucket that exists
+in another account" by creating it through a role of that account (the account of a request is
+the one of the role it assumed).
 Everything else is moto as is.
 
 Usage: emulator.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
 import copy
 import json
+import os
 import sys
+import threading
+
+os.environ["MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS"] = "false"
 
 from moto.core.responses import ActionResult
 from moto.kms import models, responses
@@ -88,10 +105,22 @@ def get_bucket_notification(self):
     return self.serialized(ActionResult(result))
 
 
+conditional_writes = threading.Lock()
+
+
+def put_object(self):
+    if self.headers.get("If-None-Match") or self.headers.get("If-Match"):
+        with conditional_writes:
+            return moto_put_object(self)
+    return moto_put_object(self)
+
+
 models.KmsBackend.replicate_key = replicate_key
 responses.KmsResponse.replicate_key = replicate_key_response
 moto_get_bucket_notification = s3_responses.S3Response.get_bucket_notification
 s3_responses.S3Response.get_bucket_notification = get_bucket_notification
+moto_put_object = s3_responses.S3Response.put_object
+s3_responses.S3Response.put_object = put_object
 
 if __name__ == "__main__":
     from moto.server import main

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::cli::{
-    Cli, Command, Filters, Generate, GraphFormat, LayoutCommand, RunOptions, TfvarsFormat,
+    BackendCommand, Cli, Command, Filters, Generate, GraphFormat, LayoutCommand, RunOptions,
+    TfvarsFormat,
 };
 use crate::config::{self, Address, Fleet, Profile, BUILTIN_KINDS};
 use crate::diag::{Diagnostic, Diagnostics, Sources};
@@ -196,6 +197,13 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                 code => Err(AppError::Exit(code)),
             }
         }
+        Command::Backend {
+            what:
+                BackendCommand::Bootstrap {
+                    auto_approve,
+                    execution,
+                },
+        } => backend_bootstrap(global, live, *auto_approve, execution),
         Command::Output { address } => {
             let loaded = load(live, global.strict)?;
             let node = &loaded.fleet.nodes[find(&loaded.fleet, address)?];
@@ -344,6 +352,30 @@ fn layout_guard(loaded: &Loaded, selected: &BTreeSet<usize>, live: &Path) -> Res
         diags.push(d);
         report(&loaded.fleet.sources, &diags, live)
     })
+}
+
+/// `orch backend bootstrap`: the tree loaded and the lock held, then `commands/backend.rs`.
+fn backend_bootstrap(
+    global: &crate::cli::Global,
+    live: &Path,
+    auto_approve: bool,
+    execution: &crate::cli::Execution,
+) -> Result<(), AppError> {
+    let loaded = load(live, global.strict)?;
+    let profile = run_profile(global, &loaded.fleet)?;
+    let binary = discover_binary(&loaded, execution.terraform_bin.clone())?;
+    let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let env = crate::run::terraform_env(&loaded.fleet);
+    crate::commands::backend::Remote {
+        fleet: &loaded.fleet,
+        templates: &loaded.templates,
+        profile: profile.as_ref(),
+        binary: &binary,
+        env: &env,
+        parallelism: parallelism(execution.parallelism, &loaded.fleet),
+    }
+    .bootstrap(auto_approve)
+    .map_err(AppError::Usage)
 }
 
 /// The profile terraform runs with: `--profile`, with `--endpoint` over its endpoint.
@@ -742,10 +774,14 @@ fn select(loaded: &Loaded, filters: &Filters) -> Result<BTreeSet<usize>, AppErro
     };
     let mine = shard.filter(fleet, &selected);
     say!(
-        "shard {shard}: {} of {} selected nodes; {} depend on nodes of other shards (their outputs come from .orch/outputs when recorded there, else placeholders: provisional)",
+        "shard {shard}: {} of {} selected nodes; {} depend on nodes of other shards (their outputs come from {}, else placeholders: provisional)",
         mine.len(),
         selected.len(),
-        crate::shard::leaning_on_others(&loaded.dag, &selected, &mine)
+        crate::shard::leaning_on_others(&loaded.dag, &selected, &mine),
+        match fleet.settings.backend {
+            config::Backend::S3(_) => "their remote state",
+            config::Backend::Local => ".orch/outputs when recorded there",
+        }
     );
     Ok(mine)
 }

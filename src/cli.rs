@@ -126,6 +126,11 @@ pub enum Command {
         #[command(subcommand)]
         what: LayoutCommand,
     },
+    /// The S3 backend's state buckets (orch.yaml `backend: {type: s3, ...}`).
+    Backend {
+        #[command(subcommand)]
+        what: BackendCommand,
+    },
     /// Write per-node tfvars for pipelines of one's own.
     Generate {
         #[command(subcommand)]
@@ -151,6 +156,9 @@ pub struct RolloutArgs {
     /// Only nodes whose inputs changed since their last apply, and their dependents.
     #[arg(long, conflicts_with = "resume")]
     pub changed: bool,
+    /// Only shard I of N of each wave's nodes (split by address hash), for N CI runners.
+    #[arg(long, value_name = "I/N", value_parser = crate::shard::parse, conflicts_with = "resume")]
+    pub shard: Option<crate::shard::Shard>,
     #[command(flatten)]
     pub execution: Execution,
 }
@@ -162,6 +170,19 @@ pub enum LayoutCommand {
         /// Move without asking (required when there is no terminal).
         #[arg(long)]
         auto_approve: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackendCommand {
+    /// List the state buckets the fleet needs, say which exist, and create the missing ones
+    /// (versioned, encrypted, public access blocked, TLS only) after asking.
+    Bootstrap {
+        /// Create without asking (required when there is no terminal).
+        #[arg(long)]
+        auto_approve: bool,
+        #[command(flatten)]
+        execution: Execution,
     },
 }
 

@@ -21,6 +21,7 @@ macro_rules! say_raw {
 }
 
 pub mod app;
+mod backend;
 pub mod cli;
 mod commands;
 mod config;

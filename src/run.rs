@@ -66,6 +66,18 @@ pub fn execute(
             return Ok(Outcome { code: 130 });
         };
         let env = terraform_env(&fleet);
+        if let Err(e) = remote_first(
+            &fleet,
+            dag,
+            &templates,
+            profile.as_ref(),
+            &binary,
+            &env,
+            &request,
+        ) {
+            say!("error: {e}\nnothing was run");
+            return Ok(done(runs, Outcome { code: 1 }));
+        }
         let confirm_first = matches!(request.action, Action::Apply | Action::Destroy)
             && !request.auto_approve
             && !request.selected.is_empty();
@@ -140,6 +152,28 @@ pub fn execute(
             finish(&request, rows, &interrupt, &fleet, &run_id),
         ))
     })
+}
+
+/// With state in S3: the buckets of the selected nodes checked and their dependencies' outputs
+/// read from remote state, before any node runs (`commands/backend.rs`).
+pub(crate) fn remote_first(
+    fleet: &Fleet,
+    dag: &Dag,
+    templates: &Templates,
+    profile: Option<&Profile>,
+    binary: &Binary,
+    env: &[(String, String)],
+    request: &Request,
+) -> Result<(), String> {
+    let remote = crate::commands::backend::Remote {
+        fleet,
+        templates,
+        profile,
+        binary,
+        env,
+        parallelism: request.parallelism,
+    };
+    tokio::task::block_in_place(|| remote.preflight(dag, &request.selected))
 }
 
 /// What a run sets up before terraform starts.

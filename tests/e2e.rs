@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use emulator::{orch, processes_in, readback, write, Run, Sandbox};
+use emulator::{orch, processes_in, readback, write, Sandbox};
 use serde_json::Value;
 
 /// A description with quotes, a newline and template markers: it must arrive verbatim.
@@ -75,21 +75,6 @@ fn fleet(root: &Path) {
     );
 }
 
-fn statuses(run: &Run) -> Vec<(String, String, bool)> {
-    run.report["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no report:\n{}", run.stderr))
-        .iter()
-        .map(|n| {
-            (
-                n["address"].as_str().unwrap().to_string(),
-                n["status"].as_str().unwrap().to_string(),
-                n["provisional"].as_bool().unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn policy_of(root: &Path, address: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_orch"))
         .arg("--live")
@@ -126,7 +111,7 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     // 1. Plan: everything to create; dependents plan on placeholders (provisional).
     let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}", plan.stderr);
-    let rows = statuses(&plan);
+    let rows = plan.statuses();
     assert_eq!(rows.len(), 7, "{rows:?}");
     for (address, status, provisional) in &rows {
         assert_eq!(status, "changes", "{address}");
@@ -141,9 +126,9 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     let apply = orch(root, endpoint, &["apply", "--all", "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     assert!(
-        statuses(&apply).iter().all(|(_, s, _)| s == "ok"),
+        apply.statuses().iter().all(|(_, s, _)| s == "ok"),
         "{:?}",
-        statuses(&apply)
+        apply.statuses()
     );
 
     // 3. Read back what exists, as declared.
@@ -248,11 +233,12 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         again.stderr
     );
     assert!(
-        statuses(&again)
+        again
+            .statuses()
             .iter()
             .all(|(_, s, p)| s == "no changes" && !p),
         "{:?}",
-        statuses(&again)
+        again.statuses()
     );
 
     // 5. Destroy, and read back that it is gone (keys wait out their deletion window).

@@ -255,11 +255,11 @@ fn an_s3_backend_keeps_one_state_object_per_stack() {
     tree.run(&["render", "--all"]).assert_success();
     let backend = tree.read(&format!("{KEYS}/backend.tf"));
     assert!(
-        backend.contains("key     = \"fleet/_stacks/prod/us-east-1/keys/terraform.tfstate\""),
+        backend.contains("key          = \"fleet/_stacks/prod/us-east-1/keys/terraform.tfstate\""),
         "{backend}"
     );
     assert!(
-        backend.contains("bucket  = \"tf-111111111111\""),
+        backend.contains("bucket       = \"tf-111111111111\""),
         "{backend}"
     );
 }

@@ -193,7 +193,17 @@ pub fn execute(
                 });
             }
         }
+        if let Some(shard) = &args.shard {
+            nodes.retain(|&i| shard.holds(&fleet.nodes[i].address.to_string()));
+            journal.waves[w].nodes.retain(|n| shard.holds(&n.address));
+        }
         plan.push((w, nodes));
+    }
+    if let Some(shard) = &args.shard {
+        let mine: usize = plan.iter().map(|(_, n)| n.len()).sum();
+        say!(
+            "shard {shard}: {mine} of the rollout's nodes, in each wave the part of this shard; the gate of a wave covers this shard's part"
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -337,6 +347,19 @@ impl Rollout<'_> {
         run::interrupted(&self.interrupt)
     }
 
+    /// With state in S3: the wave's buckets checked and its dependencies' outputs read again.
+    fn remote_first(&self, action: Action, nodes: &BTreeSet<usize>) -> Result<(), String> {
+        run::remote_first(
+            &self.fleet,
+            self.dag,
+            &self.templates,
+            self.profile.as_ref(),
+            &self.binary,
+            &self.env,
+            &self.request(action, nodes),
+        )
+    }
+
     fn wave(&self, w: usize) -> &Wave {
         &self.fleet.settings.waves[w]
     }
@@ -347,6 +370,16 @@ impl Rollout<'_> {
         for (w, nodes) in plan {
             let wave = self.wave(*w);
             say!("== wave {} ({} nodes): plan ==", wave.name, nodes.len());
+            if let Err(e) = self.remote_first(Action::Plan, nodes) {
+                say!("error: {e}");
+                results.push(WaveResult {
+                    name: wave.name.clone(),
+                    status: WaveStatus::Failed,
+                    rows: Vec::new(),
+                    gate: None,
+                });
+                break;
+            }
             let rows = self
                 .phase(Action::Plan, nodes, BTreeSet::new(), &mut |_| {})
                 .await;
@@ -458,6 +491,12 @@ impl Rollout<'_> {
             rows: Vec::new(),
             gate: None,
         };
+        // Other shards (other runners) apply their part of earlier waves at their own pace: the
+        // outputs of this wave's dependencies are read again from remote state.
+        if let Err(e) = self.remote_first(Action::Apply, nodes) {
+            say!("error: {e}\nwave {} was not started", wave.name);
+            return Ok(result);
+        }
         if wave.approve && !self.options.args.auto_approve {
             say!(
                 "== wave {} ({} nodes): plan for approval ==",

@@ -22,6 +22,7 @@ pub use address::Address;
 pub use model::*;
 pub use node::BUILTIN_KINDS;
 pub use principal::partition_of;
+pub use settings::DEFAULT_LOCK_TIMEOUT;
 
 use crate::diag::{Diagnostic, Diagnostics, Sources, Span};
 
@@ -176,6 +177,7 @@ pub fn load(live: &Path, custom_kinds: &BTreeSet<String>) -> Checked {
         accounts.insert(account.name.clone(), account);
     }
 
+    settings::check_buckets(&settings, &accounts, &mut diags);
     let linker = link::Linker {
         accounts: &accounts,
         layers: &layers,

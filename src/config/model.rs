@@ -85,13 +85,37 @@ impl Layout {
 pub enum Backend {
     /// State under `.orch/state/<address>/terraform.tfstate`.
     Local,
-    /// One state object per node; `{account_id}` in the bucket name is replaced per account.
-    S3 {
-        bucket: String,
-        region: String,
-        key_prefix: String,
-        dynamodb_table: Option<String>,
-    },
+    /// State in each account's bucket, one object per node (or stack).
+    S3(S3Backend),
+}
+
+/// `backend: {type: s3, ...}`: every value here is checked at load, since backend.tf cannot take
+/// variables and orch writes them into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Backend {
+    /// The bucket name template, with placeholders from [`BUCKET_PLACEHOLDERS`].
+    pub bucket: String,
+    /// Where `bucket` is written, for errors about the name it gives an account.
+    pub bucket_span: Span,
+    /// The region of every state bucket.
+    pub region: String,
+    /// State keys are `<key_prefix>/<address>/terraform.tfstate`.
+    pub key_prefix: String,
+    /// How long terraform waits for a state lock another run holds before it gives up.
+    pub lock_timeout: std::time::Duration,
+}
+
+/// What a bucket name template may contain, and what each becomes for an account.
+pub const BUCKET_PLACEHOLDERS: [&str; 3] = ["{account_id}", "{account}", "{environment}"];
+
+impl S3Backend {
+    /// The bucket that holds the state of `account`'s nodes.
+    pub fn bucket_for(&self, account: &Account) -> String {
+        self.bucket
+            .replace("{account_id}", &account.account_id)
+            .replace("{account}", &account.name)
+            .replace("{environment}", &account.environment)
+    }
 }
 
 /// A named set of provider settings chosen with `--profile` (e.g. `sandbox`, an emulator).

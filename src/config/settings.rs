@@ -1,16 +1,20 @@
 //! `orch.yaml` and `account.yaml`: fleet settings, accounts, and the `defaults:` each layer adds.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::Node;
 
 use super::address::check_name;
 use super::decode::{printable, Fields};
-use super::model::{Account, Backend, Layout, Profile, Settings, Wave};
+use super::model::{
+    Account, Backend, Layout, Profile, S3Backend, Settings, Wave, BUCKET_PLACEHOLDERS,
+};
 use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_partition, check_role, partition_of};
 use super::regions;
+use super::wave::parse_duration;
 use super::yaml::{span_of, YamlFile};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
 
@@ -159,7 +163,15 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
     let bucket = b.string("bucket");
     let region = b.string("region");
     let key_prefix = b.string("key_prefix");
-    let table = b.string("dynamodb_table");
+    let lock_timeout = b.string("lock_timeout");
+    if let Some(span) = b.key_span("dynamodb_table") {
+        b.node("dynamodb_table");
+        b.error(
+            span,
+            "`dynamodb_table` is not used: orch locks state with S3 native locking (`use_lockfile`, terraform 1.10 and later), and terraform deprecates DynamoDB locking",
+        )
+        .help = Some("remove `dynamodb_table`; the lock is an object beside the state in the bucket".into());
+    }
     let backend = match kind.as_ref().map(|k| k.value.as_str()) {
         // A missing or null `type` has had its error.
         None => Backend::Local,
@@ -169,7 +181,7 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
                 ("bucket", &bucket),
                 ("region", &region),
                 ("key_prefix", &key_prefix),
-                ("dynamodb_table", &table),
+                ("lock_timeout", &lock_timeout),
             ] {
                 if let Some(v) = value {
                     b.error(
@@ -182,25 +194,71 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
             Backend::Local
         }
         Some("s3") => {
-            let bucket = bucket.map(|v| v.value);
-            let region = region.and_then(|r| {
-                if regions::is_known(&r.value) {
-                    Some(r.value)
-                } else {
-                    b.error(r.span, format!("`{}` is not an AWS region", r.value));
-                    None
+            let mut s3 = S3Backend {
+                bucket: String::new(),
+                bucket_span: b.span(),
+                region: String::new(),
+                key_prefix: "orch".into(),
+                lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            };
+            match &bucket {
+                Some(v) => match check_bucket_template(&v.value) {
+                    Ok(()) => {
+                        s3.bucket = v.value.clone();
+                        s3.bucket_span = v.span;
+                    }
+                    Err(why) => {
+                        b.error(v.span, format!("backend `bucket`: {why}")).help = Some(format!(
+                            "a bucket name is 3-63 lower-case letters, digits and hyphens; placeholders: {}",
+                            BUCKET_PLACEHOLDERS.join(", ")
+                        ));
+                    }
+                },
+                None => {
+                    let span = b.span();
+                    b.error(span, "an s3 backend needs `bucket`").help = Some(
+                        "e.g. bucket: \"tfstate-{account_id}\": one bucket per account".into(),
+                    );
                 }
-            });
-            if bucket.is_none() || region.is_none() {
-                let span = b.span();
-                b.error(span, "an s3 backend needs `bucket` and `region`");
             }
-            Backend::S3 {
-                bucket: bucket.unwrap_or_default(),
-                region: region.unwrap_or_default(),
-                key_prefix: key_prefix.map(|v| v.value).unwrap_or_else(|| "orch".into()),
-                dynamodb_table: table.map(|v| v.value),
+            match &region {
+                Some(r) if regions::is_known(&r.value) => s3.region = r.value.clone(),
+                Some(r) => {
+                    b.error(
+                        r.span,
+                        format!("backend `region`: `{}` is not an AWS region", r.value),
+                    )
+                    .help = Some("the region of the state buckets, e.g. us-east-1".into());
+                }
+                None => {
+                    let span = b.span();
+                    b.error(span, "an s3 backend needs `region`").help =
+                        Some("the region of the state buckets, e.g. region: us-east-1".into());
+                }
             }
+            if let Some(p) = &key_prefix {
+                match check_key_prefix(&p.value) {
+                    Ok(()) => s3.key_prefix = p.value.clone(),
+                    Err(why) => {
+                        b.error(p.span, format!("backend `key_prefix`: {why}")).help =
+                            Some("e.g. key_prefix: orch/kms; letters, digits and `- _ . /`".into());
+                    }
+                }
+            }
+            if let Some(t) = &lock_timeout {
+                match parse_duration(&t.value) {
+                    Ok(d) if d <= MAX_LOCK_TIMEOUT => s3.lock_timeout = d,
+                    Ok(_) => {
+                        b.error(t.span, "backend `lock_timeout` is over an hour").help = Some(
+                            "a lock held that long belongs to a run that is stuck: find it rather than wait".into(),
+                        );
+                    }
+                    Err(why) => {
+                        b.error(t.span, format!("backend `lock_timeout`: {why}"));
+                    }
+                }
+            }
+            Backend::S3(s3)
         }
         Some(other) => {
             let span = kind.as_ref().map(|k| k.span).unwrap_or(b.span());
@@ -209,44 +267,144 @@ fn read_backend(mut b: Fields, diags: &mut Diagnostics) -> Backend {
             Backend::Local
         }
     };
-    if let Backend::S3 {
-        bucket,
-        key_prefix,
-        dynamodb_table,
-        ..
-    } = &backend
-    {
-        for (what, value) in [("bucket", bucket), ("key_prefix", key_prefix)] {
-            if value.is_empty() {
-                let span = b.span();
-                b.error(span, format!("backend {what} is empty"));
-            } else if !value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._/{}".contains(c))
-            {
-                let span = b.span();
-                b.error(
-                    span,
-                    format!("backend {what} `{value}` has characters S3 does not allow"),
-                );
-            }
-        }
-        if let Some(t) = dynamodb_table {
-            if t.is_empty()
-                || !t
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-            {
-                let span = b.span();
-                b.error(
-                    span,
-                    format!("dynamodb_table `{t}` has characters DynamoDB does not allow"),
-                );
-            }
-        }
-    }
     b.finish(diags, None);
     backend
+}
+
+/// How long terraform waits for a state lock by default (`-lock-timeout`).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_LOCK_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// A bucket template: known placeholders only, and a valid bucket name once they are filled in
+/// with values of their own shape. Each account's own name is checked by [`check_buckets`].
+fn check_bucket_template(template: &str) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        let tail = &rest[open..];
+        let Some(placeholder) = BUCKET_PLACEHOLDERS.iter().find(|p| tail.starts_with(**p)) else {
+            let shown: String = tail
+                .split_inclusive('}')
+                .next()
+                .unwrap_or(tail)
+                .chars()
+                .take(40)
+                .collect();
+            return Err(format!(
+                "`{shown}` in `{template}` is not a placeholder orch knows (known: {})",
+                BUCKET_PLACEHOLDERS.join(", ")
+            ));
+        };
+        rest = &tail[placeholder.len()..];
+    }
+    let sample = template
+        .replace("{account_id}", "123456789012")
+        .replace("{account}", "a")
+        .replace("{environment}", "a");
+    bucket_name_problem(&sample).map_or(Ok(()), |why| {
+        Err(format!("`{template}` is not a valid S3 bucket name: {why}"))
+    })
+}
+
+/// Why `name` is not a bucket name S3 accepts, or orch does (no dots: S3 allows them, but a
+/// dotted name does not match the certificate of a virtual-hosted HTTPS request).
+fn bucket_name_problem(name: &str) -> Option<String> {
+    let len = name.chars().count();
+    if !(3..=63).contains(&len) {
+        return Some(format!("it is {len} characters long; S3 takes 3 to 63"));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_ascii_uppercase()) {
+        return Some(format!("`{c}` is upper case; S3 takes lower case only"));
+    }
+    if name.contains('.') {
+        return Some(
+            "it has a dot: S3 allows dots, but a dotted name (or one like an IP address) breaks TLS for the virtual-hosted requests terraform makes, so orch refuses them".into(),
+        );
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Some(format!(
+            "`{}` is not allowed; S3 takes lower-case letters, digits and hyphens",
+            c.escape_default()
+        ));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Some("it must start and end with a letter or digit".into());
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            return Some(format!(
+                "names starting with `{prefix}` are reserved by AWS"
+            ));
+        }
+    }
+    for suffix in ["-s3alias", "--ol-s3", "--x-s3", "--table-s3"] {
+        if name.ends_with(suffix) {
+            return Some(format!("names ending with `{suffix}` are reserved by AWS"));
+        }
+    }
+    None
+}
+
+/// A key prefix goes into every state key and into backend.tf: plain path segments only.
+fn check_key_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty() || prefix.len() > 256 {
+        return Err(format!("`{prefix}` must be 1 to 256 characters"));
+    }
+    if let Some(c) = prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_./".contains(*c)))
+    {
+        return Err(format!(
+            "`{}` in `{prefix}` is not allowed",
+            c.escape_default()
+        ));
+    }
+    if prefix
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "`{prefix}` has an empty, `.` or `..` segment (or a leading or trailing `/`)"
+        ));
+    }
+    Ok(())
+}
+
+/// The bucket name each account's nodes use must be valid: an account name with `_`, or an
+/// environment that makes the name too long, shows only here.
+pub fn check_buckets(
+    settings: &Settings,
+    accounts: &BTreeMap<String, Account>,
+    diags: &mut Diagnostics,
+) {
+    let Backend::S3(s3) = &settings.backend else {
+        return;
+    };
+    if s3.bucket.is_empty() {
+        return;
+    }
+    for account in accounts.values() {
+        // An account without a valid id has had its error.
+        if account.account_id.is_empty() {
+            continue;
+        }
+        let name = s3.bucket_for(account);
+        if let Some(why) = bucket_name_problem(&name) {
+            diags.push(
+                Diagnostic::error(
+                    s3.bucket_span,
+                    format!(
+                        "backend `bucket` `{}` gives account `{}` the bucket `{name}`, which is not a valid S3 bucket name: {why}",
+                        s3.bucket, account.name
+                    ),
+                )
+                .with_note(account.id_span, format!("account `{}` is declared here", account.name))
+                .with_help("change the template (placeholders: {account_id}, {account}, {environment}), or the account's name or environment"),
+            );
+        }
+    }
 }
 
 fn read_profile(node: &Node, diags: &mut Diagnostics) -> Option<Profile> {

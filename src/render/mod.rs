@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Value};
 
-use crate::config::{Backend, Fleet, Node, NodeKind, Profile};
+use crate::config::{Fleet, Node, NodeKind, Profile};
 pub use inputs::RecordedOutputs;
 pub use templates::Templates;
 pub use write::{write_atomic, write_files};
@@ -127,26 +127,9 @@ impl<'a> Renderer<'a> {
     fn common_context(&self, node: &Node) -> Value {
         let settings = &self.fleet.settings;
         let account = self.fleet.account_of(node);
-        let backend = match &settings.backend {
-            Backend::Local => json!({
-                "type": "local",
-                // Relative to the work dir .orch/work/<account>/<region>/<node>/, so the tree
-                // can move as a whole.
-                "path": format!("../../../../state/{}/terraform.tfstate", node.address),
-            }),
-            Backend::S3 {
-                bucket,
-                region,
-                key_prefix,
-                dynamodb_table,
-            } => json!({
-                "type": "s3",
-                "bucket": bucket.replace("{account_id}", &account.account_id),
-                "key": format!("{key_prefix}/{}/terraform.tfstate", node.address),
-                "region": region,
-                "dynamodb_table": dynamodb_table,
-            }),
-        };
+        let endpoint = self.profile.and_then(|p| p.endpoint.as_deref());
+        let backend =
+            crate::backend::context(settings, account, endpoint, &node.address.to_string());
         json!({
             "required_version": settings.required_version,
             "aws_provider": settings.aws_provider,

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use super::{write_files, RenderError, Rendered, Renderer, TemplateCache, WriteStats};
-use crate::config::Backend;
 use crate::stacks::{module_name, Stack, Stacks, STACKS_DIR};
 
 /// A stack's files: the root's, and each member node's (its per-node render, of which the child
@@ -237,32 +236,20 @@ impl Renderer<'_> {
             "aws_provider": settings.aws_provider,
             "has_role": account.role_arn.is_some(),
             "endpoint": self.profile.and_then(|p| p.endpoint.as_ref()).is_some(),
-            "backend": self.stack_backend(stack, &account.account_id),
+            "backend": self.stack_backend(stack, account),
         })
     }
 
     /// The backend of a stack's state: `.orch/state/_stacks/<stack>/terraform.tfstate`, or the
-    /// S3 key `<key_prefix>/_stacks/<stack>/terraform.tfstate`.
-    fn stack_backend(&self, stack: &Stack, account_id: &str) -> Value {
-        let key = format!("{STACKS_DIR}/{stack}/terraform.tfstate");
-        match &self.fleet.settings.backend {
-            // Relative to the stack's work dir, .orch/work/_stacks/<account>/<region>/<tier>/.
-            Backend::Local => {
-                json!({"type": "local", "path": format!("../../../../../state/{key}")})
-            }
-            Backend::S3 {
-                bucket,
-                region,
-                key_prefix,
-                dynamodb_table,
-            } => json!({
-                "type": "s3",
-                "bucket": bucket.replace("{account_id}", account_id),
-                "key": format!("{key_prefix}/{key}"),
-                "region": region,
-                "dynamodb_table": dynamodb_table,
-            }),
-        }
+    /// S3 key `<key_prefix>/_stacks/<stack>/terraform.tfstate` in the account's bucket.
+    fn stack_backend(&self, stack: &Stack, account: &crate::config::Account) -> Value {
+        let endpoint = self.profile.and_then(|p| p.endpoint.as_deref());
+        crate::backend::context(
+            &self.fleet.settings,
+            account,
+            endpoint,
+            &format!("{STACKS_DIR}/{stack}"),
+        )
     }
 }
 

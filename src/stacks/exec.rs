@@ -25,8 +25,8 @@ use crate::graph::Dag;
 use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
 use crate::terraform::workflow::{
-    write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status, StepError,
-    TerraformExecutor, APPLY,
+    apply_args, write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status,
+    StepError, TerraformExecutor,
 };
 
 /// The outcome of one stack: one run per selected node of it.
@@ -352,7 +352,11 @@ impl StackJob {
                     return out;
                 }
             }
-            match job.run_step(&APPLY, &[0], Retry::Never, &[]).await {
+            let lock_timeout = job.lock_timeout();
+            match job
+                .run_step(&apply_args(&lock_timeout), &[0], Retry::Never, &[])
+                .await
+            {
                 Ok(_) => break (counts, by_module),
                 Err(e) if e.transient && round < ctx.retries => {
                     round += 1;

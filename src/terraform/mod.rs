@@ -3,7 +3,9 @@
 //! record of running processes that lets a run recover from a killed one. Knows no YAML.
 
 pub mod binary;
+pub mod lock_info;
 pub mod process;
 pub mod redact;
+pub mod remote;
 pub mod runs;
 pub mod workflow;

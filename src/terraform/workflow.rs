@@ -316,7 +316,11 @@ impl NodeJob {
                 break plan;
             }
             self.forget_fingerprint()?;
-            match self.run_step(&APPLY, &[0], Retry::Never, &[]).await {
+            let lock_timeout = self.lock_timeout();
+            match self
+                .run_step(&apply_args(&lock_timeout), &[0], Retry::Never, &[])
+                .await
+            {
                 Ok(_) => break plan,
                 Err(e) if e.transient && round < self.context.retries => {
                     round += 1;
@@ -447,12 +451,21 @@ impl NodeJob {
         (providers, format!("{:016x}\n", hasher.finish()))
     }
 
+    /// `-lock-timeout=`: how long to wait for a state lock another run holds.
+    pub(crate) fn lock_timeout(&self) -> String {
+        format!(
+            "-lock-timeout={}s",
+            crate::backend::lock_timeout(&self.context.fleet.settings).as_secs()
+        )
+    }
+
     pub(crate) async fn plan(&mut self, destroy: bool) -> Result<Planned, StepError> {
+        let lock_timeout = self.lock_timeout();
         let mut args = vec![
             "plan",
             "-input=false",
             "-no-color",
-            "-lock-timeout=60s",
+            &lock_timeout,
             "-out=tfplan",
             "-detailed-exitcode",
         ];
@@ -672,13 +685,10 @@ impl NodeJob {
 }
 
 /// The apply of a saved plan.
-pub(crate) const APPLY: [&str; 5] = [
-    "apply",
-    "-input=false",
-    "-no-color",
-    "-lock-timeout=60s",
-    "tfplan",
-];
+/// `apply` of the saved plan, waiting `lock_timeout` (`-lock-timeout=...`) for the state lock.
+pub(crate) fn apply_args(lock_timeout: &str) -> [&str; 5] {
+    ["apply", "-input=false", "-no-color", lock_timeout, "tfplan"]
+}
 
 /// How a step treats failures and output.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -753,17 +763,8 @@ fn hint(text: &str, dir: &Path) -> String {
             printable(&flat[start..at + 27])
         );
     }
-    if flat.contains("Error acquiring the state lock") {
-        let id = flat
-            .find("Lock Info: ID: ")
-            .and_then(|i| flat[i + 15..].split(' ').next())
-            .unwrap_or("<ID>");
-        return format!(
-            " (another process holds the state lock {}; if no terraform runs on this node any more, run `terraform force-unlock {}` in {})",
-            printable(id),
-            printable(id),
-            dir.display()
-        );
+    if let Some(lock) = super::lock_info::LockInfo::parse(text) {
+        return format!(" ({})", printable(&lock.describe(dir)));
     }
     String::new()
 }

@@ -133,6 +133,24 @@ pub struct Run {
     pub report: Value,
 }
 
+impl Run {
+    /// (address, status, provisional) of every node in the report.
+    pub fn statuses(&self) -> Vec<(String, String, bool)> {
+        self.report["nodes"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no report:\n{}", self.stderr))
+            .iter()
+            .map(|n| {
+                (
+                    n["address"].as_str().unwrap().to_string(),
+                    n["status"].as_str().unwrap().to_string(),
+                    n["provisional"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+}
+
 /// `orch --live ROOT/live --profile sandbox --endpoint ENDPOINT --no-color ARGS --report
 /// ROOT/report.json`, run in ROOT without a terminal.
 pub fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {

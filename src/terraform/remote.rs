@@ -1,0 +1,184 @@
+//! Small root modules orch runs for itself beside the nodes' own, each in a directory of its own
+//! under `.orch/remote/`: a backend-only module that tells whether a state bucket exists and is
+//! the account's, one that reads a node's outputs from its remote state, and the module that
+//! creates a state bucket. Knows no YAML: it gets the files to write and runs terraform on them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::binary::Binary;
+use super::redact::Redactor;
+
+/// How orch runs terraform on its own modules: the same binary and environment as the nodes'.
+pub struct Runner<'a> {
+    pub binary: &'a Binary,
+    pub env: &'a [(String, String)],
+    pub redactor: &'a Redactor,
+}
+
+/// What a backend-only `init` found out about a state bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BucketState {
+    /// The account can list it: its own.
+    Exists,
+    Missing,
+    /// It exists and the account may not use it (S3 answers 403): another account's bucket, or
+    /// a role without s3:ListBucket on it. The text is terraform's error.
+    Denied(String),
+}
+
+impl Runner<'_> {
+    /// `terraform ARGS` in `dir`, its output redacted: Ok when it exits 0, Err otherwise.
+    fn run(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(&self.binary.path)
+            .args(args)
+            .current_dir(dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.binary.path.display()))?;
+        let text = self.redactor.redact(&format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        if out.status.success() {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    }
+
+    /// Writes `files` into `dir` (those whose content changed), then `init` unless `dir` is
+    /// initialized for exactly these files and this terraform already.
+    fn init(&self, dir: &Path, files: &[(&str, String)]) -> Result<(), String> {
+        let mut stamp = self.binary.version.clone();
+        for (name, text) in files {
+            write_if_changed(&dir.join(name), text)?;
+            stamp.push_str(text);
+        }
+        let marker = dir.join(".orch-init");
+        if dir.join(".terraform").is_dir()
+            && std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str())
+        {
+            return Ok(());
+        }
+        self.run(dir, &["init", "-input=false", "-no-color", "-reconfigure"])?;
+        write_if_changed(&marker, &stamp)
+    }
+
+    /// Whether the bucket of `backend_tf` exists and is usable: a backend-only `init` lists it.
+    pub fn probe(&self, dir: &Path, backend_tf: &str) -> Result<BucketState, String> {
+        match self.init(dir, &[("backend.tf", backend_tf.to_string())]) {
+            Ok(()) => Ok(BucketState::Exists),
+            Err(text) if text.contains("NoSuchBucket") || text.contains("StatusCode: 404") => {
+                Ok(BucketState::Missing)
+            }
+            Err(text) if text.contains("StatusCode: 403") || text.contains("AccessDenied") => {
+                Ok(BucketState::Denied(first_error(&text)))
+            }
+            Err(text) => Err(first_error(&text)),
+        }
+    }
+
+    /// The outputs recorded in the remote state of `backend_tf` (`terraform output -json`
+    /// form), or None when there is no state or it has no outputs: the node is not applied.
+    /// A backend-only module: no provider is installed or loaded.
+    pub fn outputs(&self, dir: &Path, backend_tf: &str) -> Result<Option<String>, String> {
+        self.init(dir, &[("backend.tf", backend_tf.to_string())])
+            .map_err(|t| first_error(&t))?;
+        let text = self
+            .run(dir, &["output", "-json", "-no-color"])
+            .map_err(|t| first_error(&t))?;
+        let value: serde_json::Value = serde_json::from_str(text.trim()).map_err(|_| {
+            "`terraform output -json` printed something that is not JSON".to_string()
+        })?;
+        Ok(value
+            .as_object()
+            .is_some_and(|o| !o.is_empty())
+            .then(|| text.trim().to_string() + "\n"))
+    }
+
+    /// `init` and `apply -auto-approve` of a whole module (the bucket a bootstrap creates).
+    pub fn apply(&self, dir: &Path, files: &[(&str, String)]) -> Result<(), String> {
+        self.init(dir, files).map_err(|t| first_error(&t))?;
+        self.run(
+            dir,
+            &["apply", "-input=false", "-no-color", "-auto-approve"],
+        )
+        .map(|_| ())
+        .map_err(|t| first_error(&t))
+    }
+}
+
+/// Runs `f` on every item with at most `n` at once; results in the items' order.
+pub fn parallel<T: Sync, R: Send>(items: &[T], n: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let chunk = items.len().div_ceil(n.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a terraform thread panicked"))
+            .collect()
+    })
+}
+
+/// The first `Error: ...` of terraform's output with the lines after it, flattened to one line,
+/// or the whole output when it has none.
+fn first_error(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_start_matches(['│', '╷', '╵', ' ']).trim_end())
+        .collect();
+    let start = lines.iter().position(|l| l.starts_with("Error: "));
+    let picked: Vec<&str> = match start {
+        Some(i) => lines[i..]
+            .iter()
+            .take_while(|l| !l.starts_with("Warning: "))
+            .filter(|l| !l.is_empty())
+            .copied()
+            .collect(),
+        None => lines.into_iter().filter(|l| !l.is_empty()).collect(),
+    };
+    let flat = picked.join(" ");
+    let flat = flat.trim_start_matches("Error: ");
+    flat.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(600)
+        .collect()
+}
+
+/// Writes `path` (through a temporary file and a rename) unless it holds `text` already.
+fn write_if_changed(path: &Path, text: &str) -> Result<(), String> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    crate::render::write_atomic(path, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Where orch's own module for `name` lives.
+pub fn dir(state_dir: &Path, kind: &str, name: &str) -> PathBuf {
+    state_dir.join("remote").join(kind).join(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_error;
+
+    #[test]
+    fn the_first_error_is_one_line() {
+        let text = "Initializing the backend...\n╷\n│ Error: Failed to get existing workspaces: S3 bucket \"b\" does not exist.\n│ \n│ The referenced S3 bucket must have been previously created.\n╵\n";
+        assert_eq!(
+            first_error(text),
+            "Failed to get existing workspaces: S3 bucket \"b\" does not exist. The referenced S3 bucket must have been previously created."
+        );
+    }
+}
