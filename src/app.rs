@@ -136,9 +136,16 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                 selected
             };
             let renderer = Renderer::new(&loaded.fleet, &loaded.templates, profile);
-            let nodes: Vec<usize> = selected.into_iter().collect();
+            let nodes: Vec<usize> = selected.iter().copied().collect();
             let lock = crate::lock::Lock::acquire_for_render(&loaded.fleet.state_dir())?;
-            let stats = renderer.render_all(&nodes)?;
+            let stats = match loaded.fleet.settings.layout {
+                config::Layout::PerNode => renderer.render_all(&nodes)?,
+                config::Layout::Stacks => {
+                    let stacks = crate::stacks::Stacks::build(&loaded.fleet, &loaded.dag)
+                        .expect("validate checks the stack graph");
+                    renderer.render_stacks(&stacks, &stacks.holding(&selected))?
+                }
+            };
             drop(lock);
             println!(
                 "rendered {} nodes into {}: {} files written, {} unchanged, {} removed",
@@ -518,6 +525,11 @@ fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
             None
         }
     };
+    if let (Some(dag), config::Layout::Stacks) = (&dag, fleet.settings.layout) {
+        if let Err(cycles) = crate::stacks::Stacks::build(&fleet, dag) {
+            cycles.into_iter().for_each(|d| diags.push(d));
+        }
+    }
     // As above: in a partial fleet a wave may get no node only because its nodes did not load.
     if let (Some(dag), true) = (&dag, complete) {
         crate::waves::check(&fleet, dag)

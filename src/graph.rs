@@ -93,6 +93,18 @@ impl Dag {
         Ok(dag)
     }
 
+    /// A DAG over any indexed things (node weights are their indexes, `0..n` in insertion order),
+    /// e.g. the stacks of the `stacks` layout; `None` when the graph has a cycle.
+    pub fn from_graph(graph: DiGraph<usize, Edge>) -> Option<Dag> {
+        toposort(&graph, None).ok()?;
+        let mut dag = Dag {
+            graph,
+            order: Vec::new(),
+        };
+        dag.order = dag.stable_order();
+        Some(dag)
+    }
+
     /// Kahn's algorithm taking ready nodes in address order, so output never depends on hashing.
     fn stable_order(&self) -> Vec<usize> {
         let mut pending: Vec<usize> = self

@@ -39,5 +39,6 @@ mod run;
 mod scheduler;
 mod shard;
 mod signal;
+mod stacks;
 mod terraform;
 mod waves;

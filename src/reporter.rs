@@ -97,8 +97,10 @@ impl Reporter {
             }
             Event::Finished { node, output } => {
                 let line = finished_line(&output);
-                let show_output =
-                    matches!(output.status, Status::Failed) || output.status == Status::Changes;
+                let show_output = matches!(
+                    output.status,
+                    Status::Failed | Status::Changes | Status::NotApplied
+                );
                 self.print(node, &line, show_output.then_some(output.output.as_str()));
                 self.rows.push(row(&output));
             }
@@ -185,6 +187,11 @@ fn finished_line(run: &NodeRun) -> String {
         Status::Failed => format!("FAILED: {}", escape(run.error.as_deref().unwrap_or(""))),
         Status::Interrupted => "interrupted".to_string(),
         Status::Unchanged => "unchanged since its last apply".to_string(),
+        Status::NotApplied => format!(
+            "{}: {}",
+            not_applied(run.action),
+            escape(run.error.as_deref().unwrap_or(""))
+        ),
     };
     let provisional = if run.provisional {
         " (provisional)"
@@ -206,6 +213,7 @@ fn row(run: &NodeRun) -> Row {
         Status::Failed => "failed",
         Status::Interrupted => "interrupted",
         Status::Unchanged => "unchanged",
+        Status::NotApplied => not_applied(run.action),
     };
     Row {
         address: run.address.clone(),
@@ -219,6 +227,15 @@ fn row(run: &NodeRun) -> Row {
         attempts: run.attempts,
         error: run.error.clone(),
         log: Some(run.log.display().to_string()),
+    }
+}
+
+/// A node of a stack that terraform stopped on another node before it got to this one.
+fn not_applied(action: Action) -> &'static str {
+    match action {
+        Action::Plan => "not planned",
+        Action::Apply => "not applied",
+        Action::Destroy => "not destroyed",
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Fleet, Profile};
+use crate::config::{Fleet, Layout, Profile};
 use crate::graph::Dag;
 use crate::render::Templates;
 use crate::reporter::{table, Reporter, Row};
@@ -246,8 +246,19 @@ pub(crate) async fn phase(
             Direction::Forward
         },
     };
-    let executor = Arc::new(TerraformExecutor { context });
-    let scheduling = scheduler::run(dag, &request.selected, &options, executor, tx, stop_rx);
+    let scheduling = async {
+        match fleet.settings.layout {
+            Layout::PerNode => {
+                let executor = Arc::new(TerraformExecutor { context });
+                scheduler::run(dag, &request.selected, &options, executor, tx, stop_rx).await
+            }
+            Layout::Stacks => {
+                let selected = &request.selected;
+                crate::stacks::exec::schedule(dag, fleet, selected, &options, context, tx, stop_rx)
+                    .await
+            }
+        }
+    };
     let reporting = async {
         while let Some(event) = rx.recv().await {
             observe(&event);

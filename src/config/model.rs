@@ -53,9 +53,32 @@ pub struct Settings {
     pub aws_provider: String,
     pub required_version: String,
     pub parallelism: Option<usize>,
+    pub layout: Layout,
     pub backend: Backend,
     pub profiles: BTreeMap<String, Profile>,
     pub waves: Vec<Wave>,
+}
+
+/// How nodes map to terraform root modules and states (DESIGN §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// One root module and state per node, under `.orch/work/<address>/`.
+    #[default]
+    PerNode,
+    /// One root module and state per stack (account, region, tier), each node a module block.
+    Stacks,
+}
+
+impl Layout {
+    pub const NAMES: [&'static str; 2] = ["per-node", "stacks"];
+
+    pub fn parse(text: &str) -> Option<Layout> {
+        match text {
+            "per-node" => Some(Layout::PerNode),
+            "stacks" => Some(Layout::Stacks),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use marked_yaml::Node;
 
 use super::address::check_name;
 use super::decode::{printable, Fields};
-use super::model::{Account, Backend, Profile, Settings, Wave};
+use super::model::{Account, Backend, Layout, Profile, Settings, Wave};
 use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_role};
 use super::regions;
@@ -48,6 +48,7 @@ pub fn default_settings() -> Settings {
         aws_provider: DEFAULT_AWS_PROVIDER.to_string(),
         required_version: DEFAULT_REQUIRED_VERSION.to_string(),
         parallelism: None,
+        layout: Layout::PerNode,
         backend: Backend::Local,
         profiles: BTreeMap::new(),
         waves: Vec::new(),
@@ -96,6 +97,23 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
                 p.span,
                 format!("parallelism must be between 1 and 256, not {}", p.value),
             );
+        }
+    }
+    if let Some(layout) = f.string("layout") {
+        match Layout::parse(&layout.value) {
+            Some(l) => settings.layout = l,
+            None => {
+                let near = did_you_mean(&layout.value, Layout::NAMES)
+                    .map(|n| format!("did you mean `{n}`? "))
+                    .unwrap_or_default();
+                f.error(
+                    layout.span,
+                    format!("unknown layout `{}`", crate::diag::escape(&layout.value)),
+                )
+                .help = Some(format!(
+                    "{near}`layout` is `per-node` (one terraform state per node, the default) or `stacks` (one per account, region and tier)"
+                ));
+            }
         }
     }
     if let Some(b) = f.map("backend", "`backend`") {

@@ -5,6 +5,7 @@
 pub mod generated;
 pub mod hcl;
 pub mod inputs;
+pub mod stack;
 pub mod templates;
 mod write;
 

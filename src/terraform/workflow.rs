@@ -66,6 +66,9 @@ pub enum Status {
     Interrupted,
     /// Not run: its fingerprint matches the one recorded at its last apply (`--changed`, resume).
     Unchanged,
+    /// `layout: stacks`: not planned or applied because its stack's terraform run stopped on
+    /// another node of the stack (or applied it only in part).
+    NotApplied,
 }
 
 /// The outcome of one node.
@@ -165,35 +168,47 @@ impl Executor for TerraformExecutor {
     }
 
     fn succeeded(output: &NodeRun) -> bool {
-        !matches!(output.status, Status::Failed | Status::Interrupted)
+        !matches!(
+            output.status,
+            Status::Failed | Status::Interrupted | Status::NotApplied
+        )
     }
 }
 
 /// Failure of one step, with what to tell the user.
-struct StepError {
-    message: String,
-    interrupted: bool,
+pub(crate) struct StepError {
+    pub message: String,
+    pub interrupted: bool,
     /// Worth another try (throttling, a dropped connection).
-    transient: bool,
+    pub transient: bool,
+    /// What terraform printed, when the step failed in terraform.
+    pub text: String,
 }
 
 impl StepError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         StepError {
             message: message.into(),
             interrupted: false,
             transient: false,
+            text: String::new(),
         }
     }
 }
 
-struct NodeJob {
+/// The terraform runs in one work directory: a node's, or (`layout: stacks`) a stack's, whose
+/// steps `crate::stacks::exec` drives.
+pub(crate) struct NodeJob {
     context: Arc<Context>,
     node: usize,
+    /// What the process record names the runs by: the node's address, or the stack's.
+    address: String,
     dir: PathBuf,
     log: PathBuf,
-    output: String,
-    attempts: u32,
+    pub output: String,
+    pub attempts: u32,
+    /// `-target` arguments of every plan (a stack's selected module blocks).
+    pub targets: Vec<String>,
 }
 
 impl NodeJob {
@@ -204,10 +219,26 @@ impl NodeJob {
         NodeJob {
             context,
             node,
+            address,
             dir,
             log,
             output: String::new(),
             attempts: 0,
+            targets: Vec::new(),
+        }
+    }
+
+    /// The runs of a work directory that is not one node's (a stack's), named `address`.
+    pub(crate) fn for_dir(context: Arc<Context>, address: String, dir: PathBuf, log: PathBuf) -> Self {
+        NodeJob {
+            context,
+            node: usize::MAX,
+            address,
+            dir,
+            log,
+            output: String::new(),
+            attempts: 0,
+            targets: Vec::new(),
         }
     }
 
@@ -376,7 +407,7 @@ impl NodeJob {
     /// race to create the same cache directory even when the cache is warm; with one copied in,
     /// each init re-hashes the 700 MB provider (1.25 CPU-s, against 0.45 s). The cache entry it
     /// trusts was installed and checked moments before by the first init.
-    async fn init(&mut self) -> Result<(), StepError> {
+    pub(crate) async fn init(&mut self) -> Result<(), StepError> {
         let fingerprint = self.init_fingerprint();
         let marker = self.dir.join(".orch-init");
         let current = std::fs::read_to_string(&marker).ok();
@@ -424,7 +455,7 @@ impl NodeJob {
         (providers, format!("{:016x}\n", hasher.finish()))
     }
 
-    async fn plan(&mut self, destroy: bool) -> Result<Planned, StepError> {
+    pub(crate) async fn plan(&mut self, destroy: bool) -> Result<Planned, StepError> {
         let mut args = vec![
             "plan",
             "-input=false",
@@ -436,6 +467,8 @@ impl NodeJob {
         if destroy {
             args.push("-destroy");
         }
+        let targets = self.targets.clone();
+        args.extend(targets.iter().map(String::as_str));
         // A plan file left from an earlier plan must not pass for this one's.
         let plan_file = self.dir.join("tfplan");
         match std::fs::remove_file(&plan_file) {
@@ -461,6 +494,7 @@ impl NodeJob {
             } else {
                 Some(Counts::default())
             },
+            text,
         })
     }
 
@@ -483,7 +517,7 @@ impl NodeJob {
     }
 
     /// A line of orch's own in the node's log and captured output.
-    fn note(&mut self, text: &str) -> Result<(), StepError> {
+    pub(crate) fn note(&mut self, text: &str) -> Result<(), StepError> {
         self.output.push_str(text);
         let io = |e: std::io::Error| {
             StepError::new(format!("cannot write the log {}: {e}", self.log.display()))
@@ -515,7 +549,7 @@ impl NodeJob {
     }
 
     /// Runs one terraform command, logging it (unless quiet), retrying as `retry` says.
-    async fn run_step(
+    pub(crate) async fn run_step(
         &mut self,
         args: &[&str],
         ok: &[i32],
@@ -540,6 +574,7 @@ impl NodeJob {
                     message: "interrupted before `terraform ".to_string() + args[0] + "`",
                     interrupted: true,
                     transient: false,
+                    text: String::new(),
                 });
             }
             attempt += 1;
@@ -550,7 +585,7 @@ impl NodeJob {
                 args.join(" ")
             ))?;
             let ctx = self.context.clone();
-            let address = ctx.fleet.nodes[self.node].address.to_string();
+            let address = self.address.clone();
             let spawn = Spawn {
                 bin: &ctx.binary.path,
                 args,
@@ -591,6 +626,7 @@ impl NodeJob {
                         message: format!("`terraform {}` interrupted", args[0]),
                         interrupted: true,
                         transient: false,
+                        text: finished.text,
                     })
                 }
                 _ if crash.is_some() => {
@@ -635,6 +671,7 @@ impl NodeJob {
                         ),
                         interrupted: false,
                         transient: is_transient(&finished.text),
+                        text: finished.text,
                     });
                 }
             }
@@ -644,7 +681,7 @@ impl NodeJob {
 
 /// How a step treats failures and output.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Retry {
+pub(crate) enum Retry {
     /// Retries transient failures.
     Transient,
     /// Never retried here (an apply: its caller plans again first).
@@ -655,7 +692,7 @@ enum Retry {
 
 /// Writes `path` through a temporary file and a rename: a full disk or a crash leaves the old
 /// file whole, never half of a new one.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent)?;
     let tmp = parent.join(format!(
@@ -731,7 +768,7 @@ fn hint(text: &str, dir: &Path) -> String {
 }
 
 /// Control characters (terminal escapes, NULs from binary noise) shown escaped.
-fn printable(text: &str) -> String {
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             if c.is_control() {
@@ -743,10 +780,12 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-struct Planned {
-    changes: bool,
+pub(crate) struct Planned {
+    pub changes: bool,
     /// None when terraform said "changes" but printed no summary line to count them from.
-    counts: Option<Counts>,
+    pub counts: Option<Counts>,
+    /// What plan printed.
+    pub text: String,
 }
 
 struct StepDone {

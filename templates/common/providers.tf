@@ -1,4 +1,7 @@
 provider "aws" {
+{%- if alias is defined %}
+  alias  = "{{ alias }}"
+{%- endif %}
   region = var.region
 {%- if has_role %}
 
@@ -33,6 +36,6 @@ provider "aws" {
 {%- endif %}
 
   default_tags {
-    tags = var.default_tags
+    tags = {% if tags is defined %}{{ tags }}{% else %}var.default_tags{% endif %}
   }
 }

@@ -1,0 +1,669 @@
+//! Runs the `stacks` layout. The scheduler runs stacks in the order of the stack graph (reversed
+//! for destroy); each stack is one `init`, `plan` and `apply` in its root module, with
+//! `-target=module.<name>` on the selected module blocks when not all of the stack is selected.
+//! What terraform prints is read back per module block, so every node still gets its own status,
+//! counts, error, output, recorded outputs and fingerprint, and the reporter (and a rollout's
+//! journal) see node events only, as in the per-node layout.
+//!
+//! A failure in one node of a stack fails that node where terraform's error names its module;
+//! terraform stops the stack's run there, so the stack's other nodes are "not applied" unless
+//! the apply output shows each of their changes complete. Stacks that depend on a stack with a
+//! failed node are skipped; other stacks go on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::plan_text::{self, Failure};
+use super::{module_name, Stacks, STACKS_DIR};
+use crate::config::Fleet;
+use crate::graph::Dag;
+use crate::render::{Renderer, TemplateCache};
+use crate::scheduler::{self, Event, Executor, Options};
+use crate::terraform::workflow::{
+    write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status, StepError,
+    TerraformExecutor,
+};
+
+/// The outcome of one stack: one run per selected node of it.
+pub struct StackRun {
+    pub nodes: Vec<NodeRun>,
+}
+
+pub struct StackExecutor {
+    context: Arc<Context>,
+    stacks: Arc<Stacks>,
+    selected: Arc<BTreeSet<usize>>,
+}
+
+impl Executor for StackExecutor {
+    type Output = StackRun;
+
+    fn run(&self, stack: usize) -> impl std::future::Future<Output = StackRun> + Send {
+        let job = StackJob {
+            context: self.context.clone(),
+            stacks: self.stacks.clone(),
+            stack,
+            targets: self.stacks.stacks[stack]
+                .members
+                .iter()
+                .copied()
+                .filter(|i| self.selected.contains(i))
+                .collect(),
+        };
+        async move { job.run().await }
+    }
+
+    fn succeeded(output: &StackRun) -> bool {
+        output
+            .nodes
+            .iter()
+            .all(<TerraformExecutor as Executor>::succeeded)
+    }
+}
+
+/// Runs the stacks holding `selected` through the scheduler and tells `events` about nodes: a
+/// stack's start, end, skip or stop becomes that of each of its selected nodes.
+pub async fn schedule(
+    dag: &Dag,
+    fleet: &Fleet,
+    selected: &BTreeSet<usize>,
+    options: &Options,
+    context: Arc<Context>,
+    events: mpsc::UnboundedSender<Event<NodeRun>>,
+    stop: watch::Receiver<bool>,
+) {
+    let stacks = Arc::new(Stacks::build(fleet, dag).expect("validate checks the stack graph"));
+    let chosen = stacks.holding(selected);
+    let selected = Arc::new(selected.clone());
+    let executor = Arc::new(StackExecutor {
+        context,
+        stacks: stacks.clone(),
+        selected: selected.clone(),
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let scheduling = scheduler::run(&stacks.dag, &chosen, options, executor, tx, stop);
+    let members = |s: usize| -> Vec<usize> {
+        stacks.stacks[s]
+            .members
+            .iter()
+            .copied()
+            .filter(|i| selected.contains(i))
+            .collect()
+    };
+    let translating = async {
+        // The node each unsuccessful stack is best explained by, for its dependents' skips.
+        let mut culprit: BTreeMap<usize, usize> = BTreeMap::new();
+        while let Some(event) = rx.recv().await {
+            match event {
+                Event::Started { node: s } => {
+                    for i in members(s) {
+                        let _ = events.send(Event::Started { node: i });
+                    }
+                }
+                Event::Finished { node: s, output } => {
+                    let index: BTreeMap<String, usize> = members(s)
+                        .into_iter()
+                        .map(|i| (fleet.nodes[i].address.to_string(), i))
+                        .collect();
+                    let failed = output
+                        .nodes
+                        .iter()
+                        .find(|r| matches!(r.status, Status::Failed | Status::Interrupted))
+                        .or(output.nodes.first())
+                        .and_then(|r| index.get(&r.address));
+                    if let Some(&i) = failed {
+                        culprit.insert(s, i);
+                    }
+                    for run in output.nodes {
+                        let i = index[&run.address];
+                        let _ = events.send(Event::Finished {
+                            node: i,
+                            output: run,
+                        });
+                    }
+                }
+                Event::Skipped { node: s, cause } => {
+                    let cause_node = culprit
+                        .get(&cause)
+                        .copied()
+                        .or_else(|| members(cause).first().copied());
+                    if let Some(c) = cause_node {
+                        culprit.insert(s, c);
+                    }
+                    for i in members(s) {
+                        let _ = events.send(match cause_node {
+                            Some(c) => Event::Skipped { node: i, cause: c },
+                            None => Event::NotStarted { node: i },
+                        });
+                    }
+                }
+                Event::NotStarted { node: s } => {
+                    for i in members(s) {
+                        let _ = events.send(Event::NotStarted { node: i });
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(scheduling, translating);
+}
+
+/// How one node of a stack ended.
+struct Outcome {
+    status: Status,
+    counts: Option<Counts>,
+    provisional: bool,
+    error: Option<String>,
+    output: String,
+}
+
+impl Outcome {
+    fn new(status: Status) -> Self {
+        Outcome {
+            status,
+            counts: None,
+            provisional: false,
+            error: None,
+            output: String::new(),
+        }
+    }
+
+    fn failed(message: impl Into<String>) -> Self {
+        Outcome {
+            error: Some(message.into()),
+            ..Outcome::new(Status::Failed)
+        }
+    }
+}
+
+struct StackJob {
+    context: Arc<Context>,
+    stacks: Arc<Stacks>,
+    stack: usize,
+    /// The selected nodes of the stack (fleet indexes).
+    targets: Vec<usize>,
+}
+
+impl StackJob {
+    async fn run(self) -> StackRun {
+        let started = Instant::now();
+        let ctx = self.context.clone();
+        let stack = &self.stacks.stacks[self.stack];
+        let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
+        let log = log_path(&ctx.log_dir, stack);
+        let mut job = NodeJob::for_dir(
+            ctx.clone(),
+            format!("{STACKS_DIR}/{stack}"),
+            renderer.stack_dir(stack),
+            log.clone(),
+        );
+        let mut outcomes = self.steps(&renderer, &mut job).await;
+        let action = if ctx.preview { Action::Plan } else { ctx.action };
+        let nodes = self
+            .targets
+            .iter()
+            .map(|&i| {
+                let o = outcomes
+                    .remove(&i)
+                    .unwrap_or_else(|| Outcome::failed("orch lost track of this node"));
+                NodeRun {
+                    address: ctx.fleet.nodes[i].address.to_string(),
+                    action,
+                    status: o.status,
+                    counts: o.counts,
+                    provisional: o.provisional,
+                    duration: started.elapsed(),
+                    attempts: job.attempts,
+                    error: o.error,
+                    log: log.clone(),
+                    output: o.output,
+                }
+            })
+            .collect();
+        StackRun { nodes }
+    }
+
+    async fn steps(&self, renderer: &Renderer<'_>, job: &mut NodeJob) -> BTreeMap<usize, Outcome> {
+        let ctx = &self.context;
+        let fleet = &ctx.fleet;
+        let stack = &self.stacks.stacks[self.stack];
+        let mut out: BTreeMap<usize, Outcome> = BTreeMap::new();
+        let rendered = match renderer
+            .render_stack(stack, &mut TemplateCache::default())
+            .and_then(|r| r.write(&renderer.stack_dir(stack), renderer).map(|_| r))
+        {
+            Ok(r) => r,
+            Err(e) => return self.all_failed(&self.targets, &e.to_string(), job),
+        };
+        let files: BTreeMap<usize, &crate::render::Rendered> =
+            rendered.nodes.iter().map(|(i, r)| (*i, r)).collect();
+        let action = ctx.action;
+        let destroy = action == Action::Destroy;
+        let applying = action != Action::Plan && !ctx.preview;
+        let mut run: Vec<usize> = Vec::new();
+        for &i in &self.targets {
+            let node = &fleet.nodes[i];
+            let fingerprint =
+                || crate::fingerprint::compute(fleet, node, &files[&i].files, &ctx.binary.version);
+            if !destroy
+                && ctx.skip_unchanged.contains(&i)
+                && crate::fingerprint::recorded(fleet, &node.address)
+                    .is_some_and(|r| r == fingerprint())
+            {
+                out.insert(i, Outcome::new(Status::Unchanged));
+            } else if applying && !destroy && files[&i].provisional {
+                out.insert(i, Outcome::failed("planned with placeholders for outputs of dependencies that are not applied; a provisional plan is never applied (apply its dependencies first, e.g. with --with-deps)"));
+            } else {
+                run.push(i);
+            }
+        }
+        if run.is_empty() {
+            return out;
+        }
+        let modules: BTreeMap<String, usize> = stack
+            .members
+            .iter()
+            .map(|&i| (module_name(&fleet.nodes[i]), i))
+            .collect();
+        job.targets = if run.len() == stack.members.len() {
+            Vec::new()
+        } else {
+            run.iter()
+                .map(|&i| format!("-target=module.{}", module_name(&fleet.nodes[i])))
+                .collect()
+        };
+        if let Err(e) = job.init().await {
+            out.extend(self.failure(&run, &e, job, &modules));
+            return out;
+        }
+        let mut round = 0;
+        let planned = loop {
+            let planned = match job.plan(destroy).await {
+                Ok(p) => p,
+                Err(e) => {
+                    out.extend(self.failure(&run, &e, job, &modules));
+                    return out;
+                }
+            };
+            let by_module = plan_text::plan_by_module(&planned.text);
+            let counts = consistent_counts(&by_module.counts, planned.counts, &run, fleet);
+            if !applying {
+                for &i in &run {
+                    let m = module_name(&fleet.nodes[i]);
+                    let c = counts.as_ref().map(|c| c[&i]);
+                    let changes = match c {
+                        Some(c) => c != Counts::default(),
+                        None => planned.changes,
+                    };
+                    out.insert(
+                        i,
+                        Outcome {
+                            status: if changes {
+                                Status::Changes
+                            } else {
+                                Status::NoChanges
+                            },
+                            counts: c,
+                            provisional: files[&i].provisional,
+                            error: None,
+                            output: by_module.text.get(&m).cloned().unwrap_or_default(),
+                        },
+                    );
+                }
+                return out;
+            }
+            if !planned.changes {
+                break (counts, by_module);
+            }
+            for &i in &run {
+                if let Err(e) = crate::fingerprint::forget(fleet, &fleet.nodes[i].address) {
+                    out.extend(self.all_failed(
+                        &run,
+                        &format!("forgetting the recorded fingerprint: {e}"),
+                        job,
+                    ));
+                    return out;
+                }
+            }
+            let apply = [
+                "apply",
+                "-input=false",
+                "-no-color",
+                "-lock-timeout=60s",
+                "tfplan",
+            ];
+            match job.run_step(&apply, &[0], Retry::Never, &[]).await {
+                Ok(_) => break (counts, by_module),
+                Err(e) if e.transient && round < ctx.retries => {
+                    round += 1;
+                    let wait = ctx.backoff * 2u32.pow(round - 1);
+                    let _ = job.note(&format!(
+                        "# transient error during apply; planning again in {:.1}s (round {} of {})\n",
+                        wait.as_secs_f64(),
+                        round + 1,
+                        ctx.retries + 1
+                    ));
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => {
+                    out.extend(
+                        self.partly_applied(&run, &e, job, &modules, counts, &by_module)
+                            .await,
+                    );
+                    return out;
+                }
+            }
+        };
+        let (counts, by_module) = planned;
+        let done: Vec<usize> = run.clone();
+        if let Err(message) = self.after_apply(&done, &files, job).await {
+            out.extend(self.all_failed(&run, &message, job));
+            return out;
+        }
+        for &i in &run {
+            let m = module_name(&fleet.nodes[i]);
+            out.insert(
+                i,
+                Outcome {
+                    status: Status::Done,
+                    counts: counts.as_ref().map(|c| c[&i]),
+                    provisional: false,
+                    error: None,
+                    output: by_module.text.get(&m).cloned().unwrap_or_default(),
+                },
+            );
+        }
+        out
+    }
+
+    /// After an apply (whole or in part): the outputs and fingerprints of the nodes it applied,
+    /// or, after a destroy, neither.
+    async fn after_apply(
+        &self,
+        applied: &[usize],
+        files: &BTreeMap<usize, &crate::render::Rendered>,
+        job: &mut NodeJob,
+    ) -> Result<(), String> {
+        let ctx = &self.context;
+        let fleet = &ctx.fleet;
+        let outputs_dir = fleet.state_dir().join("outputs");
+        if ctx.action == Action::Destroy {
+            for &i in applied {
+                let address = &fleet.nodes[i].address;
+                let _ = std::fs::remove_file(outputs_dir.join(format!("{address}.json")));
+                crate::fingerprint::forget(fleet, address)
+                    .map_err(|e| format!("forgetting the recorded fingerprint: {e}"))?;
+            }
+            return Ok(());
+        }
+        if applied.is_empty() {
+            return Ok(());
+        }
+        let (_, text) = job
+            .run_step(&["output", "-json", "-no-color"], &[0], Retry::Quiet, &[])
+            .await
+            .map_err(|e| e.message)?;
+        let all: Value = serde_json::from_str(&text).map_err(|_| {
+            "`terraform output -json` printed something that is not JSON; outputs not recorded"
+                .to_string()
+        })?;
+        for &i in applied {
+            let node = &fleet.nodes[i];
+            let values = &all[module_name(node)]["value"];
+            let recorded: Map<String, Value> = values
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), json!({ "value": v })))
+                .collect();
+            let path = outputs_dir.join(format!("{}.json", node.address));
+            let text = serde_json::to_string(&Value::Object(recorded)).expect("JSON serializes");
+            write_atomically(&path, &(text + "\n")).map_err(|e| {
+                format!("cannot record the outputs in {}: {e}", path.display())
+            })?;
+            let fingerprint =
+                crate::fingerprint::compute(fleet, node, &files[&i].files, &ctx.binary.version);
+            crate::fingerprint::record(fleet, &node.address, &fingerprint)
+                .map_err(|e| format!("recording the fingerprint: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// An apply that stopped: terraform applied what it could. A node whose error terraform
+    /// names failed; a node whose planned changes all completed is applied (its outputs are
+    /// recorded); the others are not applied.
+    async fn partly_applied(
+        &self,
+        run: &[usize],
+        e: &StepError,
+        job: &mut NodeJob,
+        modules: &BTreeMap<String, usize>,
+        counts: Option<BTreeMap<usize, Counts>>,
+        by_module: &plan_text::PlanByModule,
+    ) -> BTreeMap<usize, Outcome> {
+        let fleet = &self.context.fleet;
+        let failures = plan_text::errors(&e.text, &self.dir_modules());
+        let completed = plan_text::completed_by_module(&e.text);
+        let mut out = BTreeMap::new();
+        let mut applied = Vec::new();
+        let any_named = failures.iter().any(|f| f.module.is_some());
+        for &i in run {
+            let m = module_name(&fleet.nodes[i]);
+            let mine: Vec<&Failure> = failures
+                .iter()
+                .filter(|f| f.module.as_deref() == Some(m.as_str()))
+                .collect();
+            let planned = counts.as_ref().map(|c| c[&i]);
+            let wanted = planned.map(|c| c.add + c.change + c.destroy);
+            let done = completed.get(&m).copied().unwrap_or(0);
+            let plan_part = by_module.text.get(&m).cloned().unwrap_or_default();
+            let outcome = if let Some(first) = mine.first() {
+                Outcome {
+                    counts: planned,
+                    output: plan_part + &mine.iter().map(|f| f.text.as_str()).collect::<String>(),
+                    ..Outcome::failed(format!(
+                        "`terraform apply` of stack {} failed on this node: {}",
+                        self.stacks.stacks[self.stack],
+                        crate::terraform::workflow::printable(&first.headline)
+                    ))
+                }
+            } else if wanted == Some(done) {
+                applied.push(i);
+                Outcome {
+                    counts: planned,
+                    output: plan_part,
+                    ..Outcome::new(Status::Done)
+                }
+            } else if any_named {
+                let culprits: Vec<String> = failures
+                    .iter()
+                    .filter_map(|f| f.module.as_ref())
+                    .filter_map(|m| modules.get(m))
+                    .map(|&c| fleet.nodes[c].address.to_string())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                Outcome {
+                    counts: planned,
+                    output: plan_part,
+                    error: Some(format!(
+                        "not applied ({} of its changes done): terraform stopped the apply of stack {} on {}",
+                        done,
+                        self.stacks.stacks[self.stack],
+                        culprits.join(", ")
+                    )),
+                    ..Outcome::new(Status::NotApplied)
+                }
+            } else {
+                Outcome {
+                    counts: planned,
+                    output: plan_part,
+                    ..Outcome::failed(format!(
+                        "{} (stack {}; {done} of this node's changes done)",
+                        e.message, self.stacks.stacks[self.stack]
+                    ))
+                }
+            };
+            out.insert(i, outcome);
+        }
+        if let Some(first) = run.first() {
+            if let Some(o) = out.get_mut(first) {
+                o.output = format!("{}{}", job.output, o.output);
+            }
+        }
+        if let Err(message) = self.record_applied(&applied, job).await {
+            for i in applied {
+                out.insert(i, Outcome::failed(message.clone()));
+            }
+        }
+        out
+    }
+
+    /// Outputs and fingerprints of the nodes a stopped apply finished.
+    async fn record_applied(&self, applied: &[usize], job: &mut NodeJob) -> Result<(), String> {
+        let ctx = &self.context;
+        let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
+        let rendered = renderer
+            .render_stack(&self.stacks.stacks[self.stack], &mut TemplateCache::default())
+            .map_err(|e| e.to_string())?;
+        let files: BTreeMap<usize, &crate::render::Rendered> =
+            rendered.nodes.iter().map(|(i, r)| (*i, r)).collect();
+        self.after_apply(applied, &files, job).await
+    }
+
+    /// A step that failed before anything was applied: each node terraform's errors name fails
+    /// with its error; the others were not planned or applied because of them. When no error
+    /// names a node (the provider, the backend, the network), every node fails with it.
+    fn failure(
+        &self,
+        run: &[usize],
+        e: &StepError,
+        job: &NodeJob,
+        modules: &BTreeMap<String, usize>,
+    ) -> BTreeMap<usize, Outcome> {
+        let fleet = &self.context.fleet;
+        if e.interrupted {
+            return run
+                .iter()
+                .map(|&i| {
+                    (
+                        i,
+                        Outcome {
+                            error: Some(e.message.clone()),
+                            ..Outcome::new(Status::Interrupted)
+                        },
+                    )
+                })
+                .collect();
+        }
+        let failures = plan_text::errors(&e.text, &self.dir_modules());
+        let named: BTreeSet<usize> = failures
+            .iter()
+            .filter_map(|f| f.module.as_ref().and_then(|m| modules.get(m)))
+            .copied()
+            .collect();
+        if named.is_empty() {
+            return self.all_failed(run, &e.message, job);
+        }
+        let culprits: Vec<String> = named
+            .iter()
+            .map(|&c| fleet.nodes[c].address.to_string())
+            .collect();
+        run.iter()
+            .map(|&i| {
+                let m = module_name(&fleet.nodes[i]);
+                let mine: Vec<&Failure> = failures
+                    .iter()
+                    .filter(|f| f.module.as_deref() == Some(m.as_str()))
+                    .collect();
+                let outcome = match mine.first() {
+                    Some(first) => Outcome {
+                        output: mine.iter().map(|f| f.text.as_str()).collect(),
+                        ..Outcome::failed(format!(
+                            "{} failed on this node: {}",
+                            e.message.split(':').next().unwrap_or("terraform"),
+                            crate::terraform::workflow::printable(&first.headline)
+                        ))
+                    },
+                    None => Outcome {
+                        error: Some(format!(
+                            "not run: terraform stopped on {} in stack {}",
+                            culprits.join(", "),
+                            self.stacks.stacks[self.stack]
+                        )),
+                        ..Outcome::new(Status::NotApplied)
+                    },
+                };
+                (i, outcome)
+            })
+            .collect()
+    }
+
+    /// Every node failed with the same message; the stack's whole output goes with the first
+    /// (the reporter prints a failed node's output, once is enough).
+    fn all_failed(&self, run: &[usize], message: &str, job: &NodeJob) -> BTreeMap<usize, Outcome> {
+        run.iter()
+            .enumerate()
+            .map(|(k, &i)| {
+                let mut o = Outcome::failed(format!(
+                    "{message} (stack {})",
+                    self.stacks.stacks[self.stack]
+                ));
+                if k == 0 {
+                    o.output = job.output.clone();
+                }
+                (i, o)
+            })
+            .collect()
+    }
+
+    /// Child directory (node name) -> module name, for errors that name a file.
+    fn dir_modules(&self) -> BTreeMap<String, String> {
+        let fleet = &self.context.fleet;
+        self.stacks.stacks[self.stack]
+            .members
+            .iter()
+            .map(|&i| (fleet.nodes[i].address.name.clone(), module_name(&fleet.nodes[i])))
+            .collect()
+    }
+}
+
+/// Per-node counts from the plan's per-module lines, when they add up to plan's own summary
+/// (and the plan touched no module outside the run); `None` when they do not, so no count is
+/// shown that terraform did not vouch for.
+fn consistent_counts(
+    by_module: &BTreeMap<String, Counts>,
+    summary: Option<Counts>,
+    run: &[usize],
+    fleet: &Fleet,
+) -> Option<BTreeMap<usize, Counts>> {
+    let summary = summary?;
+    let mine: BTreeMap<usize, Counts> = run
+        .iter()
+        .map(|&i| {
+            (
+                i,
+                by_module
+                    .get(&module_name(&fleet.nodes[i]))
+                    .copied()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    let total = mine.values().fold(Counts::default(), |t, c| Counts {
+        add: t.add + c.add,
+        change: t.change + c.change,
+        destroy: t.destroy + c.destroy,
+    });
+    (total == summary).then_some(mine)
+}
+
+/// The log of a stack's terraform runs: `.orch/logs/<run>/_stacks/<stack>.log`.
+fn log_path(log_dir: &std::path::Path, stack: &super::Stack) -> PathBuf {
+    log_dir.join(STACKS_DIR).join(format!("{stack}.log"))
+}
