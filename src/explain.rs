@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use marked_yaml::Node as YamlNode;
 
-use crate::config::{Fleet, Node, NodeKind};
+use crate::config::{Fleet, Layout, Node, NodeKind};
 use crate::diag::{escape, needs_escape, Sources};
 
 pub fn explain(fleet: &Fleet, node: &Node, dependencies: &[String]) -> String {
@@ -65,6 +65,16 @@ pub fn explain(fleet: &Fleet, node: &Node, dependencies: &[String]) -> String {
         _ => {}
     }
     let _ = writeln!(out, "# depends on: {}", list_or_none(dependencies));
+    if fleet.settings.layout == Layout::Stacks {
+        let _ = writeln!(
+            out,
+            "# layout stacks: module.{} of stack {}/{}/{} (one root module and state)",
+            crate::stacks::module_name(node),
+            node.address.account,
+            node.address.region,
+            crate::stacks::Tier::of(node).name()
+        );
+    }
     out
 }
 

@@ -129,6 +129,24 @@ fn who(pid: Option<u32>, holder: Option<&str>) -> String {
     }
 }
 
+/// An exclusive flock on a directory that is not orch's (the `--out` of `orch generate`), so two
+/// runs writing into it take turns on its manifest. Nothing is written into the directory for
+/// it, and the kernel drops it when the holder exits. Waits up to `patience`; `Ok(None)` when
+/// another process still holds it then.
+pub fn lock_dir(dir: &Path, patience: Duration) -> std::io::Result<Option<std::fs::File>> {
+    let file = std::fs::File::open(dir)?;
+    let start = Instant::now();
+    loop {
+        if flock(&file)? {
+            return Ok(Some(file));
+        }
+        if start.elapsed() >= patience {
+            return Ok(None);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 /// Tries for the exclusive flock without waiting; `Ok(false)` when another process holds it.
 fn flock(file: &std::fs::File) -> std::io::Result<bool> {
     // SAFETY: flock(2) on a file descriptor we own.

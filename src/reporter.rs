@@ -231,7 +231,7 @@ fn row(run: &NodeRun) -> Row {
 }
 
 /// A node of a stack that terraform stopped on another node before it got to this one.
-fn not_applied(action: Action) -> &'static str {
+pub fn not_applied(action: Action) -> &'static str {
     match action {
         Action::Plan => "not planned",
         Action::Apply => "not applied",

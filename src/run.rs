@@ -318,7 +318,7 @@ fn finish(
     say_raw!("\n{}", table(&rows));
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     say!(
-        "{} nodes: {} ok, {} with changes, {} without, {}{} failed, {} skipped or not started; logs in {}",
+        "{} nodes: {} ok, {} with changes, {} without, {}{} failed{}, {} skipped or not started; logs in {}",
         rows.len(),
         count("ok"),
         count("changes"),
@@ -328,6 +328,11 @@ fn finish(
             n => format!("{n} unchanged since their last apply, "),
         },
         count("failed") + count("interrupted"),
+        // `layout: stacks`: nodes of a stack whose run terraform stopped on another of them.
+        match rows.iter().filter(|r| r.status.starts_with("not ") && r.status != "not started").count() {
+            0 => String::new(),
+            n => format!(", {n} {}", crate::reporter::not_applied(request.action)),
+        },
         rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
         fleet.state_dir().join("logs").join(run_id).display()
     );

@@ -5,10 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::fake::{command, finish, orch, Run};
 use common::Tree;
 
 /// The base fleet plus consumers and a depends_on chain:
@@ -16,112 +17,6 @@ use common::Tree;
 /// dev/us-east-1/app -> dev/us-east-1/late (depends_on).
 fn fleet() -> Tree {
     Tree::new().with_consumers()
-}
-
-fn fake_terraform() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fake/terraform")
-}
-
-/// One recorded call of the fake: which node, which command, when.
-#[derive(Debug, Clone)]
-struct Call {
-    start: u128,
-    end: u128,
-    address: String,
-    command: String,
-}
-
-struct Run {
-    code: i32,
-    stderr: String,
-    calls: Vec<Call>,
-    report: serde_json::Value,
-}
-
-impl Run {
-    fn plans(&self) -> Vec<&Call> {
-        self.calls.iter().filter(|c| c.command == "plan").collect()
-    }
-
-    fn plan_of(&self, address: &str) -> Option<&Call> {
-        self.plans().into_iter().find(|c| c.address == address)
-    }
-
-    fn status(&self, address: &str) -> String {
-        self.report["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["address"] == address)
-            .unwrap_or_else(|| panic!("{address} not in the report: {}", self.report))["status"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-}
-
-fn command(tree: &Tree, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let log = tree.path("fake.log");
-    let state = tree.path("fake-state");
-    std::fs::create_dir_all(&state).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
-    cmd.arg("--live")
-        .arg(tree.path("live"))
-        .args(args)
-        .arg("--terraform-bin")
-        .arg(fake_terraform())
-        .arg("--report")
-        .arg(tree.path("report.json"))
-        .current_dir(tree.root())
-        .env("FAKE_TF_LOG", &log)
-        .env("FAKE_TF_STATE", &state)
-        .env("ORCH_RETRY_BACKOFF_MS", "10")
-        .env_remove("ORCH_TERRAFORM")
-        .env_remove("ORCH_PROFILE")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-fn finish(tree: &Tree, out: std::process::Output) -> Run {
-    let log = std::fs::read_to_string(tree.path("fake.log")).unwrap_or_default();
-    let calls = log
-        .lines()
-        .map(|l| {
-            let parts: Vec<&str> = l.split(' ').collect();
-            Call {
-                start: parts[0].parse().unwrap(),
-                end: parts[1].parse().unwrap(),
-                address: parts[2].to_string(),
-                command: parts[3].to_string(),
-            }
-        })
-        .collect();
-    let report = std::fs::read_to_string(tree.path("report.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(serde_json::Value::Null);
-    let _ = std::fs::remove_file(tree.path("fake.log"));
-    let _ = std::fs::remove_file(tree.path("report.json"));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        calls,
-        report,
-    }
-}
-
-fn orch(tree: &Tree, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let out = command(tree, args, env).output().unwrap();
-    let run = finish(tree, out);
-    assert!(
-        !run.stderr.contains("panicked"),
-        "orch panicked:\n{}",
-        run.stderr
-    );
-    run
 }
 
 /// Every dependency's plan ended before its dependent's plan started.

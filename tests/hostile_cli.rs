@@ -426,6 +426,30 @@ fn generate_of_another_environment_keeps_the_first() {
 }
 
 #[test]
+fn two_generations_into_one_directory_at_once_both_stay_listed() {
+    // Two trees, one shared DIR: each run reads the manifest, writes its files and writes the
+    // manifest back; without the directory's lock one run's set is lost now and then.
+    let (prod, dev) = (Tree::new(), Tree::new());
+    for round in 0..12 {
+        let out = prod.path(&format!("shared-{round}"));
+        let out = out.to_str().unwrap();
+        std::thread::scope(|s| {
+            for (tree, env) in [(&prod, "prod"), (&dev, "dev")] {
+                s.spawn(move || {
+                    run(tree, &["generate", "tfvars", "--env", env, "--out", out]).ok();
+                });
+            }
+        });
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{out}/.orch-generated")).unwrap(),
+        )
+        .unwrap();
+        let sets: Vec<&String> = manifest["sets"].as_object().unwrap().keys().collect();
+        assert_eq!(sets, ["dev", "prod"], "round {round}");
+    }
+}
+
+#[test]
 fn generate_checks_name_limits_before_writing_anything() {
     // A 255-character node name is a valid directory; its tfvars file name is not.
     let long = "k".repeat(255);

@@ -226,7 +226,7 @@ fn a_named_administrator_without_a_condition_keeps_control() {
 fn a_china_principal_in_a_commercial_key() {
     key("access:\n  read-data: [arn:aws-cn:iam::111111111111:role/app]\n").rejects(
         &[&at(KEY, 3)],
-        &["`arn:aws-cn:iam::111111111111:role/app` is in the partition `aws-cn`, but this node is in us-east-1, of the partition `aws`"],
+        &["`arn:aws-cn:iam::111111111111:role/app` is in the partition `aws-cn`, but us-east-1 is in the partition `aws`"],
     );
 }
 
@@ -277,7 +277,7 @@ const GOV_KEY: &str = "live/gov/us-gov-west-1/k/node.yaml";
 fn a_commercial_principal_in_a_govcloud_key() {
     gov_key("key_administrators: [arn:aws:iam::444444444444:role/admin]\n").rejects(
         &[&at(GOV_KEY, 2)],
-        &["this node is in us-gov-west-1, of the partition `aws-us-gov`"],
+        &["but us-gov-west-1 is in the partition `aws-us-gov`"],
     );
 }
 
@@ -289,6 +289,67 @@ fn a_govcloud_key_writes_govcloud_arns() {
         statement(&policy, "AccountRootFullAccess").unwrap()["Principal"]["AWS"],
         "arn:aws-us-gov:iam::444444444444:root"
     );
+}
+
+#[test]
+fn an_account_in_two_partitions() {
+    let account = "live/gov/account.yaml";
+    gov_key("")
+        .file(
+            account,
+            "account_id: \"444444444444\"\nenvironment: gov\nregions: [us-gov-west-1, us-east-1, us-gov-east-1, eu-west-1]\n",
+        )
+        .rejects(
+            &[&at(account, 3), &at(account, 3)],
+            &[
+                "us-east-1 is in the partition `aws`, but us-gov-west-1 is in `aws-us-gov`: an AWS account lives in one partition",
+                "eu-west-1 is in the partition `aws`",
+            ],
+        );
+}
+
+#[test]
+fn a_commercial_role_deploys_a_govcloud_account() {
+    let account = "live/gov/account.yaml";
+    gov_key("")
+        .file(
+            account,
+            "account_id: \"444444444444\"\nenvironment: gov\nrole_arn: arn:aws:iam::444444444444:role/orch-deployer\nregions: [us-gov-west-1]\n",
+        )
+        .rejects(
+            &[&at(account, 3)],
+            &["`arn:aws:iam::444444444444:role/orch-deployer` is in the partition `aws`, but us-gov-west-1 is in the partition `aws-us-gov`"],
+        );
+}
+
+#[test]
+fn a_key_access_across_partitions() {
+    let access = "live/gov/us-gov-west-1/reader/node.yaml";
+    gov_key("")
+        .file(
+            access,
+            "kind: key-access\nkey: prod/us-east-1/data\nroles: [arn:aws-us-gov:iam::444444444444:role/reporting]\ncapabilities: [read-data]\n",
+        )
+        .rejects(
+            &[&at(access, 2)],
+            &["gov/us-gov-west-1/reader is in the partition `aws-us-gov`, but its key prod/us-east-1/data is in `aws`"],
+        );
+}
+
+#[test]
+fn a_govcloud_grant_gets_a_govcloud_placeholder_arn() {
+    let tree = gov_key("").file(
+        "live/gov/us-gov-west-1/g/node.yaml",
+        "kind: grant\nkey: gov/us-gov-west-1/k\ngrantee: arn:aws-us-gov:iam::444444444444:role/app\noperations: [Decrypt]\n",
+    );
+    tree.run(&["render", "gov/us-gov-west-1/g"])
+        .assert_success();
+    let vars = tree.read(".orch/work/gov/us-gov-west-1/g/terraform.tfvars.json");
+    assert!(
+        vars.contains("\"arn:aws-us-gov:kms:us-gov-west-1:444444444444:key/"),
+        "{vars}"
+    );
+    assert!(!vars.contains("arn:aws:"), "{vars}");
 }
 
 // ---- principal ARNs ---------------------------------------------------------------------------

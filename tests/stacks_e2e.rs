@@ -90,26 +90,13 @@ fn fleet(root: &Path) {
 const NODES: usize = 8;
 
 fn statuses(run: &Run) -> Vec<(String, String)> {
-    run.report["nodes"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no report:\n{}", run.stderr))
-        .iter()
-        .map(|n| {
-            (
-                n["address"].as_str().unwrap().to_string(),
-                n["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    assert!(!run.report.is_null(), "no report:\n{}", run.stderr);
+    common::report_statuses(&run.report)
 }
 
 fn node<'a>(run: &'a Run, address: &str) -> &'a Value {
-    run.report["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["address"] == address)
-        .unwrap_or_else(|| panic!("{address} not in the report:\n{}", run.stderr))
+    assert!(!run.report.is_null(), "no report:\n{}", run.stderr);
+    common::report_row(&run.report, address)
 }
 
 fn orch_json(root: &Path, args: &[&str]) -> Value {
@@ -156,15 +143,19 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     assert!(setup.success(), "creating the consumers' roles failed");
 
     // 1. One node of a stack: -target on its module block, the stack's other key untouched.
-    let one = orch(root, endpoint, &["apply", "prod/us-east-1/2fa", "--auto-approve"]);
+    let one = orch(
+        root,
+        endpoint,
+        &["apply", "prod/us-east-1/2fa", "--auto-approve"],
+    );
     assert_eq!(one.code, 0, "{}", one.stderr);
     assert_eq!(
         statuses(&one),
         [("prod/us-east-1/2fa".to_string(), "ok".to_string())]
     );
     assert_eq!(node(&one, "prod/us-east-1/2fa")["add"], 2, "key and alias");
-    let log = std::fs::read_to_string(node(&one, "prod/us-east-1/2fa")["log"].as_str().unwrap())
-        .unwrap();
+    let log =
+        std::fs::read_to_string(node(&one, "prod/us-east-1/2fa")["log"].as_str().unwrap()).unwrap();
     assert!(log.contains("-target=module._2fa"), "{log}");
     let prod = readback(venv, endpoint, "111111111111", &["us-east-1"]);
     assert_eq!(
@@ -205,7 +196,10 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     // 4. Read back, as declared.
     let prod = readback(venv, endpoint, "111111111111", &["us-east-1", "eu-west-1"]);
     let data = key_by_alias(&prod["kms"], "us-east-1", "alias/prod/data");
-    assert_eq!(data["description"], TRICKY, "the description arrives verbatim");
+    assert_eq!(
+        data["description"], TRICKY,
+        "the description arrives verbatim"
+    );
     assert_eq!(data["multi_region_type"], "PRIMARY");
     assert_eq!(data["tags"]["ManagedBy"], "orch");
     assert_eq!(data["tags"]["Environment"], "prod");
@@ -217,7 +211,10 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     let outputs = orch_json(root, &["output", "prod/us-east-1/data"]);
     assert_eq!(outputs["key_arn"], data["arn"], "outputs recorded per node");
     let two_fa = key_by_alias(&prod["kms"], "us-east-1", "alias/prod/2fa");
-    assert_eq!(two_fa["tags"]["DataCategory"], "secret", "its own provider's tags");
+    assert_eq!(
+        two_fa["tags"]["DataCategory"], "secret",
+        "its own provider's tags"
+    );
     let replica = key_by_alias(&prod["kms"], "eu-west-1", "alias/prod/data");
     assert_eq!(replica["multi_region_type"], "REPLICA");
     assert_eq!(
@@ -226,7 +223,10 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     );
     let grants = data["grants"].as_array().unwrap();
     assert_eq!(grants.len(), 1, "{grants:?}");
-    assert_eq!(grants[0]["grantee"], "arn:aws:iam::222222222222:role/reader");
+    assert_eq!(
+        grants[0]["grantee"],
+        "arn:aws:iam::222222222222:role/reader"
+    );
     let rule = &prod["s3"]["orch-stacks-data"]["encryption"][0];
     assert_eq!(
         rule["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"],
@@ -248,15 +248,25 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     let reader = &shared["iam"]["orch-key-access-reader"];
     assert_eq!(reader["roles"], json!(["reader"]));
     let resources = reader["document"]["Statement"][0]["Resource"].to_string();
-    assert!(resources.contains(data["arn"].as_str().unwrap()), "{resources}");
+    assert!(
+        resources.contains(data["arn"].as_str().unwrap()),
+        "{resources}"
+    );
     let uses = &prod["iam"]["orch-key-access-uses-shared"];
     assert_eq!(uses["roles"], json!(["app"]));
     let resources = uses["document"]["Statement"][0]["Resource"].to_string();
-    assert!(resources.contains(own["arn"].as_str().unwrap()), "{resources}");
+    assert!(
+        resources.contains(own["arn"].as_str().unwrap()),
+        "{resources}"
+    );
 
     // 5. Plan again: nothing to change anywhere.
     let again = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
-    assert_eq!(again.code, 0, "a second plan shows changes:\n{}", again.stderr);
+    assert_eq!(
+        again.code, 0,
+        "a second plan shows changes:\n{}",
+        again.stderr
+    );
     assert!(
         statuses(&again).iter().all(|(_, s)| s == "no changes"),
         "{:?}",
@@ -279,12 +289,21 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
             "{region}: {keys:?}"
         );
         assert!(
-            prod["kms"][region]["aliases"].as_object().unwrap().is_empty(),
+            prod["kms"][region]["aliases"]
+                .as_object()
+                .unwrap()
+                .is_empty(),
             "{region} aliases remain"
         );
     }
-    assert!(prod["s3"].as_object().unwrap().is_empty(), "the bucket remains");
-    assert!(prod["iam"].as_object().unwrap().is_empty(), "an IAM policy remains");
+    assert!(
+        prod["s3"].as_object().unwrap().is_empty(),
+        "the bucket remains"
+    );
+    assert!(
+        prod["iam"].as_object().unwrap().is_empty(),
+        "an IAM policy remains"
+    );
     let shared = readback(venv, endpoint, "222222222222", &["us-east-1"]);
     assert!(shared["iam"].as_object().unwrap().is_empty());
     assert!(!root.join(".orch/outputs/prod/us-east-1/data.json").exists());

@@ -12,6 +12,7 @@ use super::decode::Spanned;
 use super::layer::merge;
 use super::model::{Access, Account, Node, NodeKind, Replica};
 use super::node::{Body, Declared, KeyDecl, ReplicaDecl, Replicas};
+use super::principal::partition_of;
 use super::regions;
 use super::tree::Unloaded;
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Span};
@@ -39,19 +40,28 @@ impl Linker<'_> {
         let by_address: BTreeMap<Address, &Declared> =
             declared.iter().map(|d| (d.address.clone(), d)).collect();
         let mut replicas = self.plan_replicas(&declared, &by_address, diags);
-        self.check_references(&declared, &by_address, &replicas, diags);
-        let widening = self.widening(&declared, &replicas);
+        // Replica address -> primary, and primary -> replica regions: one pass, so that large
+        // fleets with many replicas and key-access nodes link in linear time.
+        let primary_of: BTreeMap<Address, Address> = replicas
+            .iter()
+            .map(|r| (r.address.clone(), r.primary.clone()))
+            .collect();
+        let mut replica_regions: BTreeMap<Address, Vec<String>> = BTreeMap::new();
+        for r in &replicas {
+            replica_regions
+                .entry(r.primary.clone())
+                .or_default()
+                .push(r.address.region.clone());
+        }
+        self.check_references(&declared, &by_address, &primary_of, diags);
+        let widening = self.widening(&declared, &primary_of);
 
         let mut nodes = Vec::new();
         for d in &declared {
             let kind = match &d.body {
                 Body::Key(k) => {
                     let mut key = k.key.clone();
-                    key.replica_regions = replicas
-                        .iter()
-                        .filter(|r| r.primary == d.address)
-                        .map(|r| r.address.region.clone())
-                        .collect();
+                    key.replica_regions = replica_regions.remove(&d.address).unwrap_or_default();
                     widen(&mut key.access, widening.get(&d.address));
                     NodeKind::Key(key)
                 }
@@ -407,15 +417,13 @@ impl Linker<'_> {
         &self,
         declared: &[Declared],
         by_address: &BTreeMap<Address, &Declared>,
-        replicas: &[PlannedReplica],
+        primary_of: &BTreeMap<Address, Address>,
         diags: &mut Diagnostics,
     ) {
-        let exists =
-            |a: &Address| by_address.contains_key(a) || replicas.iter().any(|r| &r.address == a);
+        let exists = |a: &Address| by_address.contains_key(a) || primary_of.contains_key(a);
         let all: Vec<String> = by_address
             .keys()
-            .cloned()
-            .chain(replicas.iter().map(|r| r.address.clone()))
+            .chain(primary_of.keys())
             .map(|a| a.to_string())
             .collect();
         for d in declared {
@@ -440,7 +448,7 @@ impl Linker<'_> {
             let is_key = matches!(
                 by_address.get(&key.value).map(|t| &t.body),
                 Some(Body::Key(_)) | Some(Body::Replica(_))
-            ) || replicas.iter().any(|r| r.address == key.value);
+            ) || primary_of.contains_key(&key.value);
             if !exists(&key.value) {
                 if !self.broken.contains(&key.value) {
                     diags.push(dangling(key, "key", &all));
@@ -465,6 +473,10 @@ impl Linker<'_> {
                     Diagnostic::error(key.span, format!("the bucket {} is not in the account and region of its key {}", d.address, key.value))
                         .with_help("SSE-KMS needs a key in the bucket's own region; use the key's replica in that region"),
                 ),
+                Body::KeyAccess(_) if partition_of(&key.value.region) != partition_of(&d.address.region) => diags.push(
+                    Diagnostic::error(key.span, format!("{} is in the partition `{}`, but its key {} is in `{}`", d.address, partition_of(&d.address.region), key.value, partition_of(&key.value.region)))
+                        .with_help("AWS partitions are separate worlds: a role of one cannot use a key of another"),
+                ),
                 Body::KeyAccess(_) if key.value.account == d.address.account => diags.push(
                     Diagnostic::error(key.span, format!("{} gives access to {} within the same account", d.address, key.value))
                         .with_help("key-access is for another account; in the key's own account use `access:` on the key"),
@@ -480,7 +492,7 @@ impl Linker<'_> {
     fn widening(
         &self,
         declared: &[Declared],
-        replicas: &[PlannedReplica],
+        primary_of: &BTreeMap<Address, Address>,
     ) -> BTreeMap<Address, BTreeMap<String, Vec<super::model::Capability>>> {
         let mut out: BTreeMap<Address, BTreeMap<String, Vec<_>>> = BTreeMap::new();
         for d in declared {
@@ -488,10 +500,7 @@ impl Linker<'_> {
                 continue;
             };
             let account_id = self.accounts[&d.address.account].account_id.clone();
-            let family = replicas
-                .iter()
-                .find(|r| r.address == k.key.value)
-                .map_or(&k.key.value, |r| &r.primary);
+            let family = primary_of.get(&k.key.value).unwrap_or(&k.key.value);
             let caps = out
                 .entry(family.clone())
                 .or_default()

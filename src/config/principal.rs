@@ -101,12 +101,13 @@ pub fn check_role_in(arn: &str, region: &str) -> Result<String, String> {
     Ok(account)
 }
 
-fn check_partition(arn: &str, region: &str) -> Result<(), String> {
+/// An ARN of `region`'s partition; any other is refused, as AWS refuses it.
+pub fn check_partition(arn: &str, region: &str) -> Result<(), String> {
     let expected = partition_of(region);
     match partition_of_arn(arn) {
         found if found == expected => Ok(()),
         found => Err(format!(
-            "`{arn}` is in the partition `{found}`, but this node is in {region}, of the partition `{expected}`: AWS refuses principals of another partition"
+            "`{arn}` is in the partition `{found}`, but {region} is in the partition `{expected}`: AWS refuses principals of another partition"
         )),
     }
 }

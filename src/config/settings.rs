@@ -9,7 +9,7 @@ use super::address::check_name;
 use super::decode::{printable, Fields};
 use super::model::{Account, Backend, Layout, Profile, Settings, Wave};
 use super::node::K9_TAGS;
-use super::principal::{check_account_id, check_role};
+use super::principal::{check_account_id, check_partition, check_role, partition_of};
 use super::regions;
 use super::yaml::{span_of, YamlFile};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics};
@@ -409,6 +409,23 @@ pub fn read_account(
                         .map(|near| format!("did you mean `{near}`?"));
                 } else if regions_list.contains(&r.value) {
                     f.error(r.span, format!("region `{}` is listed twice", r.value));
+                } else if let Some(first) = regions_list
+                    .first()
+                    .filter(|first| partition_of(first) != partition_of(&r.value))
+                {
+                    f.error(
+                        r.span,
+                        format!(
+                            "{} is in the partition `{}`, but {first} is in `{}`: an AWS account lives in one partition",
+                            r.value,
+                            partition_of(&r.value),
+                            partition_of(first)
+                        ),
+                    )
+                    .help = Some(
+                        "a GovCloud or China account is a separate account: give it its own directory under live/"
+                            .into(),
+                    );
                 } else {
                     regions_list.push(r.value);
                 }
@@ -430,6 +447,11 @@ pub fn read_account(
             span
         }
     };
+    if let (Some(role), Some(first)) = (&role_arn, regions_list.first()) {
+        if let Err(why) = check_partition(&role.value, first) {
+            f.error(role.span, why);
+        }
+    }
     let defaults = read_defaults(&mut f);
     let id_span = id.map_or(f.span(), |id| id.span);
     f.finish(diags, None);

@@ -17,6 +17,8 @@ use super::write::write_atomic;
 pub const MANIFEST: &str = ".orch-generated";
 /// The longest file or directory name Linux file systems take (NAME_MAX).
 const NAME_MAX: usize = 255;
+/// How long a generation waits for another one writing into the same DIR.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 /// The longest path the kernel takes (PATH_MAX, less its terminating NUL).
 const PATH_MAX: usize = 4095;
 
@@ -38,6 +40,8 @@ pub enum GenerateError {
     NotOurs { path: PathBuf, manifest: PathBuf },
     #[error("{path} is not a manifest orch can read: {message}\n  = help: orch records in it which files of this directory it wrote; restore it, or empty the directory and remove it to start over; nothing was written")]
     Manifest { path: PathBuf, message: String },
+    #[error("{path} is being written by another `orch generate` (it holds the directory's lock) for over 30 s\n  = help: wait for it to finish and run again; nothing was written")]
+    Busy { path: PathBuf },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -129,12 +133,25 @@ pub fn write_set(
             path: manifest_path,
         });
     }
-    let mut manifest = Manifest::read(&manifest_path)?;
     let wanted: BTreeSet<PathBuf> = files.iter().map(|(p, _)| p.clone()).collect();
-    check_targets(dir, &manifest_path, &manifest, &wanted)?;
+    // Checked once before DIR is created, so a refused run leaves nothing behind, and again
+    // under the lock, since another run may have changed the manifest in between.
+    check_targets(
+        dir,
+        &manifest_path,
+        &Manifest::read(&manifest_path)?,
+        &wanted,
+    )?;
 
     let io = |path: PathBuf| move |source| GenerateError::Io { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let _lock = crate::lock::lock_dir(dir, LOCK_PATIENCE)
+        .map_err(io(dir.to_path_buf()))?
+        .ok_or_else(|| GenerateError::Busy {
+            path: dir.to_path_buf(),
+        })?;
+    let mut manifest = Manifest::read(&manifest_path)?;
+    check_targets(dir, &manifest_path, &manifest, &wanted)?;
     // Listed before they are written, so a run cut short still owns what it wrote.
     let before = manifest.sets.remove(set).unwrap_or_default();
     manifest

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
-use crate::config::{Address, Fleet, Node, NodeKind};
+use crate::config::{partition_of, Address, Fleet, Node, NodeKind};
 use crate::policy::{self, KeyFacts};
 
 /// Outputs of applied nodes, as recorded after apply in `.orch/outputs/<address>.json`.
@@ -171,7 +171,11 @@ pub fn dependency_key_arn(
     };
     if let Some(key_id) = primary.and_then(|p| outputs.get(p, "key_id")) {
         return (
-            format!("arn:aws:kms:{}:{account}:key/{key_id}", address.region),
+            format!(
+                "arn:{}:kms:{}:{account}:key/{key_id}",
+                partition_of(&address.region),
+                address.region
+            ),
             true,
         );
     }
@@ -185,7 +189,11 @@ pub fn dependency_key_arn(
         "00000000-0000-0000-0000-000000000000"
     };
     (
-        format!("arn:aws:kms:{}:{account}:key/{placeholder}", address.region),
+        format!(
+            "arn:{}:kms:{}:{account}:key/{placeholder}",
+            partition_of(&address.region),
+            address.region
+        ),
         false,
     )
 }

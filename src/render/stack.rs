@@ -152,7 +152,12 @@ impl Renderer<'_> {
             let after: BTreeSet<String> = node
                 .depends_on
                 .iter()
-                .filter_map(|d| fleet.nodes.binary_search_by(|n| n.address.cmp(&d.value)).ok())
+                .filter_map(|d| {
+                    fleet
+                        .nodes
+                        .binary_search_by(|n| n.address.cmp(&d.value))
+                        .ok()
+                })
                 .filter(|d| members.contains(d))
                 .map(|d| format!("module.{}", module_name(&fleet.nodes[d])))
                 .collect();
@@ -161,8 +166,9 @@ impl Renderer<'_> {
                 let _ = writeln!(main, "  depends_on = [{}]", list.join(", "));
             }
             main.push('\n');
+            let width = node_vars_of.keys().map(String::len).max().unwrap_or(0);
             for name in node_vars_of.keys() {
-                let _ = writeln!(main, "  {name} = var.nodes[\"{m}\"][\"{name}\"]");
+                let _ = writeln!(main, "  {name:<width$} = var.nodes[\"{m}\"][\"{name}\"]");
             }
             main.push_str("}\n\n");
             let _ = writeln!(
@@ -237,7 +243,9 @@ impl Renderer<'_> {
         let key = format!("{STACKS_DIR}/{stack}/terraform.tfstate");
         match &self.fleet.settings.backend {
             // Relative to the stack's work dir, .orch/work/_stacks/<account>/<region>/<tier>/.
-            Backend::Local => json!({"type": "local", "path": format!("../../../../../state/{key}")}),
+            Backend::Local => {
+                json!({"type": "local", "path": format!("../../../../../state/{key}")})
+            }
             Backend::S3 {
                 bucket,
                 region,

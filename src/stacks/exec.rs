@@ -26,7 +26,7 @@ use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
 use crate::terraform::workflow::{
     write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status, StepError,
-    TerraformExecutor,
+    TerraformExecutor, APPLY,
 };
 
 /// The outcome of one stack: one run per selected node of it.
@@ -203,7 +203,11 @@ impl StackJob {
             log.clone(),
         );
         let mut outcomes = self.steps(&renderer, &mut job).await;
-        let action = if ctx.preview { Action::Plan } else { ctx.action };
+        let action = if ctx.preview {
+            Action::Plan
+        } else {
+            ctx.action
+        };
         let nodes = self
             .targets
             .iter()
@@ -291,7 +295,25 @@ impl StackJob {
                 }
             };
             let by_module = plan_text::plan_by_module(&planned.text);
-            let counts = consistent_counts(&by_module.counts, planned.counts, &run, fleet);
+            let orphans: Vec<&str> = by_module
+                .counts
+                .keys()
+                .filter(|m| !modules.contains_key(*m))
+                .map(String::as_str)
+                .collect();
+            let counts =
+                consistent_counts(&by_module.counts, planned.counts, &run, &orphans, fleet);
+            // The module of a node whose node.yaml is gone: terraform would destroy its keys,
+            // which the per-node layout never does for a removed file. Such a plan can never be
+            // applied, so it fails, also as a plan.
+            if !orphans.is_empty() && !destroy {
+                let message = format!(
+                    "the plan of stack {stack} destroys module.{}, which is no node of the tree any more; orch never applies that: put its node.yaml back and `orch destroy` it first",
+                    orphans.join(", module.")
+                );
+                out.extend(self.all_failed(&run, &message, job));
+                return out;
+            }
             if !applying {
                 for &i in &run {
                     let m = module_name(&fleet.nodes[i]);
@@ -330,14 +352,7 @@ impl StackJob {
                     return out;
                 }
             }
-            let apply = [
-                "apply",
-                "-input=false",
-                "-no-color",
-                "-lock-timeout=60s",
-                "tfplan",
-            ];
-            match job.run_step(&apply, &[0], Retry::Never, &[]).await {
+            match job.run_step(&APPLY, &[0], Retry::Never, &[]).await {
                 Ok(_) => break (counts, by_module),
                 Err(e) if e.transient && round < ctx.retries => {
                     round += 1;
@@ -423,9 +438,8 @@ impl StackJob {
                 .collect();
             let path = outputs_dir.join(format!("{}.json", node.address));
             let text = serde_json::to_string(&Value::Object(recorded)).expect("JSON serializes");
-            write_atomically(&path, &(text + "\n")).map_err(|e| {
-                format!("cannot record the outputs in {}: {e}", path.display())
-            })?;
+            write_atomically(&path, &(text + "\n"))
+                .map_err(|e| format!("cannot record the outputs in {}: {e}", path.display()))?;
             let fingerprint =
                 crate::fingerprint::compute(fleet, node, &files[&i].files, &ctx.binary.version);
             crate::fingerprint::record(fleet, &node.address, &fingerprint)
@@ -529,7 +543,10 @@ impl StackJob {
         let ctx = &self.context;
         let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
         let rendered = renderer
-            .render_stack(&self.stacks.stacks[self.stack], &mut TemplateCache::default())
+            .render_stack(
+                &self.stacks.stacks[self.stack],
+                &mut TemplateCache::default(),
+            )
             .map_err(|e| e.to_string())?;
         let files: BTreeMap<usize, &crate::render::Rendered> =
             rendered.nodes.iter().map(|(i, r)| (*i, r)).collect();
@@ -628,18 +645,24 @@ impl StackJob {
         self.stacks.stacks[self.stack]
             .members
             .iter()
-            .map(|&i| (fleet.nodes[i].address.name.clone(), module_name(&fleet.nodes[i])))
+            .map(|&i| {
+                (
+                    fleet.nodes[i].address.name.clone(),
+                    module_name(&fleet.nodes[i]),
+                )
+            })
             .collect()
     }
 }
 
-/// Per-node counts from the plan's per-module lines, when they add up to plan's own summary
-/// (and the plan touched no module outside the run); `None` when they do not, so no count is
-/// shown that terraform did not vouch for.
+/// Per-node counts from the plan's per-module lines, when they and those of modules of no node
+/// (`orphans`) add up to plan's own summary; `None` when they do not, so no count is shown that
+/// terraform did not vouch for.
 fn consistent_counts(
     by_module: &BTreeMap<String, Counts>,
     summary: Option<Counts>,
     run: &[usize],
+    orphans: &[&str],
     fleet: &Fleet,
 ) -> Option<BTreeMap<usize, Counts>> {
     let summary = summary?;
@@ -655,11 +678,15 @@ fn consistent_counts(
             )
         })
         .collect();
-    let total = mine.values().fold(Counts::default(), |t, c| Counts {
-        add: t.add + c.add,
-        change: t.change + c.change,
-        destroy: t.destroy + c.destroy,
-    });
+    let orphaned = orphans.iter().filter_map(|m| by_module.get(*m));
+    let total = mine
+        .values()
+        .chain(orphaned)
+        .fold(Counts::default(), |t, c| Counts {
+            add: t.add + c.add,
+            change: t.change + c.change,
+            destroy: t.destroy + c.destroy,
+        });
     (total == summary).then_some(mine)
 }
 

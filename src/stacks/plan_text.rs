@@ -44,7 +44,8 @@ pub fn plan_by_module(text: &str) -> PlanByModule {
                     counts.change += 1;
                 } else if header.contains(" will be destroyed") {
                     counts.destroy += 1;
-                } else if header.contains(" must be replaced") || header.contains(" will be replaced")
+                } else if header.contains(" must be replaced")
+                    || header.contains(" will be replaced")
                 {
                     counts.add += 1;
                     counts.destroy += 1;
@@ -72,9 +73,13 @@ pub fn completed_by_module(text: &str) -> BTreeMap<String, u32> {
         let Some((address, rest)) = line.split_once(": ") else {
             continue;
         };
-        let done = ["Creation complete", "Modifications complete", "Destruction complete"]
-            .iter()
-            .any(|w| rest.starts_with(w));
+        let done = [
+            "Creation complete",
+            "Modifications complete",
+            "Destruction complete",
+        ]
+        .iter()
+        .any(|w| rest.starts_with(w));
         if let (true, Some(m)) = (done, module_of(address)) {
             *out.entry(m.to_string()).or_insert(0) += 1;
         }

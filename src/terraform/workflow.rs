@@ -217,19 +217,18 @@ impl NodeJob {
         let dir = context.fleet.state_dir().join("work").join(&address);
         let log = context.log_dir.join(format!("{address}.log"));
         NodeJob {
-            context,
             node,
-            address,
-            dir,
-            log,
-            output: String::new(),
-            attempts: 0,
-            targets: Vec::new(),
+            ..NodeJob::for_dir(context, address, dir, log)
         }
     }
 
     /// The runs of a work directory that is not one node's (a stack's), named `address`.
-    pub(crate) fn for_dir(context: Arc<Context>, address: String, dir: PathBuf, log: PathBuf) -> Self {
+    pub(crate) fn for_dir(
+        context: Arc<Context>,
+        address: String,
+        dir: PathBuf,
+        log: PathBuf,
+    ) -> Self {
         NodeJob {
             context,
             node: usize::MAX,
@@ -317,14 +316,7 @@ impl NodeJob {
                 break plan;
             }
             self.forget_fingerprint()?;
-            let apply = [
-                "apply",
-                "-input=false",
-                "-no-color",
-                "-lock-timeout=60s",
-                "tfplan",
-            ];
-            match self.run_step(&apply, &[0], Retry::Never, &[]).await {
+            match self.run_step(&APPLY, &[0], Retry::Never, &[]).await {
                 Ok(_) => break plan,
                 Err(e) if e.transient && round < self.context.retries => {
                     round += 1;
@@ -678,6 +670,15 @@ impl NodeJob {
         }
     }
 }
+
+/// The apply of a saved plan.
+pub(crate) const APPLY: [&str; 5] = [
+    "apply",
+    "-input=false",
+    "-no-color",
+    "-lock-timeout=60s",
+    "tfplan",
+];
 
 /// How a step treats failures and output.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 //! Each test crate under `tests/` compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod fake;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -334,6 +336,31 @@ pub fn only_journal(root: &Path) -> serde_json::Value {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// The row of `address` in a `--report` JSON.
+pub fn report_row<'a>(report: &'a serde_json::Value, address: &str) -> &'a serde_json::Value {
+    report["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no report: {report}"))
+        .iter()
+        .find(|n| n["address"] == address)
+        .unwrap_or_else(|| panic!("{address} not in the report: {report}"))
+}
+
+/// (address, status) of every row of a `--report` JSON.
+pub fn report_statuses(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no report: {report}"))
+        .iter()
+        .map(|n| {
+            (
+                n["address"].as_str().unwrap().to_string(),
+                n["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// The shipped example tree, `live/` of this repository.
