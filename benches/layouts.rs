@@ -345,19 +345,21 @@ fn bench_fleet(
         let run = run_orch(orch, root, phase, &args, expected);
         println!(
             "   {phase:<8} {} nodes, {} roots: {:.1} CPU-s ({:.2} per node), wall {:.1} s, peak {:.0} MB, \
-             exit {}{}",
+             others {:.0} CPU-s, exit {}{}\n            {}",
             run.nodes,
             run.roots,
             run.cpu,
             run.cpu / run.nodes.max(1) as f64,
             run.wall,
             run.peak_mb,
+            run.others_cpu,
             run.exit,
             if run.unexpected.is_empty() {
                 String::new()
             } else {
                 format!(", {} unexpected: {}", run.unexpected.len(), run.unexpected[..run.unexpected.len().min(5)].join(", "))
-            }
+            },
+            profile(&run)
         );
         let failed = run.exit != 0;
         runs.push(run);
@@ -676,23 +678,27 @@ fn print_table(results: &[FleetResult]) {
     );
     for r in results {
         for m in &r.runs {
-            let sampled: f64 = m.profile.values().sum();
-            let parts: Vec<String> = m
-                .profile
-                .iter()
-                .filter(|(_, v)| **v >= 0.05 * sampled.max(0.001))
-                .map(|(k, v)| format!("{k} {v:.1}"))
-                .collect();
             println!(
-                "   {} {} {}: {} (orch's report: {:.2})",
+                "   {} {} {}: {}",
                 r.size,
                 r.layout.name(),
                 m.phase,
-                parts.join(", "),
-                m.orch_cpu
+                profile(m)
             );
         }
     }
+}
+
+/// CPU seconds by kind of process (those over 5 % of the sampled total), and orch's own.
+fn profile(m: &Measured) -> String {
+    let sampled: f64 = m.profile.values().sum();
+    let parts: Vec<String> = m
+        .profile
+        .iter()
+        .filter(|(_, v)| **v >= 0.05 * sampled.max(0.001))
+        .map(|(k, v)| format!("{k} {v:.1}"))
+        .collect();
+    format!("{} (orch's report: {:.2})", parts.join(", "), m.orch_cpu)
 }
 
 fn find<'a>(
