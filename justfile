@@ -55,7 +55,9 @@ bench: && bench-layouts
     cargo bench --bench fleet && cargo bench --bench executor && cargo bench --bench shards
 
 # per-node vs stacks on fleets of 20, 200 and 1,000 nodes, plan, apply and re-plan with real
-# terraform against the emulator (benches/layouts.rs): about an hour on 2 idle cores.
+# terraform against the emulator (benches/layouts.rs). Long: about 3,000 CPU-seconds, and the
+# applies wait on the provider (a 100-key stack applies in about 5 minutes); for a short run,
+# ORCH_BENCH_SIZES=20 (see the file's header for the other knobs).
 bench-layouts:
     cargo bench --bench layouts
 
