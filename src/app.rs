@@ -72,8 +72,16 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                 .iter()
                 .filter(|n| n.key_ref().is_none() || matches!(n.kind, config::NodeKind::Replica(_)))
                 .count();
+            let stacks = match loaded.fleet.settings.layout {
+                config::Layout::PerNode => String::new(),
+                config::Layout::Stacks => format!(
+                    " ({} stacks)",
+                    crate::stacks::Stacks::build(&loaded.fleet, &loaded.dag)
+                        .map_or(0, |s| s.stacks.len())
+                ),
+            };
             println!(
-                "{}: {} nodes ({} keys and replicas, {} consumers) in {} accounts, {} dependencies; valid",
+                "{}: {} nodes ({} keys and replicas, {} consumers) in {} accounts, {} dependencies; valid{stacks}",
                 live.display(),
                 loaded.fleet.nodes.len(),
                 keys,

@@ -224,7 +224,8 @@ fn class(status: &str) -> &'static str {
         "ok" | "no changes" | "unchanged" | "passed" | "done" => "s-ok",
         "changes" => "s-changes",
         "failed" | "interrupted" => "s-failed",
-        s if s.starts_with("skipped") || s == "not started" => "s-skipped",
+        // "not applied" and the like: a node of a stack whose run stopped on another node.
+        s if s.starts_with("skipped") || s.starts_with("not ") => "s-skipped",
         _ => "s-other",
     }
 }

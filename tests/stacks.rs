@@ -113,7 +113,7 @@ fn depends_on_both_ways_between_two_stacks_is_an_error_naming_the_edges() {
 
 #[test]
 fn access_across_accounts_both_ways_is_no_cycle_between_tiers() {
-    Tree::new()
+    let out = Tree::new()
         .file(ORCH, &layout("stacks"))
         .file(
             "live/prod/us-east-1/uses-dev/node.yaml",
@@ -123,8 +123,14 @@ fn access_across_accounts_both_ways_is_no_cycle_between_tiers() {
             "live/dev/us-east-1/uses-prod/node.yaml",
             "kind: key-access\nkey: prod/us-east-1/data\nroles: [arn:aws:iam::222222222222:role/app]\ncapabilities: [read-data]\n",
         )
-        .run(&["validate"])
-        .assert_success();
+        .run(&["validate"]);
+    out.assert_success();
+    // Keys and consumers of each account in us-east-1, prod's replicas in eu-west-1.
+    assert!(
+        out.stdout.ends_with("; valid (5 stacks)\n"),
+        "{}",
+        out.stdout
+    );
 }
 
 // ---- rendering --------------------------------------------------------------------------------

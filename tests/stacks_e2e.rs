@@ -164,6 +164,11 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         "only the targeted key exists: {}",
         prod["kms"]
     );
+    assert_eq!(
+        orch_json(root, &["output", "prod/us-east-1/2fa"])["key_arn"],
+        key_by_alias(&prod["kms"], "us-east-1", "alias/prod/2fa")["arn"],
+        "the outputs of a targeted module are recorded"
+    );
 
     // 2. Plan everything: per-node rows and counts; dependents of unapplied keys provisional.
     let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
@@ -182,6 +187,18 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     ] {
         assert_eq!(node(&plan, dependent)["provisional"], true, "{dependent}");
     }
+
+    // Every stack is rendered now, in terraform's own format.
+    let fmt = Command::new("terraform")
+        .args(["fmt", "-check", "-recursive", "-diff"])
+        .current_dir(root.join(".orch/work/_stacks"))
+        .output()
+        .unwrap();
+    assert!(
+        fmt.status.success(),
+        "the stack root modules are not in terraform's format:\n{}",
+        String::from_utf8_lossy(&fmt.stdout)
+    );
 
     // 3. Apply everything.
     let apply = orch(root, endpoint, &["apply", "--all", "--auto-approve"]);

@@ -132,7 +132,11 @@ impl Renderer<'_> {
             )?);
         }
         let mut main = String::new();
-        let mut outputs = String::new();
+        // Sensitive: a custom kind's module may have sensitive outputs, which terraform refuses
+        // to pass on in a plain one; `output -json` still shows orch every value.
+        let mut outputs = String::from(
+            "# One output per node: its module's outputs, recorded by orch after each apply.\n\n",
+        );
         let mut node_vars = Map::new();
         let members: BTreeSet<usize> = stack.members.iter().copied().collect();
         for (k, (&i, node_vars_of)) in stack.members.iter().zip(vars).enumerate() {
@@ -173,7 +177,7 @@ impl Renderer<'_> {
             main.push_str("}\n\n");
             let _ = writeln!(
                 outputs,
-                "output \"{m}\" {{\n  description = \"Outputs of {}.\"\n  value       = module.{m}\n  # A custom kind may have sensitive outputs; orch records them all as data.\n  sensitive   = true\n}}\n",
+                "output \"{m}\" {{\n  description = \"Outputs of {}.\"\n  value       = module.{m}\n  sensitive   = true\n}}\n",
                 node.address
             );
             node_vars.insert(m, Value::Object(node_vars_of));

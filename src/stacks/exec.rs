@@ -365,9 +365,13 @@ impl StackJob {
                     ));
                     tokio::time::sleep(wait).await;
                 }
+                Err(e) if e.interrupted => {
+                    out.extend(self.failure(&run, &e, job, &modules));
+                    return out;
+                }
                 Err(e) => {
                     out.extend(
-                        self.partly_applied(&run, &e, job, &modules, counts, &by_module)
+                        self.partly_applied(&run, &e, job, &files, (&modules, counts, &by_module))
                             .await,
                     );
                     return out;
@@ -375,8 +379,7 @@ impl StackJob {
             }
         };
         let (counts, by_module) = planned;
-        let done: Vec<usize> = run.clone();
-        if let Err(message) = self.after_apply(&done, &files, job).await {
+        if let Err(message) = self.after_apply(&run, &files, job).await {
             out.extend(self.all_failed(&run, &message, job));
             return out;
         }
@@ -456,9 +459,12 @@ impl StackJob {
         run: &[usize],
         e: &StepError,
         job: &mut NodeJob,
-        modules: &BTreeMap<String, usize>,
-        counts: Option<BTreeMap<usize, Counts>>,
-        by_module: &plan_text::PlanByModule,
+        files: &BTreeMap<usize, &crate::render::Rendered>,
+        (modules, counts, by_module): (
+            &BTreeMap<String, usize>,
+            Option<BTreeMap<usize, Counts>>,
+            &plan_text::PlanByModule,
+        ),
     ) -> BTreeMap<usize, Outcome> {
         let fleet = &self.context.fleet;
         let failures = plan_text::errors(&e.text, &self.dir_modules());
@@ -530,27 +536,12 @@ impl StackJob {
                 o.output = format!("{}{}", job.output, o.output);
             }
         }
-        if let Err(message) = self.record_applied(&applied, job).await {
+        if let Err(message) = self.after_apply(&applied, files, job).await {
             for i in applied {
                 out.insert(i, Outcome::failed(message.clone()));
             }
         }
         out
-    }
-
-    /// Outputs and fingerprints of the nodes a stopped apply finished.
-    async fn record_applied(&self, applied: &[usize], job: &mut NodeJob) -> Result<(), String> {
-        let ctx = &self.context;
-        let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
-        let rendered = renderer
-            .render_stack(
-                &self.stacks.stacks[self.stack],
-                &mut TemplateCache::default(),
-            )
-            .map_err(|e| e.to_string())?;
-        let files: BTreeMap<usize, &crate::render::Rendered> =
-            rendered.nodes.iter().map(|(i, r)| (*i, r)).collect();
-        self.after_apply(applied, &files, job).await
     }
 
     /// A step that failed before anything was applied: each node terraform's errors name fails
@@ -602,7 +593,7 @@ impl StackJob {
                     Some(first) => Outcome {
                         output: mine.iter().map(|f| f.text.as_str()).collect(),
                         ..Outcome::failed(format!(
-                            "{} failed on this node: {}",
+                            "{} on this node: {}",
                             e.message.split(':').next().unwrap_or("terraform"),
                             crate::terraform::workflow::printable(&first.headline)
                         ))
