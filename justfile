@@ -50,9 +50,16 @@ test: setup fmt-check lint
 
 # Benchmarks: fleet scale (benches/fleet.rs), then the executor against a fake terraform and
 # real terraform + the emulator (benches/executor.rs; needs `scripts/just setup` first), then a
-# 1,000-node plan split over 4 shards (benches/shards.rs).
-bench:
+# 1,000-node plan split over 4 shards (benches/shards.rs), then the layouts (below).
+bench: && bench-layouts
     cargo bench --bench fleet && cargo bench --bench executor && cargo bench --bench shards
+
+# per-node vs stacks on fleets of 20, 200 and 1,000 nodes, plan, apply and re-plan with real
+# terraform against the emulator (benches/layouts.rs). Long: about 3,000 CPU-seconds, and the
+# applies wait on the provider (a 100-key stack applies in about 5 minutes); for a short run,
+# ORCH_BENCH_SIZES=20 (see the file's header for the other knobs).
+bench-layouts:
+    cargo bench --bench layouts
 
 # orch's main job on the shipped live/ tree: validate it, show the DAG, and plan every node with
 # real terraform against the local AWS emulator (the `sandbox` profile).

@@ -40,12 +40,17 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use serde_json::Value;
+
+mod common;
+use common::{
+    children_cpu, fail, loadavg, machine_busy, nproc, orch_command, preflight, print_machine,
+    settle, verdict, write, Emulator, Tools,
+};
 
 const A_PARALLELISM: usize = 8;
 const A_SLEEP: f64 = 0.05;
@@ -175,188 +180,8 @@ fn main() {
     }
 }
 
-fn fail(message: &str) -> ! {
-    eprintln!("error: {message}");
-    std::process::exit(2);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Machine and tools
-
-struct Tools {
-    terraform: PathBuf,
-    version: String,
-    config: PathBuf,
-    python: PathBuf,
-}
-
-fn preflight() -> Tools {
-    let hint = "run `scripts/just setup` once, then `scripts/just bench` (it exports \
-                TF_CLI_CONFIG_FILE and ORCH_TOOLS_VENV)";
-    let terraform = which("terraform").unwrap_or_else(|| {
-        fail(&format!(
-            "terraform is not on PATH: install Terraform >= 1.5; {hint}"
-        ))
-    });
-    let version = Command::new(&terraform)
-        .arg("version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .unwrap_or_else(|| fail(&format!("`{} version` failed", terraform.display())));
-    let config = std::env::var_os("TF_CLI_CONFIG_FILE")
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| {
-            fail(&format!(
-                "TF_CLI_CONFIG_FILE is unset or names no file ({:?}): the provider mirror config \
-                 is written by scripts/setup-terraform; {hint}",
-                std::env::var_os("TF_CLI_CONFIG_FILE")
-            ))
-        });
-    let python = std::env::var_os("ORCH_TOOLS_VENV")
-        .map(|v| PathBuf::from(v).join("bin/python"))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| {
-            fail(&format!(
-                "ORCH_TOOLS_VENV is unset or has no bin/python ({:?}): the venv with moto is \
-                 made by scripts/setup-python; {hint}",
-                std::env::var_os("ORCH_TOOLS_VENV")
-            ))
-        });
-    Tools {
-        terraform,
-        version,
-        config,
-        python,
-    }
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-fn nproc() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn print_machine(orch: &Path, tools: Option<&Tools>) {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map_or("unknown".into(), |m| m.trim().to_string());
-    let mem = fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find(|l| l.starts_with("MemTotal"))
-                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
-        })
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or("?".into(), |kb| format!("{:.1} GB", kb / 1048576.0));
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    println!("== machine");
-    println!(
-        "   nproc {}, CPU {model}, memory {mem}, Linux {}, load average {}",
-        nproc(),
-        kernel.trim(),
-        loadavg()
-    );
-    println!("   orch: {}", orch.display());
-    if let Some(t) = tools {
-        println!("   terraform: {} ({})", t.terraform.display(), t.version);
-        println!("   TF_CLI_CONFIG_FILE={}", t.config.display());
-        println!("   python: {}", t.python.display());
-    }
-}
-
-fn loadavg() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// CPU seconds (user + system) of the children this process has waited for, and of their own
-/// waited-for children: orch and every terraform it ran, or the shell loop and its terraforms.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage fills the struct we own; all-zero is a valid starting value.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
-/// CPU seconds a running process has used so far (from /proc/PID/stat).
-fn process_cpu(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
-    // After the command: state is field 3, utime 14 and stime 15 (1-based) of the whole line.
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks / hz
-}
-
-/// Waits until the machine is nearly idle, at most 30 s a time and 120 s per bench: other
-/// processes (a build, tests) would skew every figure here. Says so when it gives up.
-fn settle() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static WAITED_MS: AtomicU64 = AtomicU64::new(0);
-    let start = Instant::now();
-    loop {
-        let before = machine_busy();
-        std::thread::sleep(Duration::from_millis(1000));
-        let busy = machine_busy() - before;
-        if busy < 0.25 {
-            return;
-        }
-        let waited = WAITED_MS.fetch_add(1000, Ordering::Relaxed);
-        if start.elapsed() > Duration::from_secs(30) || waited > 120_000 {
-            println!(
-                "   (the machine is still busy: {busy:.2} cores used by other processes; measuring anyway)"
-            );
-            return;
-        }
-    }
-}
-
-/// CPU seconds the whole machine has been busy (every state of /proc/stat's `cpu` line but idle
-/// and iowait): against the CPU of what the bench ran, it shows how much other processes took.
-fn machine_busy() -> f64 {
-    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
-    let ticks: Vec<f64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let busy: f64 = ticks
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
-        .map(|(_, t)| t)
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
-}
 
 // ---------------------------------------------------------------------------------------------
 // Running orch
@@ -424,21 +249,8 @@ fn run_orch_checked(
     went_well: &dyn Fn(&Value) -> bool,
 ) -> OrchRun {
     let report = root.join(format!("{name}.json"));
-    let mut cmd = Command::new(orch);
-    cmd.arg("--no-color")
-        .arg("--live")
-        .arg(root.join("live"))
-        .args(args)
-        .arg("--report")
-        .arg(&report)
-        .current_dir(root)
-        .env_remove("ORCH_TERRAFORM")
-        .env_remove("ORCH_PROFILE")
-        .env_remove("ORCH_ENDPOINT")
-        .env_remove("ORCH_LIVE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = orch_command(orch, root, args, &report);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -649,14 +461,6 @@ fn secs(s: f64) -> String {
     format!("{s:.3}")
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "MISS"
-    }
-}
-
 /// `K=V ... program args...`, quoted where needed, to paste into a shell.
 fn shell_line(env: &[(&str, String)], program: &Path, args: &[String]) -> String {
     let quote = |s: &str| {
@@ -682,12 +486,6 @@ fn shell_line(env: &[(&str, String)], program: &Path, args: &[String]) -> String
 
 // ---------------------------------------------------------------------------------------------
 // Part A: 1,000 nodes, fake terraform
-
-fn write(root: &Path, path: &str, text: &str) {
-    let full = root.join(path);
-    fs::create_dir_all(full.parent().unwrap()).unwrap();
-    fs::write(full, text).unwrap();
-}
 
 /// Ten accounts of 100 nodes each (three regions):
 /// - a chain of 16 keys in us-east-1 (`depends_on` the previous one), the last one multi-region
@@ -1071,69 +869,6 @@ fn set_executable(path: &Path) {
 
 // ---------------------------------------------------------------------------------------------
 // Part B: 12 nodes, real terraform against the emulator
-
-/// The emulator on a free loopback port, stopped when dropped.
-struct Emulator {
-    child: Child,
-    endpoint: String,
-}
-
-impl Emulator {
-    fn start(python: &Path) -> Emulator {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or_else(|e| fail(&format!("no free loopback port: {e}")));
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/emulator.py");
-        let child = Command::new(python)
-            .arg(&script)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| fail(&format!("cannot start the emulator: {e}")));
-        let mut emulator = Emulator {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = emulator.child.try_wait() {
-                fail(&format!(
-                    "the emulator exited ({status}): try `{} {} -H 127.0.0.1 -p {port}`",
-                    python.display(),
-                    script.display()
-                ));
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                fail(&format!(
-                    "the emulator did not listen on {port} within 60 s"
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        println!(
-            "   emulator: {} {} -H 127.0.0.1 -p {port} (pid {}, listening after {:.1} s)",
-            python.display(),
-            script.display(),
-            emulator.child.id(),
-            started.elapsed().as_secs_f64()
-        );
-        emulator
-    }
-
-    fn cpu(&self) -> f64 {
-        process_cpu(self.child.id())
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// 12 nodes: prod (3 regions) with a multi-region key, its replica, a grant and a bucket, a key
 /// in eu-west-1 and a signing key in ap-southeast-2; shared (2 regions) with its own key, a

@@ -1,0 +1,292 @@
+//! What the benchmarks that run the orch binary share: the machine and tool checks, CPU and
+//! idle accounting from rusage and /proc, the local AWS emulator, and writing a tree's files.
+//! Included by each bench with `mod common;`; each uses only part of it.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Prints `message` and exits 2: a bench that cannot measure says why and stops.
+pub fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2);
+}
+
+/// terraform, the provider mirror config and the venv with the emulator, checked up front.
+pub struct Tools {
+    pub terraform: PathBuf,
+    pub version: String,
+    pub config: PathBuf,
+    pub python: PathBuf,
+}
+
+pub fn preflight() -> Tools {
+    let hint = "run `scripts/just setup` once, then `scripts/just bench` (it exports \
+                TF_CLI_CONFIG_FILE and ORCH_TOOLS_VENV)";
+    let terraform = which("terraform").unwrap_or_else(|| {
+        fail(&format!(
+            "terraform is not on PATH: install Terraform >= 1.5; {hint}"
+        ))
+    });
+    let version = Command::new(&terraform)
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_else(|| fail(&format!("`{} version` failed", terraform.display())));
+    let config = std::env::var_os("TF_CLI_CONFIG_FILE")
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            fail(&format!(
+                "TF_CLI_CONFIG_FILE is unset or names no file ({:?}): the provider mirror config \
+                 is written by scripts/setup-terraform; {hint}",
+                std::env::var_os("TF_CLI_CONFIG_FILE")
+            ))
+        });
+    let python = std::env::var_os("ORCH_TOOLS_VENV")
+        .map(|v| PathBuf::from(v).join("bin/python"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            fail(&format!(
+                "ORCH_TOOLS_VENV is unset or has no bin/python ({:?}): the venv with moto is \
+                 made by scripts/setup-python; {hint}",
+                std::env::var_os("ORCH_TOOLS_VENV")
+            ))
+        });
+    Tools {
+        terraform,
+        version,
+        config,
+        python,
+    }
+}
+
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+pub fn nproc() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+pub fn print_machine(orch: &Path, tools: Option<&Tools>) {
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown".into(), |m| m.trim().to_string());
+    let mem = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or("?".into(), |kb| format!("{:.1} GB", kb / 1048576.0));
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("== machine");
+    println!(
+        "   nproc {}, CPU {model}, memory {mem}, Linux {}, load average {}",
+        nproc(),
+        kernel.trim(),
+        loadavg()
+    );
+    println!("   orch: {}", orch.display());
+    if let Some(t) = tools {
+        println!("   terraform: {} ({})", t.terraform.display(), t.version);
+        println!("   TF_CLI_CONFIG_FILE={}", t.config.display());
+        println!("   python: {}", t.python.display());
+    }
+}
+
+pub fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// CPU seconds (user + system) of the children this process has waited for, and of their own
+/// waited-for children: orch and every terraform it ran, or the shell loop and its terraforms.
+pub fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the struct we own; all-zero is a valid starting value.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// CPU seconds a running process has used so far (from /proc/PID/stat).
+pub fn process_cpu(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    // After the command: state is field 3, utime 14 and stime 15 (1-based) of the whole line.
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks / hz
+}
+
+/// Waits until the machine is nearly idle, at most 30 s a time and 120 s per bench: other
+/// processes (a build, tests) would skew every figure here. Says so when it gives up.
+pub fn settle() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WAITED_MS: AtomicU64 = AtomicU64::new(0);
+    let start = Instant::now();
+    loop {
+        let before = machine_busy();
+        std::thread::sleep(Duration::from_millis(1000));
+        let busy = machine_busy() - before;
+        if busy < 0.25 {
+            return;
+        }
+        let waited = WAITED_MS.fetch_add(1000, Ordering::Relaxed);
+        if start.elapsed() > Duration::from_secs(30) || waited > 120_000 {
+            println!(
+                "   (the machine is still busy: {busy:.2} cores used by other processes; measuring anyway)"
+            );
+            return;
+        }
+    }
+}
+
+/// CPU seconds the whole machine has been busy (every state of /proc/stat's `cpu` line but idle
+/// and iowait): against the CPU of what the bench ran, it shows how much other processes took.
+pub fn machine_busy() -> f64 {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let busy: f64 = ticks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !matches!(i, 3 | 4) && *i < 8)
+        .map(|(_, t)| t)
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    busy / unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
+pub fn write(root: &Path, path: &str, text: &str) {
+    let full = root.join(path);
+    fs::create_dir_all(full.parent().unwrap()).unwrap();
+    fs::write(full, text).unwrap();
+}
+/// `orch --no-color --live ROOT/live ARGS... --report REPORT` in ROOT, with no terminal and none of
+/// the ORCH_* variables of the caller's shell, which would change what it runs.
+pub fn orch_command(
+    orch: &Path,
+    root: &Path,
+    args: &[impl AsRef<OsStr>],
+    report: &Path,
+) -> Command {
+    let mut cmd = Command::new(orch);
+    cmd.arg("--no-color")
+        .arg("--live")
+        .arg(root.join("live"))
+        .args(args)
+        .arg("--report")
+        .arg(report)
+        .current_dir(root)
+        .env_remove("ORCH_TERRAFORM")
+        .env_remove("ORCH_PROFILE")
+        .env_remove("ORCH_ENDPOINT")
+        .env_remove("ORCH_LIVE")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// The emulator on a free loopback port, stopped when dropped.
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Emulator {
+    pub fn start(python: &Path) -> Emulator {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| fail(&format!("no free loopback port: {e}")));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/emulator.py");
+        let child = Command::new(python)
+            .arg(&script)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| fail(&format!("cannot start the emulator: {e}")));
+        let mut emulator = Emulator {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = emulator.child.try_wait() {
+                fail(&format!(
+                    "the emulator exited ({status}): try `{} {} -H 127.0.0.1 -p {port}`",
+                    python.display(),
+                    script.display()
+                ));
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                fail(&format!(
+                    "the emulator did not listen on {port} within 60 s"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "   emulator: {} {} -H 127.0.0.1 -p {port} (pid {}, listening after {:.1} s)",
+            python.display(),
+            script.display(),
+            emulator.child.id(),
+            started.elapsed().as_secs_f64()
+        );
+        emulator
+    }
+
+    pub fn cpu(&self) -> f64 {
+        process_cpu(self.child.id())
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+pub fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
