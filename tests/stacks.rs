@@ -346,6 +346,25 @@ fn a_plan_runs_once_per_stack_and_reports_every_node() {
 }
 
 #[test]
+fn a_stack_that_gains_a_node_is_initialized_again_and_no_other() {
+    let tree = stacks();
+    let first = orch(&tree, &["plan", "--all"], &[]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(
+        calls(&first, "init").len(),
+        4,
+        "{:?}",
+        calls(&first, "init")
+    );
+    // A new module block must be installed by init before terraform will plan it.
+    let tree = tree.file("live/dev/us-east-1/new/node.yaml", "description: new\n");
+    let second = orch(&tree, &["plan", "--all"], &[]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let inits: Vec<String> = calls(&second, "init").into_iter().map(|c| c.0).collect();
+    assert_eq!(inits, ["dev/us-east-1/keys"]);
+}
+
+#[test]
 fn a_selection_targets_its_module_blocks_and_a_whole_stack_is_not_targeted() {
     let tree = stacks();
     let run = orch(&tree, &["plan", "dev/us-east-1/late"], &[]);

@@ -448,6 +448,16 @@ impl NodeJob {
         let providers = hasher.finish();
         (read("backend.tf") + &versions).hash(&mut hasher);
         self.context.binary.version.hash(&mut hasher);
+        // A stack root installs its nodes' module blocks at init: one more node is one more
+        // module to install, or the plan fails with "Module not installed".
+        let main = read("main.tf");
+        let sources: Vec<&str> = main
+            .lines()
+            .filter(|l| l.starts_with("module \"") || l.trim_start().starts_with("source "))
+            .collect();
+        if !sources.is_empty() {
+            sources.hash(&mut hasher);
+        }
         (providers, format!("{:016x}\n", hasher.finish()))
     }
 
