@@ -3,7 +3,7 @@
 //! nodes exist and are their accounts', and the outputs of the nodes' dependencies are read from
 //! remote state into `.orch/outputs/` (a cache of it), so a fresh checkout plans with real values.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal as _;
 use std::path::Path;
 use std::time::Instant;
@@ -14,6 +14,7 @@ use crate::backend::{self, Bucket};
 use crate::config::{Backend, Fleet, Layout, Profile, S3Backend};
 use crate::graph::Dag;
 use crate::render::Templates;
+use crate::stacks::{module_name, Tier, STACKS_DIR};
 use crate::terraform::binary::Binary;
 use crate::terraform::redact::Redactor;
 use crate::terraform::remote::{self, BucketState, Runner};
@@ -125,31 +126,56 @@ impl Remote<'_> {
         if !problems.is_empty() {
             return Err(problems.join("\n"));
         }
-        // A stack's nodes keep their outputs in the stack's state, which the stack's own run
-        // reads; only per-node states are read here.
-        if matches!(self.fleet.settings.layout, Layout::Stacks) {
-            say!("state in S3: {} bucket(s) checked", buckets.len());
-            return Ok(());
-        }
         let dependencies: BTreeSet<usize> =
             selected.iter().flat_map(|&i| dag.dependencies(i)).collect();
-        let dependencies: Vec<usize> = dependencies.into_iter().collect();
+        // The states to read: one per dependency, or in the stacks layout one per stack holding
+        // a dependency (its module outputs are the nodes' outputs).
+        let mut states: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for &i in &dependencies {
+            let node = &self.fleet.nodes[i];
+            let state = match self.fleet.settings.layout {
+                Layout::Stacks => {
+                    let a = &node.address;
+                    format!(
+                        "{STACKS_DIR}/{}/{}/{}",
+                        a.account,
+                        a.region,
+                        Tier::of(node).name()
+                    )
+                }
+                Layout::PerNode => node.address.to_string(),
+            };
+            states.entry(state).or_default().push(i);
+        }
+        let states: Vec<(String, Vec<usize>)> = states.into_iter().collect();
         let outputs_dir = self.fleet.state_dir().join("outputs");
         let state_dir = self.fleet.state_dir();
-        let read = remote::parallel(&dependencies, self.parallelism, |&i| {
-            let address = self.fleet.nodes[i].address.to_string();
-            let text = self.backend_tf(&self.fleet.nodes[i].address.account, &address)?;
-            let outputs = runner.outputs(&remote::dir(&state_dir, "outputs", &address), &text)?;
-            record(&outputs_dir, &address, outputs.as_deref())
+        let read = remote::parallel(&states, self.parallelism, |(state, nodes)| {
+            let account = &self.fleet.nodes[nodes[0]].address.account;
+            let text = self.backend_tf(account, state)?;
+            let outputs = runner.outputs(&remote::dir(&state_dir, "outputs", state), &text)?;
+            for &i in nodes {
+                let node = &self.fleet.nodes[i];
+                let own = match self.fleet.settings.layout {
+                    Layout::PerNode => outputs.clone(),
+                    Layout::Stacks => module_outputs(outputs.as_deref(), &module_name(node)),
+                };
+                record(&outputs_dir, &node.address.to_string(), own.as_deref())?;
+            }
+            Ok::<(), String>(())
         });
-        let failed: Vec<String> = dependencies
+        let failed: Vec<String> = states
             .iter()
             .zip(read)
-            .filter_map(|(&i, r)| {
+            .filter_map(|((state, nodes), r)| {
                 r.err().map(|e| {
                     format!(
-                        "cannot read the outputs of {} from its remote state: {e}",
-                        self.fleet.nodes[i].address
+                        "cannot read the outputs of {} from the remote state {state}: {e}",
+                        nodes
+                            .iter()
+                            .map(|&i| self.fleet.nodes[i].address.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })
             })
@@ -334,6 +360,19 @@ fn check_version(version: &str) -> Result<(), String> {
 
 /// `.orch/outputs/<address>.json` as the remote state says: written when it has outputs,
 /// removed when it has none (the node is not applied, whatever this checkout recorded).
+/// A node's outputs in the `terraform output -json` form, from its stack's outputs: the stack
+/// has one output per module block, whose value holds the node's outputs. None when the stack's
+/// state lacks the node (not applied yet).
+fn module_outputs(stack: Option<&str>, module: &str) -> Option<String> {
+    let all: serde_json::Value = serde_json::from_str(stack?).ok()?;
+    let own: serde_json::Map<String, serde_json::Value> = all[module]["value"]
+        .as_object()?
+        .iter()
+        .map(|(k, v)| (k.clone(), json!({ "value": v })))
+        .collect();
+    (!own.is_empty()).then(|| serde_json::Value::Object(own).to_string() + "\n")
+}
+
 fn record(dir: &Path, address: &str, outputs: Option<&str>) -> Result<(), String> {
     let path = dir.join(format!("{address}.json"));
     match outputs {
@@ -356,7 +395,25 @@ fn record(dir: &Path, address: &str, outputs: Option<&str>) -> Result<(), String
 
 #[cfg(test)]
 mod tests {
-    use super::check_version;
+    use super::{check_version, module_outputs};
+
+    #[test]
+    fn a_node_reads_its_own_module_block_of_its_stacks_outputs() {
+        let stack = r#"{"data": {"sensitive": true, "type": ["object", {}], "value": {"key_arn": "arn:aws:kms:us-east-1:111111111111:key/k", "key_id": "k"}},
+                        "_2fa": {"sensitive": true, "value": {"key_id": "j"}}}"#;
+        let data: serde_json::Value =
+            serde_json::from_str(&module_outputs(Some(stack), "data").unwrap()).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"key_arn": {"value": "arn:aws:kms:us-east-1:111111111111:key/k"}, "key_id": {"value": "k"}})
+        );
+        assert!(module_outputs(Some(stack), "_2fa")
+            .unwrap()
+            .contains("\"j\""));
+        // Not in the stack's state yet, or no state at all: not applied.
+        assert_eq!(module_outputs(Some(stack), "other"), None);
+        assert_eq!(module_outputs(None, "data"), None);
+    }
 
     #[test]
     fn lockfile_needs_terraform_1_10() {
