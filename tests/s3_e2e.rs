@@ -291,6 +291,71 @@ fn state_in_s3_from_bootstrap_to_a_fresh_checkout_shards_and_locks() {
     );
 }
 
+/// The stacks layout keeps one state object per stack, and a fresh checkout reads a dependency's
+/// outputs from its stack's state (the output of its module block).
+#[test]
+fn stacks_keep_one_state_per_stack_in_s3_and_a_fresh_checkout_reads_it() {
+    let sandbox = Sandbox::start();
+    let endpoint = &sandbox.emulator.endpoint;
+    let root = &sandbox.tmp.path().join("a");
+    write(
+        root,
+        "live/orch.yaml",
+        &format!(
+            "layout: stacks\n{}",
+            s3::orch_yaml("tfstate-{account_id}", "")
+        ),
+    );
+    write(root, "live/dev/account.yaml", &s3::account_yaml(DEV));
+    write(
+        root,
+        "live/dev/us-east-1/k1/node.yaml",
+        "description: dev key\n",
+    );
+    write(
+        root,
+        "live/dev/us-east-1/g1/node.yaml",
+        &format!("kind: grant\nkey: dev/us-east-1/k1\ngrantee: arn:aws:iam::{DEV}:role/app\noperations: [Decrypt]\n"),
+    );
+    for args in [
+        &["backend", "bootstrap", "--auto-approve"][..],
+        &["apply", "--all", "--auto-approve"],
+    ] {
+        let run = orch(root, endpoint, args);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+    }
+    let dev = s3::bucket(&sandbox.venv, endpoint, DEV, &format!("tfstate-{DEV}"));
+    let objects = dev["objects"].as_object().unwrap();
+    let mut keys: Vec<&String> = objects.keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            &state_key("_stacks/dev/us-east-1/consumers"),
+            &state_key("_stacks/dev/us-east-1/keys")
+        ],
+        "{dev}"
+    );
+
+    let fresh = &sandbox.tmp.path().join("b");
+    copy_dir(&root.join("live"), &fresh.join("live"));
+    let run = orch(fresh, endpoint, &["plan", "--all", "--detailed-exitcode"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for (address, status, provisional) in run.statuses() {
+        assert_eq!(
+            (status.as_str(), provisional),
+            ("no changes", false),
+            "{address}"
+        );
+    }
+    let recorded =
+        std::fs::read_to_string(fresh.join(".orch/outputs/dev/us-east-1/k1.json")).unwrap();
+    assert!(
+        recorded.contains(&format!("\"arn:aws:kms:us-east-1:{DEV}:key/")),
+        "the grant's key ARN came from the keys stack's remote state: {recorded}"
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
