@@ -95,18 +95,9 @@ fn only_key<'a>(kms: &'a Value, region: &str) -> (&'a String, &'a Value) {
 #[test]
 fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     let sandbox = Sandbox::start();
-    let (venv, endpoint, root) = (
-        &sandbox.venv,
-        sandbox.emulator.endpoint.as_str(),
-        sandbox.tmp.path(),
-    );
+    let (venv, endpoint, root) = sandbox.parts();
     fleet(root);
-    let setup = Command::new(venv.join("bin/python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/setup_roles.py"))
-        .args([endpoint, "arn:aws:iam::222222222222:role/reader"])
-        .status()
-        .unwrap();
-    assert!(setup.success(), "creating the consumer's role failed");
+    sandbox.roles(&["arn:aws:iam::222222222222:role/reader"]);
 
     // 1. Plan: everything to create; dependents plan on placeholders (provisional).
     let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);

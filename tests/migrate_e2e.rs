@@ -86,18 +86,9 @@ fn keys(venv: &Path, endpoint: &str) -> Value {
 #[test]
 fn an_applied_fleet_moves_to_stacks_and_back_without_a_change() {
     let sandbox = Sandbox::start();
-    let (venv, endpoint, root) = (
-        &sandbox.venv,
-        sandbox.emulator.endpoint.as_str(),
-        sandbox.tmp.path(),
-    );
+    let (venv, endpoint, root) = sandbox.parts();
     fleet(root);
-    let setup = Command::new(venv.join("bin/python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/setup_roles.py"))
-        .args([endpoint, GRANTEE])
-        .status()
-        .unwrap();
-    assert!(setup.success(), "creating the grantee's role failed");
+    sandbox.roles(&[GRANTEE]);
 
     let apply = orch(root, endpoint, &["apply", "--all", "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}", apply.stderr);

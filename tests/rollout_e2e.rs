@@ -94,11 +94,7 @@ fn replicas(venv: &Path, endpoint: &str, id: &str) -> Vec<Value> {
 #[test]
 fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() {
     let sandbox = Sandbox::start();
-    let (venv, endpoint, root) = (
-        &sandbox.venv,
-        sandbox.emulator.endpoint.as_str(),
-        sandbox.tmp.path(),
-    );
+    let (venv, endpoint, root) = sandbox.parts();
     fleet(root);
 
     // The applied fleet: one multi-region key per account, no replica yet (one region each).

@@ -35,6 +35,17 @@ fn fleet(root: &Path) {
         "live/orch.yaml",
         &s3::orch_yaml("tfstate-{account_id}", "  lock_timeout: 3s\n"),
     );
+    dev(root);
+    write(root, "live/ops/account.yaml", &s3::account_yaml(OPS));
+    write(
+        root,
+        "live/ops/us-east-1/k2/node.yaml",
+        "description: ops key\n",
+    );
+}
+
+/// Account dev: the key k1 and its grant g1.
+fn dev(root: &Path) {
     write(root, "live/dev/account.yaml", &s3::account_yaml(DEV));
     write(
         root,
@@ -45,12 +56,6 @@ fn fleet(root: &Path) {
         root,
         "live/dev/us-east-1/g1/node.yaml",
         &format!("kind: grant\nkey: dev/us-east-1/k1\ngrantee: arn:aws:iam::{DEV}:role/app\noperations: [Decrypt]\n"),
-    );
-    write(root, "live/ops/account.yaml", &s3::account_yaml(OPS));
-    write(
-        root,
-        "live/ops/us-east-1/k2/node.yaml",
-        "description: ops key\n",
     );
 }
 
@@ -306,17 +311,7 @@ fn stacks_keep_one_state_per_stack_in_s3_and_a_fresh_checkout_reads_it() {
             s3::orch_yaml("tfstate-{account_id}", "")
         ),
     );
-    write(root, "live/dev/account.yaml", &s3::account_yaml(DEV));
-    write(
-        root,
-        "live/dev/us-east-1/k1/node.yaml",
-        "description: dev key\n",
-    );
-    write(
-        root,
-        "live/dev/us-east-1/g1/node.yaml",
-        &format!("kind: grant\nkey: dev/us-east-1/k1\ngrantee: arn:aws:iam::{DEV}:role/app\noperations: [Decrypt]\n"),
-    );
+    dev(root);
     for args in [
         &["backend", "bootstrap", "--auto-approve"][..],
         &["apply", "--all", "--auto-approve"],

@@ -125,22 +125,12 @@ fn key_by_alias<'a>(kms: &'a Value, region: &str, alias: &str) -> &'a Value {
 #[test]
 fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     let sandbox = Sandbox::start();
-    let (venv, endpoint, root) = (
-        &sandbox.venv,
-        sandbox.emulator.endpoint.as_str(),
-        sandbox.tmp.path(),
-    );
+    let (venv, endpoint, root) = sandbox.parts();
     fleet(root);
-    let setup = Command::new(venv.join("bin/python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/setup_roles.py"))
-        .args([
-            endpoint,
-            "arn:aws:iam::222222222222:role/reader",
-            "arn:aws:iam::111111111111:role/app",
-        ])
-        .status()
-        .unwrap();
-    assert!(setup.success(), "creating the consumers' roles failed");
+    sandbox.roles(&[
+        "arn:aws:iam::222222222222:role/reader",
+        "arn:aws:iam::111111111111:role/app",
+    ]);
 
     // 1. One node of a stack: -target on its module block, the stack's other key untouched.
     let one = orch(

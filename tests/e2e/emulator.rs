@@ -75,6 +75,23 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// The venv, the emulator's endpoint and the temporary directory.
+    pub fn parts(&self) -> (&Path, &str, &Path) {
+        (&self.venv, &self.emulator.endpoint, self.tmp.path())
+    }
+
+    /// Creates the IAM roles `arns` in the emulator (tests/e2e/setup_roles.py), as the owners of
+    /// the consumers a fleet names would have before orch runs.
+    pub fn roles(&self, arns: &[&str]) {
+        let setup = Command::new(self.venv.join("bin/python"))
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/setup_roles.py"))
+            .arg(&self.emulator.endpoint)
+            .args(arns)
+            .status()
+            .unwrap();
+        assert!(setup.success(), "creating the roles {arns:?} failed");
+    }
+
     pub fn start() -> Sandbox {
         crate::common::require_terraform();
         let venv = venv();
