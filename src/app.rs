@@ -192,7 +192,27 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         } => {
             let loaded = load(live, global.strict)?;
             let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
-            match crate::commands::migrate::execute(&loaded.fleet, *auto_approve)? {
+            // State in S3 is moved with terraform's own `state pull` / `state push`.
+            let s3 = match loaded.fleet.settings.backend {
+                config::Backend::S3(_) => Some((
+                    run_profile(global, &loaded.fleet)?,
+                    discover_binary(&loaded, None)?,
+                    crate::run::terraform_env(&loaded.fleet),
+                )),
+                config::Backend::Local => None,
+            };
+            let remote =
+                s3.as_ref()
+                    .map(|(profile, binary, env)| crate::commands::backend::Remote {
+                        fleet: &loaded.fleet,
+                        templates: &loaded.templates,
+                        profile: profile.as_ref(),
+                        binary,
+                        env,
+                        parallelism: parallelism(None, &loaded.fleet),
+                    });
+            match crate::commands::migrate::execute(&loaded.fleet, remote.as_ref(), *auto_approve)?
+            {
                 0 => Ok(()),
                 code => Err(AppError::Exit(code)),
             }
@@ -267,6 +287,15 @@ fn terraform_run(
     let profile = run_profile(global, &loaded.fleet)?;
     let binary = discover_binary(&loaded, options.execution.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let parallelism = parallelism(options.execution.parallelism, &loaded.fleet);
+    remote_layout_guard(
+        &loaded,
+        profile.as_ref(),
+        &binary,
+        parallelism,
+        &selected,
+        live,
+    )?;
     let (selected, skip_unchanged) = if options.filters.changed {
         if action == Action::Destroy {
             return Err(AppError::Usage(
@@ -278,7 +307,6 @@ fn terraform_run(
     } else {
         (selected, BTreeSet::new())
     };
-    let parallelism = parallelism(options.execution.parallelism, &loaded.fleet);
     let request = crate::run::Request {
         action,
         selected,
@@ -321,6 +349,14 @@ fn rollout(global: &crate::cli::Global, args: &crate::cli::RolloutArgs) -> Resul
     let binary = discover_binary(&loaded, args.execution.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
     let parallelism = parallelism(args.execution.parallelism, &loaded.fleet);
+    remote_layout_guard(
+        &loaded,
+        profile.as_ref(),
+        &binary,
+        parallelism,
+        &(0..loaded.fleet.nodes.len()).collect(),
+        &global.live,
+    )?;
     let Loaded {
         fleet,
         dag,
@@ -352,6 +388,38 @@ fn layout_guard(loaded: &Loaded, selected: &BTreeSet<usize>, live: &Path) -> Res
         diags.push(d);
         report(&loaded.fleet.sources, &diags, live)
     })
+}
+
+/// [`layout_guard`] for state in S3, which takes terraform to look at: after the tree lock, since
+/// it runs in `.orch/remote/`.
+fn remote_layout_guard(
+    loaded: &Loaded,
+    profile: Option<&Profile>,
+    binary: &crate::terraform::binary::Binary,
+    parallelism: usize,
+    selected: &BTreeSet<usize>,
+    live: &Path,
+) -> Result<(), AppError> {
+    let env = crate::run::terraform_env(&loaded.fleet);
+    let remote = crate::commands::backend::Remote {
+        fleet: &loaded.fleet,
+        templates: &loaded.templates,
+        profile,
+        binary,
+        env: &env,
+        parallelism,
+    };
+    match crate::commands::migrate::guard_remote(&remote, selected) {
+        Ok(()) => Ok(()),
+        Err(crate::commands::migrate::GuardError::Refused(d)) => {
+            let mut diags = Diagnostics::default();
+            diags.push(d);
+            Err(report(&loaded.fleet.sources, &diags, live))
+        }
+        Err(crate::commands::migrate::GuardError::Failed(e)) => {
+            Err(AppError::Usage(format!("{e}\nnothing was run")))
+        }
+    }
 }
 
 /// `orch backend bootstrap`: the tree loaded and the lock held, then `commands/backend.rs`.

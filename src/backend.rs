@@ -92,12 +92,41 @@ pub fn backend_tf(
     endpoint: Option<&str>,
     state: &str,
 ) -> Result<String, String> {
-    let context = json!({ "backend": context(settings, account, endpoint, state) });
-    let context = tera::Context::from_value(context).expect("the context is an object");
+    render(templates, context(settings, account, endpoint, state))
+}
+
+fn render(templates: &Templates, backend: Value) -> Result<String, String> {
+    let context =
+        tera::Context::from_value(json!({ "backend": backend })).expect("the context is an object");
     templates
         .tera
         .render("common/backend.tf", &context)
         .map_err(|e| crate::render::templates::error_chain(&e))
+}
+
+/// The `backend.tf` of a module that lists the states under `<key_prefix>/<prefix>/`: the S3
+/// backend's workspaces, with `workspace_key_prefix` set there and the key every state of orch
+/// ends in, are the names of the states one level below it (`terraform workspace list` lists
+/// the objects `<workspace_key_prefix>/<name>/<key>`). Nothing is read from the `default`
+/// workspace's object, `terraform.tfstate` at the bucket's root.
+pub fn listing_tf(
+    templates: &Templates,
+    settings: &Settings,
+    s3: &S3Backend,
+    account: &Account,
+    endpoint: Option<&str>,
+    prefix: &str,
+) -> Result<String, String> {
+    let mut backend = context(settings, account, endpoint, prefix);
+    backend["key"] = json!(hcl::string("terraform.tfstate"));
+    backend["workspace_key_prefix"] = json!(hcl::string(&format!("{}/{prefix}", s3.key_prefix)));
+    let text = render(templates, backend)?;
+    // A customized copy of the templates that predates `workspace_key_prefix` would list the
+    // default prefix, where orch keeps nothing, and every check built on the list would pass.
+    if !text.contains("workspace_key_prefix") {
+        return Err("templates/common/backend.tf does not write `workspace_key_prefix`, which orch needs to list the states in a bucket; copy that block from orch's own templates/common/backend.tf".into());
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

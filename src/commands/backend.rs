@@ -14,7 +14,7 @@ use crate::backend::{self, Bucket};
 use crate::config::{Backend, Fleet, Layout, Profile, S3Backend};
 use crate::graph::Dag;
 use crate::render::Templates;
-use crate::stacks::{module_name, Tier, STACKS_DIR};
+use crate::stacks::module_name;
 use crate::terraform::binary::Binary;
 use crate::terraform::redact::Redactor;
 use crate::terraform::remote::{self, BucketState, Runner};
@@ -33,14 +33,14 @@ pub struct Remote<'a> {
 }
 
 impl Remote<'_> {
-    fn s3(&self) -> Option<&S3Backend> {
+    pub(crate) fn s3(&self) -> Option<&S3Backend> {
         match &self.fleet.settings.backend {
             Backend::S3(s3) => Some(s3),
             Backend::Local => None,
         }
     }
 
-    fn endpoint(&self) -> Option<&str> {
+    pub(crate) fn endpoint(&self) -> Option<&str> {
         self.profile.and_then(|p| p.endpoint.as_deref())
     }
 
@@ -50,7 +50,7 @@ impl Remote<'_> {
         !self.endpoint().is_some_and(|e| e.starts_with("http://"))
     }
 
-    fn backend_tf(&self, account: &str, state: &str) -> Result<String, String> {
+    pub(crate) fn backend_tf(&self, account: &str, state: &str) -> Result<String, String> {
         backend::backend_tf(
             self.templates,
             &self.fleet.settings,
@@ -88,28 +88,29 @@ impl Remote<'_> {
         self.fleet.sources.locate(s3.bucket_span)
     }
 
-    /// Before a run: every bucket the selected nodes use exists and is usable, then the outputs
-    /// of their dependencies come from remote state. An error here means nothing ran.
-    pub fn preflight(&self, dag: &Dag, selected: &BTreeSet<usize>) -> Result<(), String> {
-        let Some(s3) = self.s3() else { return Ok(()) };
-        if selected.is_empty() {
-            return Ok(());
-        }
-        check_version(&self.binary.version)?;
-        let started = Instant::now();
-        let redactor = Redactor::from_env();
-        let runner = Runner {
+    /// How orch runs terraform on its own modules here.
+    pub(crate) fn runner<'r>(&'r self, redactor: &'r Redactor) -> Runner<'r> {
+        Runner {
             binary: self.binary,
             env: self.env,
-            redactor: &redactor,
+            redactor,
+        }
+    }
+
+    /// The buckets of `accounts`, each checked to exist and to be usable (terraform new enough
+    /// for `use_lockfile` first): Err with every problem found, and what to do about each.
+    pub(crate) fn check_buckets<'b>(
+        &self,
+        runner: &Runner,
+        accounts: impl IntoIterator<Item = &'b String>,
+    ) -> Result<Vec<Bucket>, String> {
+        let Some(s3) = self.s3() else {
+            return Ok(Vec::new());
         };
-        let accounts: BTreeSet<&String> = selected
-            .iter()
-            .map(|&i| &self.fleet.nodes[i].address.account)
-            .collect();
+        check_version(&self.binary.version)?;
         let buckets = backend::buckets(self.fleet, s3, accounts);
         let mut problems = Vec::new();
-        for (bucket, state) in buckets.iter().zip(self.probe(&runner, &buckets)) {
+        for (bucket, state) in buckets.iter().zip(self.probe(runner, &buckets)) {
             match state {
                 Ok(BucketState::Exists) => {}
                 Ok(BucketState::Missing) => problems.push(format!(
@@ -123,9 +124,27 @@ impl Remote<'_> {
                 )),
             }
         }
-        if !problems.is_empty() {
-            return Err(problems.join("\n"));
+        if problems.is_empty() {
+            Ok(buckets)
+        } else {
+            Err(problems.join("\n"))
         }
+    }
+
+    /// Before a run: every bucket the selected nodes use exists and is usable, then the outputs
+    /// of their dependencies come from remote state. An error here means nothing ran.
+    pub fn preflight(&self, dag: &Dag, selected: &BTreeSet<usize>) -> Result<(), String> {
+        if self.s3().is_none() || selected.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let redactor = Redactor::from_env();
+        let runner = self.runner(&redactor);
+        let accounts: BTreeSet<&String> = selected
+            .iter()
+            .map(|&i| &self.fleet.nodes[i].address.account)
+            .collect();
+        let buckets = self.check_buckets(&runner, accounts)?;
         let dependencies: BTreeSet<usize> =
             selected.iter().flat_map(|&i| dag.dependencies(i)).collect();
         // The states to read: one per dependency, or in the stacks layout one per stack holding
@@ -134,15 +153,7 @@ impl Remote<'_> {
         for &i in &dependencies {
             let node = &self.fleet.nodes[i];
             let state = match self.fleet.settings.layout {
-                Layout::Stacks => {
-                    let a = &node.address;
-                    format!(
-                        "{STACKS_DIR}/{}/{}/{}",
-                        a.account,
-                        a.region,
-                        Tier::of(node).name()
-                    )
-                }
+                Layout::Stacks => crate::stacks::state_name(node),
                 Layout::PerNode => node.address.to_string(),
             };
             states.entry(state).or_default().push(i);

@@ -1,26 +1,33 @@
 //! Switching layouts: `orch layout migrate` moves every node's terraform state to the layout
-//! orch.yaml names (one state per node, or one per stack, DESIGN §9), and [`guard`] refuses a run
-//! while a selected node's state is still in the other layout, where terraform would see no state
-//! and plan to create every key again.
+//! orch.yaml names (one state per node, or one per stack, DESIGN §9), and [`guard`] and
+//! [`guard_remote`] refuse a run while a selected node's state is still in the other layout,
+//! where terraform would see no state and plan to create every key again.
 //!
-//! A move is a rewrite of terraform's own state files (format 4), which for the local backend are
-//! orch's files under `.orch/state/`: a node's managed resources gain or lose the `module.<name>`
-//! of its module block in the stack, and so do the dependencies terraform recorded between them.
-//! Data sources are dropped (the next plan reads them again). The order makes a crash harmless:
-//! every state about to change is copied to `.orch/migrations/<run>/` first; destinations are
-//! written (whole, through a rename) and read back before any source is emptied; a node found in
-//! both states with the same resources counts as moved, so running the command again after a
-//! `kill -9` finishes the job. No resource is ever in neither state.
+//! A move rewrites terraform's own states (format 4): a node's managed resources gain or lose
+//! the `module.<name>` of its module block in the stack, and so do the dependencies terraform
+//! recorded between them. Data sources are dropped (the next plan reads them again). The states
+//! are read and written through a [`Store`]: files under `.orch/state/` (local backend), or
+//! objects in the account's bucket through terraform's `state pull` and `state push` (s3), which
+//! take the state lock and check lineage and serial. The move is written once for both, in an
+//! order that makes a crash harmless: every state about to change is copied to
+//! `.orch/migrations/<run>/` first; destinations are written whole and read back before any
+//! source is emptied; a node found in both states with the same resources counts as moved, so
+//! running the command again after a `kill -9` finishes the job. No resource is ever in neither
+//! state.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Backend, Fleet, Layout, Node};
+use crate::commands::backend::Remote;
+use crate::config::{Fleet, Layout, Node, S3Backend};
 use crate::diag::Diagnostic;
-use crate::stacks::{module_name, Tier, STACKS_DIR};
+use crate::stacks::module_name;
+use crate::terraform::redact::Redactor;
+use crate::terraform::remote::{self, Runner};
 use crate::terraform::runs;
 
 fn name(layout: Layout) -> &'static str {
@@ -39,22 +46,30 @@ fn other(layout: Layout) -> Layout {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("{path}: {why}\n  = help: this is not a state orch wrote for the {layout} layout; nothing was moved. Move it away if it is not orch's, or restore it from .orch/migrations/")]
+    #[error("{state}: {why}\n  = help: this is not a state orch wrote for the {layout} layout; nothing was moved. Move it away if it is not orch's, or restore it from .orch/migrations/")]
     Shape {
-        path: PathBuf,
+        state: String,
         layout: &'static str,
         why: String,
     },
     #[error("{address} has different resources in {from} and in {to}; nothing was moved\n  = help: a state changed after a move stopped half-way, and orch will not choose; compare the two, remove the node's resources from the wrong one (`terraform state rm`), and run `orch layout migrate` again")]
     Conflict {
         address: String,
-        from: PathBuf,
-        to: PathBuf,
+        from: String,
+        to: String,
     },
     #[error("{0}\n  = help: wait for it, or remove the lock file if no terraform runs; nothing was moved")]
     StateLocked(String),
-    #[error("moving state between layouts is built for the local backend only; with `backend: {{type: s3}}` nothing was moved\n  = help: move each state with `terraform state pull` / `state push` by hand, or switch `layout:` back")]
-    RemoteBackend,
+    #[error(
+        "{0}\n  = help: nothing was moved; run `orch layout migrate` again once this is fixed"
+    )]
+    Unreadable(String),
+    #[error("{state}: {why}\n  = help: the move stopped here, with every resource still in a state: no old state is emptied before every new one is read back. Run `orch layout migrate` again once this is fixed and it finishes the move; the backups are in {backups}")]
+    Write {
+        state: String,
+        why: String,
+        backups: PathBuf,
+    },
     #[error("{0}")]
     NoTerminal(String),
     #[error("{path}: {source}")]
@@ -62,9 +77,9 @@ pub enum MigrateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("after writing {path}, reading it back did not find the resources of {address}; nothing was removed from the old state\n  = help: the backups are in {backups}")]
+    #[error("after writing {state}, reading it back did not find the resources of {address}; nothing was removed from the old state\n  = help: the backups are in {backups}")]
     Verify {
-        path: PathBuf,
+        state: String,
         address: String,
         backups: PathBuf,
     },
@@ -77,50 +92,267 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> MigrateError + '_ {
     }
 }
 
+/// One state of the fleet: its name, a node's address or `_stacks/<account>/<region>/<tier>`
+/// (its path under `.orch/state/`, or under the key prefix in S3), and the account whose bucket
+/// holds it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    name: String,
+    account: String,
+}
+
 /// Where one node's resources are kept in one layout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Home {
-    file: PathBuf,
+    place: Place,
     /// `module.<name>` in a stack's state; `None` in a node's own state (its root module).
     module: Option<String>,
 }
 
-fn home(fleet: &Fleet, node: &Node, layout: Layout) -> Home {
-    let state = fleet.state_dir().join("state");
+fn home(node: &Node, layout: Layout) -> Home {
     let a = &node.address;
-    match layout {
-        Layout::PerNode => Home {
-            file: state.join(a.to_string()).join("terraform.tfstate"),
-            module: None,
+    let (name, module) = match layout {
+        Layout::PerNode => (a.to_string(), None),
+        Layout::Stacks => (
+            crate::stacks::state_name(node),
+            Some(format!("module.{}", module_name(node))),
+        ),
+    };
+    Home {
+        place: Place {
+            name,
+            account: a.account.clone(),
         },
-        Layout::Stacks => Home {
-            file: state
-                .join(STACKS_DIR)
-                .join(&a.account)
-                .join(&a.region)
-                .join(Tier::of(node).name())
-                .join("terraform.tfstate"),
-            module: Some(format!("module.{}", module_name(node))),
-        },
+        module,
     }
 }
 
-/// A state file as terraform wrote it (format 4), checked to have the shape orch's states of
-/// `layout` have.
+/// Where the states are: read whole, written whole.
+trait Store {
+    /// A state as the user finds it: its file, or `s3://<bucket>/<key>`.
+    fn show(&self, place: &Place) -> String;
+    /// Each state's bytes, in the order of `places`; None where there is none.
+    fn read(&self, places: &[Place]) -> Result<Vec<Option<Vec<u8>>>, MigrateError>;
+    /// Refuses while terraform holds one of these states locked.
+    fn check_locks(&self, places: &[&Place]) -> Result<(), MigrateError>;
+    /// Writes a whole state over the old one (Err: why not).
+    fn write(&self, place: &Place, json: &Map<String, Value>) -> Result<(), String>;
+    /// A source state left with no resource: `json` is it emptied.
+    fn clear(&self, place: &Place, json: &Map<String, Value>) -> Result<(), String>;
+}
+
+/// The local backend's states: `.orch/state/<name>/terraform.tfstate`, orch's own files.
+struct Local {
+    dir: PathBuf,
+}
+
+impl Local {
+    fn file(&self, place: &Place) -> PathBuf {
+        self.dir.join(&place.name).join("terraform.tfstate")
+    }
+}
+
+impl Store for Local {
+    fn show(&self, place: &Place) -> String {
+        self.file(place).display().to_string()
+    }
+
+    fn read(&self, places: &[Place]) -> Result<Vec<Option<Vec<u8>>>, MigrateError> {
+        places
+            .iter()
+            .map(|p| {
+                let file = self.file(p);
+                match std::fs::read(&file) {
+                    Ok(t) => Ok(Some(t)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(io(&file)(e)),
+                }
+            })
+            .collect()
+    }
+
+    fn check_locks(&self, places: &[&Place]) -> Result<(), MigrateError> {
+        for place in places {
+            let file = self.file(place);
+            let dir = file.parent().expect("a state file is in a directory");
+            if let Some(note) = runs::clear_stale_state_lock(dir) {
+                if note.starts_with("the state is locked") {
+                    return Err(MigrateError::StateLocked(format!(
+                        "{}: {note}",
+                        dir.display()
+                    )));
+                }
+                say!("{note}");
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, place: &Place, json: &Map<String, Value>) -> Result<(), String> {
+        write_state(&self.file(place), json).map_err(|e| e.to_string())
+    }
+
+    /// Removed: the directory keeps nothing of terraform's.
+    fn clear(&self, place: &Place, _: &Map<String, Value>) -> Result<(), String> {
+        let file = self.file(place);
+        std::fs::remove_file(&file).map_err(|e| format!("cannot remove {}: {e}", file.display()))
+    }
+}
+
+/// A state's prefix and its last name: `dev/us-east-1` and `k1` of `dev/us-east-1/k1`.
+fn split(place: &Place) -> (&str, &str) {
+    place
+        .name
+        .rsplit_once('/')
+        .expect("a state's name has a prefix")
+}
+
+/// The s3 backend's states, through terraform in backend-only modules under `.orch/remote/`:
+/// `state/<name>/` pulls and pushes one state, `list/<prefix>/` lists the states under a prefix.
+struct S3<'a> {
+    remote: &'a Remote<'a>,
+    s3: &'a S3Backend,
+    runner: Runner<'a>,
+    dir: PathBuf,
+}
+
+impl<'a> S3<'a> {
+    fn new(remote: &'a Remote<'a>, redactor: &'a Redactor) -> Option<S3<'a>> {
+        Some(S3 {
+            remote,
+            s3: remote.s3()?,
+            runner: remote.runner(redactor),
+            dir: remote.fleet.state_dir(),
+        })
+    }
+
+    fn backend(&self, place: &Place) -> Result<String, String> {
+        self.remote.backend_tf(&place.account, &place.name)
+    }
+
+    /// Of each place, whether its state may exist: listed under its prefix, one `workspace
+    /// list` per prefix (`<account>/<region>` or `_stacks/<account>/<region>`). A state named
+    /// `default` cannot be told from the default workspace terraform always lists: it may.
+    fn listed(&self, places: &[Place]) -> Result<Vec<bool>, String> {
+        let prefixes: Vec<(&str, &str)> = places
+            .iter()
+            .map(|p| (split(p).0, p.account.as_str()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let lists = remote::parallel(&prefixes, self.remote.parallelism, |(prefix, account)| {
+            let text = crate::backend::listing_tf(
+                self.remote.templates,
+                &self.remote.fleet.settings,
+                self.s3,
+                &self.remote.fleet.accounts[*account],
+                self.remote.endpoint(),
+                prefix,
+            )?;
+            self.runner
+                .workspaces(&remote::dir(&self.dir, "list", prefix), &text)
+                .map_err(|e| {
+                    format!(
+                        "listing the states under {}/{prefix}/: {e}",
+                        self.s3.key_prefix
+                    )
+                })
+        });
+        let mut found: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for ((prefix, _), list) in prefixes.iter().zip(lists) {
+            found.insert(prefix, list?.into_iter().collect());
+        }
+        Ok(places
+            .iter()
+            .map(|p| {
+                let (prefix, last) = split(p);
+                last == "default" || found[prefix].contains(last)
+            })
+            .collect())
+    }
+
+    /// Every state of `places` pulled, at once.
+    fn pull(&self, places: &[Place]) -> Result<Vec<Option<Vec<u8>>>, MigrateError> {
+        let pulled = remote::parallel(places, self.remote.parallelism, |place| {
+            let text = self.backend(place)?;
+            self.runner
+                .pull(&remote::dir(&self.dir, "state", &place.name), &text)
+                .map(|t| t.map(String::into_bytes))
+        });
+        places
+            .iter()
+            .zip(pulled)
+            .map(|(place, r)| {
+                r.map_err(|e| {
+                    MigrateError::Unreadable(format!("reading {}: {e}", self.show(place)))
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store for S3<'_> {
+    fn show(&self, place: &Place) -> String {
+        format!(
+            "s3://{}/{}",
+            self.s3
+                .bucket_for(&self.remote.fleet.accounts[&place.account]),
+            crate::backend::state_key(self.s3, &place.name)
+        )
+    }
+
+    /// Only the listed states are pulled: a move to stacks looks at every node's own state.
+    fn read(&self, places: &[Place]) -> Result<Vec<Option<Vec<u8>>>, MigrateError> {
+        let listed = self.listed(places).map_err(MigrateError::Unreadable)?;
+        let wanted: Vec<Place> = places
+            .iter()
+            .zip(&listed)
+            .filter(|(_, &l)| l)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut pulled = self.pull(&wanted)?.into_iter();
+        Ok(listed
+            .iter()
+            .map(|&l| if l { pulled.next().flatten() } else { None })
+            .collect())
+    }
+
+    /// Terraform takes each state's lock as it pushes, and a lock another run holds fails that
+    /// push with the holder named: there is nothing to look at first.
+    fn check_locks(&self, _: &[&Place]) -> Result<(), MigrateError> {
+        Ok(())
+    }
+
+    fn write(&self, place: &Place, json: &Map<String, Value>) -> Result<(), String> {
+        let text = serde_json::to_string_pretty(json).expect("JSON serializes") + "\n";
+        self.runner.push(
+            &remote::dir(&self.dir, "state", &place.name),
+            &self.backend(place)?,
+            &text,
+            self.s3.lock_timeout,
+        )
+    }
+
+    /// Written emptied, as terraform leaves a state after a destroy: terraform has no command
+    /// that deletes the object of a state it does not list as a workspace, and the bucket keeps
+    /// its versions anyway.
+    fn clear(&self, place: &Place, json: &Map<String, Value>) -> Result<(), String> {
+        self.write(place, json)
+    }
+}
+
+/// A state as terraform wrote it (format 4), checked to have the shape orch's states of
+/// `layout` have, with the bytes it was read from (the backup).
 struct State {
     json: Map<String, Value>,
+    text: Vec<u8>,
 }
 
 impl State {
-    /// `None` when there is no such file.
-    fn read(path: &Path, layout: Layout) -> Result<Option<State>, MigrateError> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(path)(e)),
-        };
+    /// `text` read from the state shown as `shown`.
+    fn parse(text: Vec<u8>, shown: &str, layout: Layout) -> Result<State, MigrateError> {
         let shape = |why: String| MigrateError::Shape {
-            path: path.to_path_buf(),
+            state: shown.to_string(),
             layout: name(layout),
             why,
         };
@@ -188,7 +420,7 @@ impl State {
                 )));
             }
         }
-        Ok(Some(State { json }))
+        Ok(State { json, text })
     }
 
     fn resources(&self) -> &[Value] {
@@ -374,71 +606,209 @@ fn output_name(module: &str) -> &str {
 /// The states of one layout, each read once.
 struct States {
     layout: Layout,
-    files: BTreeMap<PathBuf, Option<State>>,
+    read: BTreeMap<Place, Option<State>>,
 }
 
 impl States {
-    fn new(layout: Layout) -> Self {
-        States {
-            layout,
-            files: BTreeMap::new(),
+    /// Every state of `places` read from `store` and checked.
+    fn load(store: &dyn Store, layout: Layout, places: Vec<Place>) -> Result<Self, MigrateError> {
+        let places: Vec<Place> = places
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let texts = store.read(&places)?;
+        let mut read = BTreeMap::new();
+        for (place, text) in places.into_iter().zip(texts) {
+            let state = text
+                .map(|t| State::parse(t, &store.show(&place), layout))
+                .transpose()?;
+            read.insert(place, state);
         }
+        Ok(States { layout, read })
     }
 
-    fn get(&mut self, path: &Path) -> Result<Option<&State>, MigrateError> {
-        if !self.files.contains_key(path) {
-            let state = State::read(path, self.layout)?;
-            self.files.insert(path.to_path_buf(), state);
-        }
-        Ok(self.files[path].as_ref())
+    fn get(&self, place: &Place) -> Option<&State> {
+        self.read.get(place).and_then(Option::as_ref)
     }
 }
 
-/// The nodes of `nodes` with managed resources in `layout`'s state, each with where they are.
-/// A state orch cannot read counts as holding resources: it is not safe to run over it.
+/// The nodes of `nodes` with managed resources at their homes in `layout`, each with where
+/// they are; `states` are parsed from `texts`, read at `places`. A state orch cannot read counts
+/// as holding resources: it is not safe to run over it.
 fn stranded(
     fleet: &Fleet,
-    nodes: impl Iterator<Item = usize>,
+    store: &dyn Store,
+    nodes: &[usize],
     layout: Layout,
+    texts: BTreeMap<Place, Vec<u8>>,
 ) -> Vec<(String, String)> {
-    let mut states = States::new(layout);
     let mut found = Vec::new();
-    for i in nodes {
+    let states: BTreeMap<Place, Result<State, MigrateError>> = texts
+        .into_iter()
+        .map(|(place, text)| {
+            let state = State::parse(text, &store.show(&place), layout);
+            (place, state)
+        })
+        .collect();
+    for &i in nodes {
         let node = &fleet.nodes[i];
-        let place = home(fleet, node, layout);
-        // The common case, every node in the layout orch.yaml names, costs one stat per node.
-        if !place.file.exists() {
-            continue;
-        }
-        match states.get(&place.file) {
-            Ok(Some(state)) => {
-                let n = state.managed_of(place.module.as_deref()).len();
+        let at = home(node, layout);
+        match states.get(&at.place) {
+            None => {}
+            Some(Ok(state)) => {
+                let n = state.managed_of(at.module.as_deref()).len();
                 if n > 0 {
                     found.push((
                         node.address.to_string(),
-                        format!("{n} resource(s) in {}", place.file.display()),
+                        format!("{n} resource(s) in {}", store.show(&at.place)),
                     ));
                 }
             }
-            Ok(None) => {}
-            Err(e) => found.push((node.address.to_string(), e.to_string())),
+            Some(Err(e)) => found.push((node.address.to_string(), e.to_string())),
         }
     }
     found
 }
 
 /// Refuses a run of `nodes` while one of them still has its state in the layout orch.yaml does
-/// not name. Only the local backend's states are looked at: an s3 backend's are remote, and
-/// reading one costs a terraform init per state (see the README).
+/// not name. The local backend's states only: an s3 backend's are [`guard_remote`]'s.
 pub fn guard(fleet: &Fleet, nodes: &BTreeSet<usize>) -> Result<(), Diagnostic> {
-    let layout = fleet.settings.layout;
-    if fleet.settings.backend != Backend::Local {
+    if fleet.settings.backend != crate::config::Backend::Local {
         return Ok(());
     }
-    let found = stranded(fleet, nodes.iter().copied(), other(layout));
+    let layout = other(fleet.settings.layout);
+    let store = Local {
+        dir: fleet.state_dir().join("state"),
+    };
+    let mut texts = BTreeMap::new();
+    for &i in nodes {
+        let place = home(&fleet.nodes[i], layout).place;
+        // The common case, every node in the layout orch.yaml names, costs one stat per node.
+        if texts.contains_key(&place) || !store.file(&place).exists() {
+            continue;
+        }
+        match store.read(std::slice::from_ref(&place)) {
+            Ok(mut t) => {
+                if let Some(text) = t.pop().flatten() {
+                    texts.insert(place, text);
+                }
+            }
+            Err(e) => return Err(refusal(fleet, vec![(place.name, e.to_string())])),
+        }
+    }
+    let nodes: Vec<usize> = nodes.iter().copied().collect();
+    let found = stranded(fleet, &store, &nodes, layout, texts);
     if found.is_empty() {
+        Ok(())
+    } else {
+        Err(refusal(fleet, found))
+    }
+}
+
+/// Why [`guard_remote`] stopped a run.
+pub enum GuardError {
+    /// A selected node's state is in the other layout.
+    Refused(Diagnostic),
+    /// The states could not be looked at.
+    Failed(String),
+}
+
+/// [`guard`] for state in S3, without a terraform run per node: one `workspace list` per
+/// account and region tells which states of the other layout exist, and only those that can
+/// hold a selected node's resources are pulled. In a stacks run, a node listed with a state of
+/// its own is looked for in its stack first (one pull per stack); its own state is pulled only
+/// when the stack lacks it. In a per-node run, the stack of a node is pulled (once) when it is
+/// listed. A state emptied by a move or a destroy holds nothing back.
+pub fn guard_remote(remote: &Remote, nodes: &BTreeSet<usize>) -> Result<(), GuardError> {
+    let fleet = remote.fleet;
+    let redactor = Redactor::from_env();
+    let Some(store) = S3::new(remote, &redactor) else {
+        return Ok(());
+    };
+    if nodes.is_empty() {
         return Ok(());
     }
+    let started = Instant::now();
+    let layout = fleet.settings.layout;
+    let accounts: BTreeSet<&String> = nodes
+        .iter()
+        .map(|&i| &fleet.nodes[i].address.account)
+        .collect();
+    remote
+        .check_buckets(&store.runner, accounts)
+        .map_err(GuardError::Failed)?;
+    let failed = |e: MigrateError| GuardError::Failed(e.to_string());
+    let others: Vec<usize> = nodes.iter().copied().collect();
+    let places: Vec<Place> = others
+        .iter()
+        .map(|&i| home(&fleet.nodes[i], other(layout)).place)
+        .collect();
+    let listed = store.listed(&places).map_err(GuardError::Failed)?;
+    let mut candidates: Vec<usize> = others
+        .iter()
+        .zip(&listed)
+        .filter(|(_, &l)| l)
+        .map(|(&i, _)| i)
+        .collect();
+    let mut pulled = 0;
+    let mut pull = |nodes: &[usize], layout: Layout| {
+        let places: Vec<Place> = nodes
+            .iter()
+            .map(|&i| home(&fleet.nodes[i], layout).place)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        pulled += places.len();
+        let texts = store.pull(&places)?;
+        Ok::<_, MigrateError>(
+            places
+                .into_iter()
+                .zip(texts)
+                .filter_map(|(p, t)| Some((p, t?)))
+                .collect::<BTreeMap<Place, Vec<u8>>>(),
+        )
+    };
+    if layout == Layout::Stacks && !candidates.is_empty() {
+        let stacks: BTreeMap<Place, State> = pull(&candidates, Layout::Stacks)
+            .map_err(failed)?
+            .into_iter()
+            .filter_map(|(p, t)| Some((p.clone(), State::parse(t, "", Layout::Stacks).ok()?)))
+            .collect();
+        // A node its stack holds is where orch.yaml says; an unreadable stack proves nothing.
+        let held: BTreeSet<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let at = home(&fleet.nodes[i], Layout::Stacks);
+                stacks
+                    .get(&at.place)
+                    .is_some_and(|s| !s.managed_of(at.module.as_deref()).is_empty())
+            })
+            .collect();
+        candidates.retain(|i| !held.contains(i));
+    }
+    let found = if candidates.is_empty() {
+        Vec::new()
+    } else {
+        let texts = pull(&candidates, other(layout)).map_err(failed)?;
+        stranded(fleet, &store, &candidates, other(layout), texts)
+    };
+    say!(
+        "layout guard: states of the {} layout listed, {pulled} state(s) pulled in {:.1}s",
+        name(other(layout)),
+        started.elapsed().as_secs_f64()
+    );
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(GuardError::Refused(refusal(fleet, found)))
+    }
+}
+
+/// The error of a guard that found `found` (node, where) in the other layout.
+fn refusal(fleet: &Fleet, found: Vec<(String, String)>) -> Diagnostic {
+    let layout = fleet.settings.layout;
     let shown: Vec<String> = found
         .iter()
         .take(5)
@@ -455,13 +825,11 @@ pub fn guard(fleet: &Fleet, nodes: &BTreeSet<usize>) -> Result<(), Diagnostic> {
         name(other(layout)),
         shown.join(", "),
     );
-    Err(
-        Diagnostic::at_path(fleet.live.join("orch.yaml"), message).with_help(format!(
-            "run `orch layout migrate` to move it to the {} layout (a plan now would create those resources again), or set `layout: {}` back",
-            name(layout),
-            name(other(layout))
-        )),
-    )
+    Diagnostic::at_path(fleet.live.join("orch.yaml"), message).with_help(format!(
+        "run `orch layout migrate` to move it to the {} layout (a plan now would create those resources again), or set `layout: {}` back",
+        name(layout),
+        name(other(layout))
+    ))
 }
 
 /// What `orch layout migrate` did.
@@ -474,8 +842,13 @@ enum Outcome {
 
 /// `orch layout migrate`: waits for the terraform a killed run left (it may still be writing a
 /// state), then moves every node's state into the layout orch.yaml names, asking first unless
-/// `auto_approve`. The caller holds the tree lock. Returns the exit code.
-pub fn execute(fleet: &Fleet, auto_approve: bool) -> Result<u8, MigrateError> {
+/// `auto_approve`. `remote` reaches the buckets when state is in S3. The caller holds the tree
+/// lock. Returns the exit code.
+pub fn execute(
+    fleet: &Fleet,
+    remote: Option<&Remote>,
+    auto_approve: bool,
+) -> Result<u8, MigrateError> {
     let state_dir = fleet.state_dir();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -485,7 +858,7 @@ pub fn execute(fleet: &Fleet, auto_approve: bool) -> Result<u8, MigrateError> {
     let run_id = crate::run::run_id();
     runtime.block_on(async {
         let interrupt = crate::signal::listen();
-        let redactor = crate::terraform::redact::Redactor::from_env();
+        let redactor = Redactor::from_env();
         if runs::recover(&state_dir, &run_id, &redactor, interrupt.clone()).await {
             say!("interrupted while waiting for the terraform of a killed run; nothing was moved");
             return Ok(130);
@@ -504,38 +877,53 @@ pub fn execute(fleet: &Fleet, auto_approve: bool) -> Result<u8, MigrateError> {
             }
         };
         let interrupted = || *interrupt.borrow() > 0;
-        Ok(
-            match migrate(fleet, fleet.settings.layout, &run_id, &mut confirm, &interrupted)? {
-                Outcome::Nothing => 0,
-                Outcome::Declined => 1,
-                Outcome::Interrupted => 130,
-                Outcome::Moved { nodes, resources } => {
-                    say!(
-                        "moved the state of {nodes} node(s), {resources} resource(s), into the {} layout; `orch plan --all` should now show no changes",
-                        name(fleet.settings.layout)
-                    );
-                    0
-                }
-            },
-        )
+        let local = Local {
+            dir: state_dir.join("state"),
+        };
+        let s3 = remote.and_then(|r| S3::new(r, &redactor));
+        let store: &dyn Store = match &s3 {
+            Some(s3) => {
+                tokio::task::block_in_place(|| {
+                    s3.remote
+                        .check_buckets(&s3.runner, fleet.accounts.keys())
+                })
+                .map_err(MigrateError::Unreadable)?;
+                s3
+            }
+            None => &local,
+        };
+        let moved = tokio::task::block_in_place(|| {
+            migrate(fleet, store, &run_id, &mut confirm, &interrupted)
+        })?;
+        Ok(match moved {
+            Outcome::Nothing => 0,
+            Outcome::Declined => 1,
+            Outcome::Interrupted => 130,
+            Outcome::Moved { nodes, resources } => {
+                say!(
+                    "moved the state of {nodes} node(s), {resources} resource(s), into the {} layout; `orch plan --all` should now show no changes",
+                    name(fleet.settings.layout)
+                );
+                0
+            }
+        })
     })
 }
 
-/// Moves the state of every node of the fleet that is in the other layout into `layout`.
-/// `confirm` is asked once, after the moves are printed, whether to go on.
+/// Moves the state of every node of the fleet that is in the other layout into the layout
+/// orch.yaml names. `confirm` is asked once, after the moves are printed, whether to go on.
 fn migrate(
     fleet: &Fleet,
-    layout: Layout,
+    store: &dyn Store,
     run_id: &str,
     confirm: &mut dyn FnMut() -> Result<bool, MigrateError>,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Outcome, MigrateError> {
-    if fleet.settings.backend != Backend::Local {
-        return Err(MigrateError::RemoteBackend);
-    }
-    let mut sources = States::new(other(layout));
-    let mut destinations = States::new(layout);
-    let moves = plan(fleet, layout, &mut sources, &mut destinations)?;
+    let layout = fleet.settings.layout;
+    let homes = |layout| fleet.nodes.iter().map(|n| home(n, layout).place).collect();
+    let sources = States::load(store, other(layout), homes(other(layout)))?;
+    let destinations = States::load(store, layout, homes(layout))?;
+    let moves = plan(fleet, store, &sources, &destinations)?;
     let resources: usize = moves.iter().map(|m| m.resources.len()).sum();
     if moves.is_empty() {
         say!(
@@ -544,23 +932,13 @@ fn migrate(
         );
         return Ok(Outcome::Nothing);
     }
-    for file in moves
+    let touched: Vec<&Place> = moves
         .iter()
-        .flat_map(|m| [&m.from.file, &m.to.file])
+        .flat_map(|m| [&m.from.place, &m.to.place])
         .collect::<BTreeSet<_>>()
-    {
-        let dir = file.parent().expect("a state file is in a directory");
-        if let Some(note) = runs::clear_stale_state_lock(dir) {
-            if note.starts_with("the state is locked") {
-                return Err(MigrateError::StateLocked(format!(
-                    "{}: {note}",
-                    dir.display()
-                )));
-            }
-            say!("{note}");
-        }
-    }
-    let state_dir = fleet.state_dir();
+        .into_iter()
+        .collect();
+    store.check_locks(&touched)?;
     let mut text = format!(
         "move the state of {} node(s), {resources} resource(s), from the {} layout to the {} layout:\n",
         moves.len(),
@@ -569,8 +947,8 @@ fn migrate(
     );
     for m in &moves {
         let at = |h: &Home| match &h.module {
-            Some(module) => format!("{} ({module})", h.file.display()),
-            None => h.file.display().to_string(),
+            Some(module) => format!("{} ({module})", store.show(&h.place)),
+            None => store.show(&h.place),
         };
         text.push_str(&format!(
             "  {}: {} resource(s), {} -> {}{}\n",
@@ -590,26 +968,38 @@ fn migrate(
         say!("nothing was moved");
         return Ok(Outcome::Declined);
     }
-    let backups = state_dir.join("migrations").join(run_id);
-    back_up(&moves, &state_dir.join("state"), &backups)?;
+    let backups = fleet.state_dir().join("migrations").join(run_id);
+    for place in &touched {
+        let state = sources.get(place).or_else(|| destinations.get(place));
+        if let Some(state) = state {
+            back_up(&backups, place, &state.text)?;
+        }
+    }
     say!("backed up every state it changes to {}", backups.display());
     let stop = || {
         let stop = interrupted();
         if stop {
-            say!("interrupted: stopped between two files; run `orch layout migrate` again to finish the move");
+            say!("interrupted: stopped between two states; run `orch layout migrate` again to finish the move");
         }
         stop
     };
+    let written = |place: &Place, r: Result<(), String>| {
+        r.map_err(|why| MigrateError::Write {
+            state: store.show(place),
+            why,
+            backups: backups.clone(),
+        })
+    };
     // Destinations first, each written whole and read back: until then every source is intact.
-    let mut by_destination: BTreeMap<&Path, Vec<&Move>> = BTreeMap::new();
+    let mut by_destination: BTreeMap<&Place, Vec<&Move>> = BTreeMap::new();
     for m in moves.iter().filter(|m| !m.arrived) {
-        by_destination.entry(&m.to.file).or_default().push(m);
+        by_destination.entry(&m.to.place).or_default().push(m);
     }
-    for (file, arriving) in &by_destination {
+    for (place, arriving) in &by_destination {
         if stop() {
             return Ok(Outcome::Interrupted);
         }
-        let base = destinations.get(file)?;
+        let base = destinations.get(place);
         let mut json = base.map_or_else(|| fresh_state(&moves, &sources), |s| s.json.clone());
         let list = json
             .entry("resources")
@@ -623,31 +1013,34 @@ fn migrate(
             m.outputs.write_into(&mut json);
         }
         bump(&mut json, base.is_none());
-        write_state(file, &json)?;
+        written(place, store.write(place, &json))?;
     }
-    for m in &moves {
-        let back = State::read(&m.to.file, layout)?;
-        let found = back.map(|s| sorted(s.managed_of(m.to.module.as_deref())));
+    let arrived: Vec<Place> = by_destination.keys().map(|p| (*p).clone()).collect();
+    let back = States::load(store, layout, arrived)?;
+    for m in moves.iter().filter(|m| !m.arrived) {
+        let found = back
+            .get(&m.to.place)
+            .map(|s| sorted(s.managed_of(m.to.module.as_deref())));
         if found != Some(sorted(m.resources.clone())) {
             return Err(MigrateError::Verify {
-                path: m.to.file.clone(),
+                state: store.show(&m.to.place),
                 address: m.address.clone(),
                 backups,
             });
         }
     }
     // Only now the sources: each keeps what is not moved (a module of a node no longer in the
-    // tree), or goes when nothing managed is left.
-    let mut by_source: BTreeMap<&Path, Vec<&Move>> = BTreeMap::new();
+    // tree), or is cleared when nothing managed is left.
+    let mut by_source: BTreeMap<&Place, Vec<&Move>> = BTreeMap::new();
     for m in &moves {
-        by_source.entry(&m.from.file).or_default().push(m);
+        by_source.entry(&m.from.place).or_default().push(m);
     }
-    for (file, leaving) in &by_source {
+    for (place, leaving) in &by_source {
         if stop() {
             return Ok(Outcome::Interrupted);
         }
         let state = sources
-            .get(file)?
+            .get(place)
             .expect("a source holds the moved resources");
         let gone: BTreeSet<Option<&str>> =
             leaving.iter().map(|m| m.from.module.as_deref()).collect();
@@ -657,22 +1050,24 @@ fn migrate(
             .filter(|r| !gone.contains(&r.get("module").and_then(Value::as_str)))
             .cloned()
             .collect();
+        let mut json = state.json.clone();
+        bump(&mut json, false);
         if kept.iter().any(|r| r["mode"] == "managed") {
-            let mut json = state.json.clone();
             json.insert("resources".into(), Value::Array(kept));
             if let Some(outputs) = json.get_mut("outputs").and_then(Value::as_object_mut) {
                 for module in gone.iter().flatten() {
                     outputs.shift_remove(output_name(module));
                 }
             }
-            bump(&mut json, false);
-            write_state(file, &json)?;
+            written(place, store.write(place, &json))?;
             say!(
                 "{} keeps resources of modules that are no node of this tree",
-                file.display()
+                store.show(place)
             );
         } else {
-            std::fs::remove_file(file).map_err(io(file))?;
+            json.insert("resources".into(), Value::Array(Vec::new()));
+            json.insert("outputs".into(), Value::Object(Map::new()));
+            written(place, store.clear(place, &json))?;
         }
     }
     Ok(Outcome::Moved {
@@ -681,38 +1076,38 @@ fn migrate(
     })
 }
 
-/// Every node with managed resources in the other layout, read and checked; nothing is written.
+/// Every node with managed resources in the other layout, checked; nothing is written.
 fn plan(
     fleet: &Fleet,
-    layout: Layout,
-    sources: &mut States,
-    destinations: &mut States,
+    store: &dyn Store,
+    sources: &States,
+    destinations: &States,
 ) -> Result<Vec<Move>, MigrateError> {
     let mut moves = Vec::new();
     for node in &fleet.nodes {
-        let from = home(fleet, node, other(layout));
-        let Some(source) = sources.get(&from.file)? else {
+        let from = home(node, sources.layout);
+        let Some(source) = sources.get(&from.place) else {
             continue;
         };
         let managed = source.managed_of(from.module.as_deref());
         if managed.is_empty() {
             continue;
         }
-        let to = home(fleet, node, layout);
+        let to = home(node, destinations.layout);
         let resources: Vec<Value> = managed
             .iter()
             .map(|r| rewrite(r, from.module.as_deref(), to.module.as_deref()))
             .collect();
         let there = destinations
-            .get(&to.file)?
+            .get(&to.place)
             .map(|s| s.managed_of(to.module.as_deref()))
             .unwrap_or_default();
         let arrived = !there.is_empty();
         if arrived && sorted(there) != sorted(resources.clone()) {
             return Err(MigrateError::Conflict {
                 address: node.address.to_string(),
-                from: from.file,
-                to: to.file,
+                from: store.show(&from.place),
+                to: store.show(&to.place),
             });
         }
         let outputs = Outputs::of(source, &from, &to);
@@ -733,7 +1128,7 @@ fn plan(
 fn fresh_state(moves: &[Move], sources: &States) -> Map<String, Value> {
     let version = moves
         .iter()
-        .filter_map(|m| sources.files.get(&m.from.file)?.as_ref())
+        .filter_map(|m| sources.get(&m.from.place))
         .filter_map(|s| s.json.get("terraform_version")?.as_str())
         .max_by(|a, b| version_order(a).cmp(&version_order(b)))
         .unwrap_or("1.5.0");
@@ -788,33 +1183,21 @@ fn lineage() -> String {
     )
 }
 
-/// Copies every state the move will write or remove into `backups`, at its path under
-/// `.orch/state/`, and makes them durable before any state changes.
-fn back_up(moves: &[Move], state: &Path, backups: &Path) -> Result<(), MigrateError> {
-    let files: BTreeSet<&PathBuf> = moves
-        .iter()
-        .flat_map(|m| [&m.from.file, &m.to.file])
-        .collect();
-    for file in files {
-        let text = match std::fs::read(file) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io(file)(e)),
-        };
-        let copy = backups.join(file.strip_prefix(state).unwrap_or(file));
-        let dir = copy.parent().expect("a file is in a directory");
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&copy)
-            .map_err(io(&copy))?;
-        out.write_all(&text)
-            .and_then(|()| out.sync_all())
-            .map_err(io(&copy))?;
-        sync_dir(dir)?;
-    }
-    Ok(())
+/// Saves `text`, the state at `place` before the move, as `backups/<name>/terraform.tfstate`,
+/// durable before any state changes.
+fn back_up(backups: &Path, place: &Place, text: &[u8]) -> Result<(), MigrateError> {
+    let copy = backups.join(&place.name).join("terraform.tfstate");
+    let dir = copy.parent().expect("a file is in a directory");
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&copy)
+        .map_err(io(&copy))?;
+    out.write_all(text)
+        .and_then(|()| out.sync_all())
+        .map_err(io(&copy))?;
+    sync_dir(dir)
 }
 
 /// Writes a state whole: a temporary file beside it, flushed to disk, renamed over the old one,

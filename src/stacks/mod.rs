@@ -50,6 +50,18 @@ impl Tier {
     }
 }
 
+/// The state of the stack that holds `node`, `_stacks/<account>/<region>/<tier>`: its path
+/// under `.orch/state/`, or under the key prefix in S3.
+pub fn state_name(node: &Node) -> String {
+    let a = &node.address;
+    format!(
+        "{STACKS_DIR}/{}/{}/{}",
+        a.account,
+        a.region,
+        Tier::of(node).name()
+    )
+}
+
 /// One root module and state: the nodes of one account, region and tier.
 #[derive(Clone, Debug)]
 pub struct Stack {

@@ -1,7 +1,7 @@
 //! Small root modules orch runs for itself beside the nodes' own, each in a directory of its own
 //! under `.orch/remote/`: a backend-only module that tells whether a state bucket exists and is
-//! the account's, one that reads a node's outputs from its remote state, and the module that
-//! creates a state bucket. Knows no YAML: it gets the files to write and runs terraform on them.
+//! the account's, ones that read a node's outputs, pull or push a whole state, or list the
+//! states under a prefix, and the module that creates a state bucket. Knows no YAML: it gets the files to write and runs terraform on them.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -30,23 +30,43 @@ pub enum BucketState {
 impl Runner<'_> {
     /// `terraform ARGS` in `dir`, its output redacted: Ok when it exits 0, Err otherwise.
     fn run(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
-        let out = Command::new(&self.binary.path)
-            .args(args)
-            .current_dir(dir)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.binary.path.display()))?;
-        let text = self.redactor.redact(&format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        let out = self.output(dir, args)?;
+        let text = self.redacted(&out);
         if out.status.success() {
             Ok(text)
         } else {
             Err(text)
         }
+    }
+
+    /// `terraform ARGS` in `dir`: its stdout alone when it exits 0 (a state, which warnings on
+    /// stderr must not corrupt), its redacted output otherwise. Not redacted on success: the
+    /// state is written back whole.
+    fn run_stdout(&self, dir: &Path, args: &[&str]) -> Result<String, String> {
+        let out = self.output(dir, args)?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(self.redacted(&out))
+        }
+    }
+
+    fn output(&self, dir: &Path, args: &[&str]) -> Result<std::process::Output, String> {
+        Command::new(&self.binary.path)
+            .args(args)
+            .current_dir(dir)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", self.binary.path.display()))
+    }
+
+    fn redacted(&self, out: &std::process::Output) -> String {
+        self.redactor.redact(&format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
     }
 
     /// Writes `files` into `dir` (those whose content changed), then `init` unless `dir` is
@@ -97,6 +117,58 @@ impl Runner<'_> {
             .as_object()
             .is_some_and(|o| !o.is_empty())
             .then(|| text.trim().to_string() + "\n"))
+    }
+
+    /// The names of the states `terraform workspace list` finds with the listing backend of
+    /// `backend_tf` (`backend::listing_tf`), without `default`, which it always prints.
+    pub fn workspaces(&self, dir: &Path, backend_tf: &str) -> Result<Vec<String>, String> {
+        self.init(dir, &[("backend.tf", backend_tf.to_string())])
+            .map_err(|t| first_error(&t))?;
+        let text = self
+            .run(dir, &["workspace", "list", "-no-color"])
+            .map_err(|t| first_error(&t))?;
+        Ok(workspace_names(&text))
+    }
+
+    /// The state of `backend_tf` as `terraform state pull` prints it, or None when there is
+    /// none: terraform then prints nothing, or (1.11) an empty state with no lineage.
+    pub fn pull(&self, dir: &Path, backend_tf: &str) -> Result<Option<String>, String> {
+        self.init(dir, &[("backend.tf", backend_tf.to_string())])
+            .map_err(|t| first_error(&t))?;
+        let text = self
+            .run_stdout(dir, &["state", "pull"])
+            .map_err(|t| first_error(&t))?;
+        let none = text.trim().is_empty()
+            || serde_json::from_str::<serde_json::Value>(&text)
+                .is_ok_and(|v| v.get("lineage").and_then(|l| l.as_str()) == Some(""));
+        Ok((!none).then_some(text))
+    }
+
+    /// `terraform state push` of `state` (its text) to the state of `backend_tf`, from a file
+    /// in `dir` that is removed after. Terraform takes the state lock (waiting `lock_timeout`)
+    /// and refuses a state of another lineage, or an older serial, over one that holds
+    /// resources. A lock another run holds is described with its holder; it is never forced.
+    pub fn push(
+        &self,
+        dir: &Path,
+        backend_tf: &str,
+        state: &str,
+        lock_timeout: std::time::Duration,
+    ) -> Result<(), String> {
+        self.init(dir, &[("backend.tf", backend_tf.to_string())])
+            .map_err(|t| first_error(&t))?;
+        let file = "orch-push.tfstate";
+        crate::render::write_atomic(&dir.join(file), state.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", dir.join(file).display()))?;
+        let timeout = format!("-lock-timeout={}s", lock_timeout.as_secs());
+        let pushed = self.run(dir, &["state", "push", "-no-color", &timeout, file]);
+        let _ = std::fs::remove_file(dir.join(file));
+        pushed
+            .map(|_| ())
+            .map_err(|t| match super::lock_info::LockInfo::parse(&t) {
+                Some(lock) => lock.describe(dir),
+                None => first_error(&t),
+            })
     }
 
     /// `init` and `apply -auto-approve` of a whole module (the bucket a bootstrap creates).
@@ -151,6 +223,16 @@ fn first_error(text: &str) -> String {
         .collect()
 }
 
+/// The workspaces of `terraform workspace list` (`* default`, `  name`), but `default`.
+fn workspace_names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("* ").or_else(|| l.strip_prefix("  ")))
+        .map(str::trim)
+        .filter(|w| !w.is_empty() && *w != "default" && !w.contains(char::is_whitespace))
+        .map(String::from)
+        .collect()
+}
+
 /// Writes `path` (through a temporary file and a rename) unless it holds `text` already.
 fn write_if_changed(path: &Path, text: &str) -> Result<(), String> {
     if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
@@ -171,7 +253,17 @@ pub fn dir(state_dir: &Path, kind: &str, name: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::first_error;
+    use super::{first_error, workspace_names};
+
+    #[test]
+    fn workspaces_are_the_listed_names_but_default() {
+        assert_eq!(
+            workspace_names("* default\n  k1\n  _2fa\n\n"),
+            ["k1", "_2fa"]
+        );
+        assert_eq!(workspace_names("  default\n* k1\n"), ["k1"]);
+        assert!(workspace_names("Warning: something\n").is_empty());
+    }
 
     #[test]
     fn the_first_error_is_one_line() {

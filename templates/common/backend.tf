@@ -7,6 +7,9 @@ terraform {
   backend "s3" {
     bucket       = {{ backend.bucket }}
     key          = {{ backend.key }}
+{%- if backend.workspace_key_prefix %}
+    workspace_key_prefix = {{ backend.workspace_key_prefix }}
+{%- endif %}
     region       = {{ backend.region }}
     encrypt      = true
     use_lockfile = true
