@@ -883,10 +883,9 @@ pub fn execute(
         let s3 = remote.and_then(|r| S3::new(r, &redactor));
         let store: &dyn Store = match &s3 {
             Some(s3) => {
-                tokio::task::block_in_place(|| {
-                    s3.remote
-                        .check_buckets(&s3.runner, fleet.accounts.keys())
-                })
+                let accounts: BTreeSet<&String> =
+                    fleet.nodes.iter().map(|n| &n.address.account).collect();
+                tokio::task::block_in_place(|| s3.remote.check_buckets(&s3.runner, accounts))
                 .map_err(MigrateError::Unreadable)?;
                 s3
             }
