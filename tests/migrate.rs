@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -868,10 +869,10 @@ fn s3_a_fleet_moves_to_stacks_and_back_by_state_pull_and_push() {
             "run `orch layout migrate`",
         ],
     );
-    // One listing per account and region; the three stacks (none there yet) and the three
-    // nodes' own states pulled.
-    assert_eq!(count(&guarded, "workspace-list"), 3, "{:?}", guarded.calls);
-    assert_eq!(count(&guarded, "state-pull"), 6, "{:?}", guarded.calls);
+    // The nodes' own states listed for each account and region, then their stacks (none
+    // there yet, so none pulled, since pulling creates), then the three own states pulled.
+    assert_eq!(count(&guarded, "workspace-list"), 6, "{:?}", guarded.calls);
+    assert_eq!(count(&guarded, "state-pull"), 3, "{:?}", guarded.calls);
 
     let run = orch_s3(&tree, &["layout", "migrate", "--auto-approve"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -1135,4 +1136,44 @@ fn s3_a_move_cut_short_between_destinations_and_sources_is_finished_by_running_a
         read_json(&tree, &object("prod/us-east-1/data"))["resources"],
         json!([])
     );
+}
+
+#[test]
+fn s3_a_node_named_default_is_not_the_default_workspace() {
+    // `default` is a valid node name, and the one workspace name terraform lists always: its
+    // state is read and written through its own key, never the bucket's root object.
+    let tree = applied_per_node_s3("stacks")
+        .file(
+            "live/dev/us-east-1/default/node.yaml",
+            "description: named default\n",
+        )
+        .file(
+            &object("dev/us-east-1/default"),
+            &state(4, key_resources(None, "k-default")),
+        );
+    let refused = assert_s3_refused_unchanged(&tree, &["plan", "dev/us-east-1/default"], &[]);
+    assert!(
+        refused.stderr.contains("dev/us-east-1/default (2 resource(s) in s3://tfstate-222222222222/orch/dev/us-east-1/default/terraform.tfstate)"),
+        "{}",
+        refused.stderr
+    );
+    let run = orch_s3(&tree, &["layout", "migrate", "--auto-approve"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stack = read_json(&tree, &object("_stacks/dev/us-east-1/keys"));
+    let modules: BTreeSet<&str> = stack["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["module"].as_str().unwrap())
+        .collect();
+    assert_eq!(modules, BTreeSet::from(["module.app", "module.default"]));
+    assert_eq!(
+        read_json(&tree, &object("dev/us-east-1/default"))["resources"],
+        json!([])
+    );
+    assert!(!tree
+        .path(&format!("{DEV_BUCKET}/terraform.tfstate"))
+        .exists());
+    let plan = orch_s3(&tree, &["plan", "--all"], &[]);
+    assert_eq!(plan.code, 0, "{}", plan.stderr);
 }

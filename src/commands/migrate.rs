@@ -208,12 +208,16 @@ fn split(place: &Place) -> (&str, &str) {
 }
 
 /// The s3 backend's states, through terraform in backend-only modules under `.orch/remote/`:
-/// `state/<name>/` pulls and pushes one state, `list/<prefix>/` lists the states under a prefix.
+/// `list/<prefix>/` lists the states under a prefix (`<account>/<region>` or
+/// `_stacks/<account>/<region>`) as workspaces, and pulls and pushes each of them as its
+/// workspace (see [`Runner::pull`] for why not one module per state).
 struct S3<'a> {
     remote: &'a Remote<'a>,
     s3: &'a S3Backend,
     runner: Runner<'a>,
     dir: PathBuf,
+    /// States pulled so far, for what the guard says it cost.
+    pulls: std::sync::atomic::AtomicUsize,
 }
 
 impl<'a> S3<'a> {
@@ -223,16 +227,39 @@ impl<'a> S3<'a> {
             s3: remote.s3()?,
             runner: remote.runner(redactor),
             dir: remote.fleet.state_dir(),
+            pulls: Default::default(),
         })
     }
 
-    fn backend(&self, place: &Place) -> Result<String, String> {
-        self.remote.backend_tf(&place.account, &place.name)
+    /// The listing module of `prefix` in `account`'s bucket: its directory and backend.tf.
+    fn listing(&self, prefix: &str, account: &str) -> Result<(PathBuf, String), String> {
+        let text = crate::backend::listing_tf(
+            self.remote.templates,
+            &self.remote.fleet.settings,
+            self.s3,
+            &self.remote.fleet.accounts[account],
+            self.remote.endpoint(),
+            prefix,
+        )?;
+        Ok((remote::dir(&self.dir, "list", prefix), text))
     }
 
-    /// Of each place, whether its state may exist: listed under its prefix, one `workspace
-    /// list` per prefix (`<account>/<region>` or `_stacks/<account>/<region>`). A state named
-    /// `default` cannot be told from the default workspace terraform always lists: it may.
+    /// Where a state is pulled and pushed: its prefix's listing module, in the workspace of its
+    /// last name; a state named `default` (the default workspace's, at the bucket's root there)
+    /// from a module of its own key.
+    fn module<'p>(&self, place: &'p Place) -> Result<(PathBuf, String, Option<&'p str>), String> {
+        let (prefix, last) = split(place);
+        if last == "default" {
+            let text = self.remote.backend_tf(&place.account, &place.name)?;
+            return Ok((remote::dir(&self.dir, "state", &place.name), text, None));
+        }
+        let (dir, text) = self.listing(prefix, &place.account)?;
+        Ok((dir, text, Some(last)))
+    }
+
+    /// Of each place, whether its state exists: listed under its prefix, one `workspace list`
+    /// per prefix. A state named `default` cannot be told from the default workspace terraform
+    /// always lists: it may exist (pulling it creates nothing).
     fn listed(&self, places: &[Place]) -> Result<Vec<bool>, String> {
         let prefixes: Vec<(&str, &str)> = places
             .iter()
@@ -241,22 +268,13 @@ impl<'a> S3<'a> {
             .into_iter()
             .collect();
         let lists = remote::parallel(&prefixes, self.remote.parallelism, |(prefix, account)| {
-            let text = crate::backend::listing_tf(
-                self.remote.templates,
-                &self.remote.fleet.settings,
-                self.s3,
-                &self.remote.fleet.accounts[*account],
-                self.remote.endpoint(),
-                prefix,
-            )?;
-            self.runner
-                .workspaces(&remote::dir(&self.dir, "list", prefix), &text)
-                .map_err(|e| {
-                    format!(
-                        "listing the states under {}/{prefix}/: {e}",
-                        self.s3.key_prefix
-                    )
-                })
+            let (dir, text) = self.listing(prefix, account)?;
+            self.runner.workspaces(&dir, &text).map_err(|e| {
+                format!(
+                    "listing the states under {}/{prefix}/: {e}",
+                    self.s3.key_prefix
+                )
+            })
         });
         let mut found: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
         for ((prefix, _), list) in prefixes.iter().zip(lists) {
@@ -271,12 +289,15 @@ impl<'a> S3<'a> {
             .collect())
     }
 
-    /// Every state of `places` pulled, at once.
+    /// Every state of `places` pulled, at once. Only states known to exist: the S3 backend
+    /// creates the state of a workspace it is asked for.
     fn pull(&self, places: &[Place]) -> Result<Vec<Option<Vec<u8>>>, MigrateError> {
+        self.pulls
+            .fetch_add(places.len(), std::sync::atomic::Ordering::Relaxed);
         let pulled = remote::parallel(places, self.remote.parallelism, |place| {
-            let text = self.backend(place)?;
+            let (dir, text, workspace) = self.module(place)?;
             self.runner
-                .pull(&remote::dir(&self.dir, "state", &place.name), &text)
+                .pull(&dir, &text, workspace)
                 .map(|t| t.map(String::into_bytes))
         });
         places
@@ -325,12 +346,9 @@ impl Store for S3<'_> {
 
     fn write(&self, place: &Place, json: &Map<String, Value>) -> Result<(), String> {
         let text = serde_json::to_string_pretty(json).expect("JSON serializes") + "\n";
-        self.runner.push(
-            &remote::dir(&self.dir, "state", &place.name),
-            &self.backend(place)?,
-            &text,
-            self.s3.lock_timeout,
-        )
+        let (dir, backend, workspace) = self.module(place)?;
+        self.runner
+            .push(&dir, &backend, workspace, &text, self.s3.lock_timeout)
     }
 
     /// Written emptied, as terraform leaves a state after a destroy: terraform has no command
@@ -751,16 +769,19 @@ pub fn guard_remote(remote: &Remote, nodes: &BTreeSet<usize>) -> Result<(), Guar
         .filter(|(_, &l)| l)
         .map(|(&i, _)| i)
         .collect();
-    let mut pulled = 0;
-    let mut pull = |nodes: &[usize], layout: Layout| {
+    // The states of `layout` of `nodes`, each read once: those not known to exist listed
+    // first (`listed` false), since pulling a state that does not exist creates it.
+    let read = |nodes: &[usize], layout: Layout, listed: bool| {
         let places: Vec<Place> = nodes
             .iter()
             .map(|&i| home(&fleet.nodes[i], layout).place)
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        pulled += places.len();
-        let texts = store.pull(&places)?;
+        let texts = match listed {
+            true => store.pull(&places)?,
+            false => store.read(&places)?,
+        };
         Ok::<_, MigrateError>(
             places
                 .into_iter()
@@ -770,7 +791,7 @@ pub fn guard_remote(remote: &Remote, nodes: &BTreeSet<usize>) -> Result<(), Guar
         )
     };
     if layout == Layout::Stacks && !candidates.is_empty() {
-        let stacks: BTreeMap<Place, State> = pull(&candidates, Layout::Stacks)
+        let stacks: BTreeMap<Place, State> = read(&candidates, Layout::Stacks, false)
             .map_err(failed)?
             .into_iter()
             .filter_map(|(p, t)| Some((p.clone(), State::parse(t, "", Layout::Stacks).ok()?)))
@@ -791,9 +812,10 @@ pub fn guard_remote(remote: &Remote, nodes: &BTreeSet<usize>) -> Result<(), Guar
     let found = if candidates.is_empty() {
         Vec::new()
     } else {
-        let texts = pull(&candidates, other(layout)).map_err(failed)?;
+        let texts = read(&candidates, other(layout), true).map_err(failed)?;
         stranded(fleet, &store, &candidates, other(layout), texts)
     };
+    let pulled = store.pulls.load(std::sync::atomic::Ordering::Relaxed);
     say!(
         "layout guard: states of the {} layout listed, {pulled} state(s) pulled in {:.1}s",
         name(other(layout)),

@@ -1,16 +1,18 @@
 # The fake terraform's S3 mode: tests/fake/terraform sources this in orch's own backend-only
 # modules under .orch/remote/<kind>/<name>/. Buckets are directories under $FAKE_S3, an object
-# a file at its key, read from the module's backend.tf (bucket, key, workspace_key_prefix):
+# a file at its key, read from the module's backend.tf (bucket, key, workspace_key_prefix) and
+# TF_WORKSPACE:
 #   $FAKE_S3/<bucket>/              the bucket; missing: init fails as S3 answers NoSuchBucket
 #   $FAKE_S3/<bucket>/.denied       init fails as S3 answers 403 AccessDenied
 #   $FAKE_S3/<bucket>/<key>.tflock  the state lock, held: lines `ID: ...`, `Who: ...` (what
 #                                   terraform prints as Lock Info); `state push` fails on it
-#   FAKE_S3_PUSH_FAIL               keys (substrings) whose `state push` fails, space separated
+#   FAKE_S3_PUSH_FAIL               objects (`<bucket>/<key>` substrings) whose `state push`
+#                                   fails, space separated
 # `state push` checks lineage and serial as terraform does: a state that holds resources is only
 # replaced by one of its lineage with a serial no lower. Calls are recorded as in per-node mode
-# with `remote/<kind>/<name>` as the address and `workspace-list`, `state-pull` or `state-push`
-# as the command.
-address=remote/${PWD#*/.orch/remote/}
+# with `remote/<kind>/<name>` (and `:<workspace>`) as the address and `workspace-list`,
+# `state-pull` or `state-push` as the command.
+address=remote/${PWD#*/.orch/remote/}${TF_WORKSPACE:+:$TF_WORKSPACE}
 setting() { sed -n "s/^ *$1 *= *\"\\(.*\\)\"\$/\\1/p" backend.tf; }
 bucket=$(setting bucket)
 key=$(setting key)
@@ -18,6 +20,16 @@ prefix=$(setting workspace_key_prefix)
 root=${FAKE_S3:?FAKE_S3 names the directory of the fake buckets}
 object=$root/$bucket/$key
 sub=${2:-}
+# A workspace's state is <workspace_key_prefix>/<workspace>/<key>; the S3 backend creates it,
+# empty, when a command asks for a workspace that has none.
+workspace=${TF_WORKSPACE:-default}
+if [ "$workspace" != default ]; then
+  object=$root/$bucket/$prefix/$workspace/$key
+  if [ "$cmd" = state ] && [ ! -f "$object" ]; then
+    mkdir -p "${object%/*}"
+    printf '{\n  "version": 4,\n  "terraform_version": "1.11.4",\n  "serial": 1,\n  "lineage": "created-by-a-workspace",\n  "outputs": {},\n  "resources": [],\n  "check_results": null\n}\n' >"$object"
+  fi
+fi
 
 case "$cmd" in
 init)
@@ -62,7 +74,7 @@ state)
       exit 1
     fi
     for failing in ${FAKE_S3_PUSH_FAIL:-}; do
-      case "$key" in
+      case "${object#"$root"/}" in
       *"$failing"*)
         printf 'Error: Failed to persist state: operation error S3: PutObject, https response error StatusCode: 0, request send failed: connection reset by peer\n' >&2
         record state-push-failed
