@@ -1,7 +1,8 @@
 //! The S3 backend's commands: `orch backend bootstrap`, which creates the state buckets a fleet
-//! needs, and the check every run makes first when state is in S3: the buckets of the selected
-//! nodes exist and are their accounts', and the outputs of the nodes' dependencies are read from
-//! remote state into `.orch/outputs/` (a cache of it), so a fresh checkout plans with real values.
+//! needs, and the check every run (and `orch layout migrate`) makes first when state is in S3:
+//! the buckets of the selected nodes exist and are their accounts', and the outputs of the
+//! nodes' dependencies are read from remote state into `.orch/outputs/` (a cache of it), so a
+//! fresh checkout plans with real values.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal as _;

@@ -652,8 +652,8 @@ impl States {
 }
 
 /// The nodes of `nodes` with managed resources at their homes in `layout`, each with where
-/// they are; `states` are parsed from `texts`, read at `places`. A state orch cannot read counts
-/// as holding resources: it is not safe to run over it.
+/// they are, from `texts`, the states of `layout` that exist. A state orch cannot read counts as
+/// holding resources: it is not safe to run over it.
 fn stranded(
     fleet: &Fleet,
     store: &dyn Store,
