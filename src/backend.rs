@@ -170,6 +170,49 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_module_lists_one_level_under_its_prefix() {
+        let templates = Templates::builtin().unwrap();
+        let dev = account("dev", "222222222222", None);
+        let s3 = s3("tfstate-{account_id}");
+        let text = listing_tf(
+            &templates,
+            &settings(Backend::S3(s3.clone())),
+            &s3,
+            &dev,
+            None,
+            "_stacks/dev/us-east-1",
+        )
+        .unwrap();
+        assert!(
+            text.contains("key          = \"terraform.tfstate\"")
+                && text.contains("workspace_key_prefix = \"orch/kms/_stacks/dev/us-east-1\"")
+                && text.contains("bucket       = \"tfstate-222222222222\""),
+            "{text}"
+        );
+        // A copy of the templates from before workspace_key_prefix would list nothing.
+        let mut old = Templates::builtin().unwrap();
+        old.tera
+            .add_raw_template(
+                "common/backend.tf",
+                "terraform {\n  backend \"s3\" {\n    key = {{ backend.key }}\n  }\n}\n",
+            )
+            .unwrap();
+        let err = listing_tf(
+            &old,
+            &settings(Backend::S3(s3.clone())),
+            &s3,
+            &dev,
+            None,
+            "p",
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("does not write `workspace_key_prefix`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_state_of_any_depth_gets_its_key_and_local_path() {
         let prod = account(
             "prod",
