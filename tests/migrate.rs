@@ -1151,13 +1151,19 @@ fn s3_a_node_named_default_is_not_the_default_workspace() {
             &object("dev/us-east-1/default"),
             &state(4, key_resources(None, "k-default")),
         );
-    let refused = assert_s3_refused_unchanged(&tree, &["plan", "dev/us-east-1/default"], &[]);
+    // A workspace of the user's (TF_WORKSPACE) is not where orch looks: it would read, and
+    // create, the state of that workspace instead.
+    let stray = [("TF_WORKSPACE", "stray")];
+    let before = bucket_snapshot(&tree);
+    let refused = orch_s3(&tree, &["plan", "dev/us-east-1/default"], &stray);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("dev/us-east-1/default (2 resource(s) in s3://tfstate-222222222222/orch/dev/us-east-1/default/terraform.tfstate)"),
         "{}",
         refused.stderr
     );
-    let run = orch_s3(&tree, &["layout", "migrate", "--auto-approve"], &[]);
+    assert_eq!(bucket_snapshot(&tree), before, "a state was created");
+    let run = orch_s3(&tree, &["layout", "migrate", "--auto-approve"], &stray);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let stack = read_json(&tree, &object("_stacks/dev/us-east-1/keys"));
     let modules: BTreeSet<&str> = stack["resources"]

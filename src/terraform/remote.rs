@@ -60,7 +60,8 @@ impl Runner<'_> {
         }
     }
 
-    /// `terraform ARGS` in `dir`, in `workspace` (TF_WORKSPACE) when one is named.
+    /// `terraform ARGS` in `dir`, in `workspace` (TF_WORKSPACE) when one is named, else in the
+    /// default workspace.
     fn output_in(
         &self,
         dir: &Path,
@@ -73,9 +74,12 @@ impl Runner<'_> {
             .current_dir(dir)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
-        if let Some(w) = workspace {
-            command.env("TF_WORKSPACE", w);
-        }
+        // orch's own modules are never in a workspace of the user's: in a listing module, one
+        // the S3 backend did not list would be created.
+        match workspace {
+            Some(w) => command.env("TF_WORKSPACE", w),
+            None => command.env_remove("TF_WORKSPACE"),
+        };
         command
             .output()
             .map_err(|e| format!("cannot run {}: {e}", self.binary.path.display()))
