@@ -18,7 +18,7 @@ mod s3;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use emulator::{orch, readback, write, Sandbox};
+use emulator::{kms_keys, orch, write, Sandbox};
 use serde_json::Value;
 
 const DEV: &str = "222222222222";
@@ -66,18 +66,9 @@ fn migrate(root: &Path, endpoint: &str) -> (bool, String) {
     )
 }
 
-/// Every key and alias of the account, by region.
+/// The account's keys and aliases in both regions.
 fn keys(venv: &Path, endpoint: &str) -> Value {
-    let all = readback(venv, endpoint, DEV, &["us-east-1", "eu-west-1"]);
-    let mut out = serde_json::Map::new();
-    for region in ["us-east-1", "eu-west-1"] {
-        let kms = &all["kms"][region];
-        out.insert(
-            region.to_string(),
-            serde_json::json!({"keys": kms["keys"], "aliases": kms["aliases"]}),
-        );
-    }
-    Value::Object(out)
+    kms_keys(venv, endpoint, DEV, &["us-east-1", "eu-west-1"])
 }
 
 #[test]

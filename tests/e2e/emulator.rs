@@ -122,6 +122,21 @@ pub fn readback(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) ->
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// The KMS keys and aliases of `account` in each of `regions`, by region: what a move between
+/// layouts must leave exactly as it was.
+pub fn kms_keys(venv: &Path, endpoint: &str, account: &str, regions: &[&str]) -> Value {
+    let all = readback(venv, endpoint, account, regions);
+    let mut out = serde_json::Map::new();
+    for region in regions {
+        let kms = &all["kms"][region];
+        out.insert(
+            region.to_string(),
+            serde_json::json!({"keys": kms["keys"], "aliases": kms["aliases"]}),
+        );
+    }
+    Value::Object(out)
+}
+
 /// Processes whose working directory is inside `root` (not `root` itself): terraform or a
 /// provider left running.
 pub fn processes_in(root: &Path) -> Vec<String> {
