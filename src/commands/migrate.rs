@@ -128,7 +128,9 @@ fn home(node: &Node, layout: Layout) -> Home {
 }
 
 /// Where the states are: read whole, written whole.
-trait Store {
+trait Store: Sync {
+    /// How many states it writes at once.
+    fn parallelism(&self) -> usize;
     /// A state as the user finds it: its file, or `s3://<bucket>/<key>`.
     fn show(&self, place: &Place) -> String;
     /// Each state's bytes, in the order of `places`; None where there is none.
@@ -153,6 +155,11 @@ impl Local {
 }
 
 impl Store for Local {
+    /// One: a file is written in a few milliseconds.
+    fn parallelism(&self) -> usize {
+        1
+    }
+
     fn show(&self, place: &Place) -> String {
         self.file(place).display().to_string()
     }
@@ -313,6 +320,11 @@ impl<'a> S3<'a> {
 }
 
 impl Store for S3<'_> {
+    /// A push is a terraform run that waits on S3 most of its time.
+    fn parallelism(&self) -> usize {
+        self.remote.parallelism
+    }
+
     fn show(&self, place: &Place) -> String {
         format!(
             "s3://{}/{}",
@@ -938,7 +950,7 @@ fn migrate(
     store: &dyn Store,
     run_id: &str,
     confirm: &mut dyn FnMut() -> Result<bool, MigrateError>,
-    interrupted: &dyn Fn() -> bool,
+    interrupted: &(dyn Fn() -> bool + Sync),
 ) -> Result<Outcome, MigrateError> {
     let layout = fleet.settings.layout;
     let homes = |layout| fleet.nodes.iter().map(|n| home(n, layout).place).collect();
@@ -997,13 +1009,6 @@ fn migrate(
         }
     }
     say!("backed up every state it changes to {}", backups.display());
-    let stop = || {
-        let stop = interrupted();
-        if stop {
-            say!("interrupted: stopped between two states; run `orch layout migrate` again to finish the move");
-        }
-        stop
-    };
     let written = |place: &Place, r: Result<(), String>| {
         r.map_err(|why| MigrateError::Write {
             state: store.show(place),
@@ -1016,10 +1021,8 @@ fn migrate(
     for m in moves.iter().filter(|m| !m.arrived) {
         by_destination.entry(&m.to.place).or_default().push(m);
     }
-    for (place, arriving) in &by_destination {
-        if stop() {
-            return Ok(Outcome::Interrupted);
-        }
+    let arriving: Vec<(&Place, Vec<&Move>)> = by_destination.into_iter().collect();
+    let whole = write_all(store, &arriving, interrupted, |(place, arriving)| {
         let base = destinations.get(place);
         let mut json = base.map_or_else(|| fresh_state(&moves, &sources), |s| s.json.clone());
         let list = json
@@ -1034,9 +1037,12 @@ fn migrate(
             m.outputs.write_into(&mut json);
         }
         bump(&mut json, base.is_none());
-        written(place, store.write(place, &json))?;
+        written(place, store.write(place, &json))
+    })?;
+    if !whole {
+        return Ok(Outcome::Interrupted);
     }
-    let arrived: Vec<Place> = by_destination.keys().map(|p| (*p).clone()).collect();
+    let arrived: Vec<Place> = arriving.iter().map(|(p, _)| (*p).clone()).collect();
     let back = States::load(store, layout, arrived)?;
     for m in moves.iter().filter(|m| !m.arrived) {
         let found = back
@@ -1056,10 +1062,8 @@ fn migrate(
     for m in &moves {
         by_source.entry(&m.from.place).or_default().push(m);
     }
-    for (place, leaving) in &by_source {
-        if stop() {
-            return Ok(Outcome::Interrupted);
-        }
+    let leaving: Vec<(&Place, Vec<&Move>)> = by_source.into_iter().collect();
+    let whole = write_all(store, &leaving, interrupted, |(place, leaving)| {
         let state = sources
             .get(place)
             .expect("a source holds the moved resources");
@@ -1085,16 +1089,45 @@ fn migrate(
                 "{} keeps resources of modules that are no node of this tree",
                 store.show(place)
             );
+            Ok(())
         } else {
             json.insert("resources".into(), Value::Array(Vec::new()));
             json.insert("outputs".into(), Value::Object(Map::new()));
-            written(place, store.clear(place, &json))?;
+            written(place, store.clear(place, &json))
         }
+    })?;
+    if !whole {
+        return Ok(Outcome::Interrupted);
     }
     Ok(Outcome::Moved {
         nodes: moves.len(),
         resources,
     })
+}
+
+/// Runs `write` on each of `items`, as many at once as the store takes; once `interrupted`, no
+/// more start. Ok(false) when it stopped there; the first error of an item otherwise, after the
+/// others have ended (each state is written whole or not at all).
+fn write_all<T: Sync>(
+    store: &dyn Store,
+    items: &[T],
+    interrupted: &(dyn Fn() -> bool + Sync),
+    write: impl Fn(&T) -> Result<(), MigrateError> + Sync,
+) -> Result<bool, MigrateError> {
+    let done = remote::parallel(items, store.parallelism(), |item| {
+        if interrupted() {
+            return Ok(false);
+        }
+        write(item).map(|()| true)
+    });
+    let mut whole = true;
+    for result in done {
+        whole &= result?;
+    }
+    if !whole {
+        say!("interrupted: stopped between two states; run `orch layout migrate` again to finish the move");
+    }
+    Ok(whole)
 }
 
 /// Every node with managed resources in the other layout, checked; nothing is written.
