@@ -41,12 +41,12 @@ fmt-check:
 lint:
     cargo clippy --all-targets -- -D warnings
 
-# --release because the end-to-end tests run the real binary (and terraform
-# against moto) many times; on 2 cores an optimized build pays for itself.
-
-# What CI runs: tools, formatting, lints, then the whole test suite.
+# What CI runs: tools, formatting, lints, then the whole test suite: every test `cargo test
+# --release` runs, with the end-to-end files in lanes side by side (see scripts/test). --release
+# because the end-to-end tests run the real binary (and terraform against moto) many times; on 2
+# cores an optimized build pays for itself.
 test: setup fmt-check lint
-    cargo test --release
+    scripts/test
 
 # Benchmarks: fleet scale (benches/fleet.rs), then the executor against a fake terraform and
 # real terraform + the emulator (benches/executor.rs; needs `scripts/just setup` first), then a
