@@ -13,9 +13,8 @@ mod common;
 mod emulator;
 
 use std::path::Path;
-use std::process::Command;
 
-use emulator::{kms_keys, orch, write, Sandbox};
+use emulator::{kms_keys, layout_migrate, orch, write, Sandbox};
 use serde_json::Value;
 
 const GRANTEE: &str = "arn:aws:iam::111111111111:role/reader";
@@ -51,22 +50,6 @@ fn fleet(root: &Path) {
             "kind: grant\nkey: prod/us-east-1/data\ngrantee: {GRANTEE}\noperations: [Decrypt]\n"
         ),
     );
-}
-
-/// `orch layout migrate --auto-approve`, which runs no terraform (so takes no --report).
-fn migrate(root: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(root.join("live"))
-        .args(["layout", "migrate", "--auto-approve"])
-        .current_dir(root)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn moved_text(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// The account's keys and aliases in both regions.
@@ -109,14 +92,14 @@ fn an_applied_fleet_moves_to_stacks_and_back_without_a_change() {
             "{}",
             refused.stderr
         );
-        let moved = migrate(root);
-        assert!(moved.status.success(), "{}", moved_text(&moved));
+        let moved = layout_migrate(root, endpoint);
+        assert_eq!(moved.code, 0, "{}", moved.stderr);
         assert!(
-            moved_text(&moved).contains(&format!(
+            moved.stderr.contains(&format!(
                 "moved the state of 3 node(s), 5 resource(s), into the {layout} layout"
             )),
             "{}",
-            moved_text(&moved)
+            moved.stderr
         );
         let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
         assert_eq!(

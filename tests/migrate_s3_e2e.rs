@@ -16,9 +16,8 @@ mod emulator;
 mod s3;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use emulator::{kms_keys, orch, write, Sandbox};
+use emulator::{kms_keys, layout_migrate, orch, write, Sandbox};
 use serde_json::Value;
 
 const DEV: &str = "222222222222";
@@ -46,24 +45,6 @@ fn fleet(root: &Path) {
         "live/dev/us-east-1/data/node.yaml",
         "description: moves between layouts in S3\naliases: [dev/data]\nmulti_region: true\nreplicas: [eu-west-1]\n",
     );
-}
-
-/// `orch layout migrate --auto-approve` against the emulator (it takes no --report).
-fn migrate(root: &Path, endpoint: &str) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(root.join("live"))
-        .args(["--profile", "sandbox", "--endpoint", endpoint])
-        .args(["layout", "migrate", "--auto-approve"])
-        .current_dir(root)
-        .env_remove("ORCH_TERRAFORM")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// The account's keys and aliases in both regions.
@@ -118,13 +99,14 @@ fn a_fleet_in_s3_moves_to_stacks_and_back_without_a_change() {
             "{}",
             refused.stderr
         );
-        let (moved, text) = migrate(root, endpoint);
-        assert!(moved, "{text}");
+        let moved = layout_migrate(root, endpoint);
+        assert_eq!(moved.code, 0, "{}", moved.stderr);
         assert!(
-            text.contains(&format!(
+            moved.stderr.contains(&format!(
                 "moved the state of 2 node(s), 4 resource(s), into the {layout} layout"
             )),
-            "{text}"
+            "{}",
+            moved.stderr
         );
         let bucket = s3::bucket(venv, endpoint, DEV, &format!("tfstate-{DEV}"));
         for state in states {

@@ -186,17 +186,35 @@ impl Run {
 /// `orch --live ROOT/live --profile sandbox --endpoint ENDPOINT --no-color ARGS --report
 /// ROOT/report.json`, run in ROOT without a terminal.
 pub fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
+    let mut cmd = sandboxed(root, endpoint, args);
+    cmd.arg("--report").arg(root.join("report.json"));
+    cmd
+}
+
+/// orch on `root/live` through the sandbox profile at `endpoint`, running `args`.
+fn sandboxed(root: &Path, endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
     cmd.arg("--live")
         .arg(root.join("live"))
         .args(["--profile", "sandbox", "--endpoint", endpoint, "--no-color"])
         .args(args)
-        .arg("--report")
-        .arg(root.join("report.json"))
         .current_dir(root)
         .env_remove("ORCH_TERRAFORM")
         .stdin(Stdio::null());
     cmd
+}
+
+/// `orch layout migrate --auto-approve`, which plans nothing and so takes no --report: the
+/// [`Run`] has no report. With state in S3 it runs terraform through the sandbox profile.
+pub fn layout_migrate(root: &Path, endpoint: &str) -> Run {
+    let out = sandboxed(root, endpoint, &["layout", "migrate", "--auto-approve"])
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        report: Value::Null,
+    }
 }
 
 /// The [`Run`] of a finished [`command`]; the report is read and removed.
