@@ -8,9 +8,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Address, Fleet, Node, Profile};
+use crate::config::{Address, Fleet, Node};
 use crate::graph::Dag;
-use crate::render::{RenderError, Renderer, TemplateCache, Templates};
+use crate::render::{RenderError, Renderer, TemplateCache};
 
 /// Bumped when what goes into a fingerprint changes, so old records read as changed.
 const SCHEME: &str = "orch-fingerprint-1";
@@ -118,14 +118,12 @@ pub fn forget(fleet: &Fleet, address: &Address) -> std::io::Result<()> {
 /// only once its dependency is applied, so it is decided again when it runs, and skipped then if
 /// its fingerprint still matches ([`crate::terraform::workflow::Context::skip_unchanged`]).
 pub fn changed(
-    fleet: &Fleet,
+    renderer: &Renderer,
     dag: &Dag,
-    templates: &Templates,
-    profile: Option<&Profile>,
     version: &str,
     candidates: &BTreeSet<usize>,
 ) -> Result<BTreeSet<usize>, RenderError> {
-    let renderer = Renderer::new(fleet, templates, profile);
+    let fleet = renderer.fleet;
     let mut cache = TemplateCache::default();
     let mut changed = BTreeSet::new();
     for &i in candidates {

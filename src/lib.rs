@@ -21,25 +21,25 @@ macro_rules! say_raw {
 }
 
 pub mod app;
-mod backend;
 pub mod cli;
 mod commands;
 mod config;
 mod diag;
-mod explain;
+mod engine;
 mod fingerprint;
 mod graph;
 mod journal;
+mod layout;
 mod lock;
+mod migrate;
 mod policy;
+mod prompt;
 mod render;
 mod report;
-mod report_html;
 mod reporter;
-mod run;
 mod scheduler;
 mod shard;
 mod signal;
-mod stacks;
+mod state;
 mod terraform;
 mod waves;

@@ -16,17 +16,14 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::cli::RolloutArgs;
-use crate::config::{Fleet, NodeKind, Profile, Wave};
-use crate::graph::Dag;
+use crate::config::{Fleet, NodeKind, Wave};
+use crate::engine::{self, Prepared, Request, Setup};
 use crate::journal::{
     Journal, JournalError, NodeEntry, NodeStatus, RunStatus, WaveEntry, WaveStatus,
 };
-use crate::render::Templates;
 use crate::reporter::{table, Row};
-use crate::run::{self, Request};
 use crate::scheduler::Event;
 use crate::signal::{self, Level};
-use crate::terraform::binary::Binary;
 use crate::terraform::workflow::{Action, Context, NodeRun, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -62,14 +59,10 @@ pub struct Options {
 
 /// Everything one rollout works with.
 struct Rollout<'a> {
+    setup: &'a Setup,
     fleet: Arc<Fleet>,
-    dag: &'a Dag,
-    templates: Arc<Templates>,
-    profile: Option<Profile>,
-    binary: Binary,
     options: Options,
-    env: Vec<(String, String)>,
-    prepared: run::Prepared,
+    prepared: Prepared,
     interrupt: watch::Receiver<Level>,
 }
 
@@ -82,14 +75,8 @@ struct WaveResult {
 }
 
 /// Runs the rollout; returns the exit code (0, 1 failed, 130 interrupted).
-pub fn execute(
-    fleet: Arc<Fleet>,
-    dag: &Dag,
-    templates: Arc<Templates>,
-    profile: Option<Profile>,
-    binary: Binary,
-    options: Options,
-) -> Result<u8, RolloutError> {
+pub fn execute(setup: &Setup, options: Options) -> Result<u8, RolloutError> {
+    let fleet = setup.fleet.clone();
     let waves = &fleet.settings.waves;
     if waves.is_empty() {
         return Err(RolloutError::NoWaves);
@@ -151,11 +138,9 @@ pub fn execute(
     // node the tree has gained in the wave since. With --changed only changed ones are added.
     let changed = if journal.changed {
         Some(crate::fingerprint::changed(
-            &fleet,
-            dag,
-            &templates,
-            profile.as_ref(),
-            &binary.version,
+            &setup.renderer(),
+            &setup.dag,
+            &setup.binary.version,
             &(0..fleet.nodes.len()).collect(),
         )?)
     } else {
@@ -213,17 +198,13 @@ pub fn execute(
         let interrupt = signal::listen();
         // A session id of its own: a resumed run must not take over the process record of the
         // run it resumes, which the recovery of a killed run reads.
-        let Some(prepared) = run::prepare(&fleet, &run::run_id(), &interrupt).await? else {
+        let Some(prepared) = engine::prepare(&fleet, &engine::run_id(), &interrupt).await? else {
             return Ok(130);
         };
         let rollout = Rollout {
-            env: run::terraform_env(&fleet),
+            setup,
             interrupt,
             fleet,
-            dag,
-            templates,
-            profile,
-            binary,
             options,
             prepared,
         };
@@ -261,7 +242,7 @@ fn new_journal(
         .map_or(0, |d| d.as_secs());
     Ok(Journal {
         version: crate::journal::VERSION,
-        id: run::run_id(),
+        id: engine::run_id(),
         tree,
         started,
         status: RunStatus::Running,
@@ -293,19 +274,9 @@ fn new_journal(
 
 impl Rollout<'_> {
     fn context(&self, action: Action, preview: bool, skip: BTreeSet<usize>) -> Arc<Context> {
-        let mut context = Context::new(
-            self.fleet.clone(),
-            self.templates.clone(),
-            self.profile.clone(),
-            self.binary.clone(),
-            self.env.clone(),
-            action,
-            preview,
-            self.prepared.log_dir.clone(),
-            self.prepared.runs.clone(),
-            self.prepared.redactor.clone(),
-            self.interrupt.clone(),
-        );
+        let mut context = self
+            .setup
+            .context(action, preview, &self.prepared, &self.interrupt);
         context.skip_unchanged = skip;
         Arc::new(context)
     }
@@ -332,11 +303,10 @@ impl Rollout<'_> {
         skip: BTreeSet<usize>,
         observe: &mut dyn FnMut(&Event<NodeRun>),
     ) -> Vec<Row> {
-        run::phase(
-            self.dag,
+        engine::phase(
+            self.setup,
             &self.request(action, nodes),
             self.context(action, false, skip),
-            &self.fleet,
             self.interrupt.clone(),
             observe,
         )
@@ -344,20 +314,12 @@ impl Rollout<'_> {
     }
 
     fn interrupted(&self) -> bool {
-        run::interrupted(&self.interrupt)
+        engine::interrupted(&self.interrupt)
     }
 
     /// With state in S3: the wave's buckets checked and its dependencies' outputs read again.
-    fn remote_first(&self, action: Action, nodes: &BTreeSet<usize>) -> Result<(), String> {
-        run::remote_first(
-            &self.fleet,
-            self.dag,
-            &self.templates,
-            self.profile.as_ref(),
-            &self.binary,
-            &self.env,
-            &self.request(action, nodes),
-        )
+    fn remote_first(&self, nodes: &BTreeSet<usize>) -> Result<(), String> {
+        self.setup.remote_first(nodes)
     }
 
     fn wave(&self, w: usize) -> &Wave {
@@ -370,7 +332,7 @@ impl Rollout<'_> {
         for (w, nodes) in plan {
             let wave = self.wave(*w);
             say!("== wave {} ({} nodes): plan ==", wave.name, nodes.len());
-            if let Err(e) = self.remote_first(Action::Plan, nodes) {
+            if let Err(e) = self.remote_first(nodes) {
                 say!("error: {e}");
                 results.push(WaveResult {
                     name: wave.name.clone(),
@@ -493,7 +455,7 @@ impl Rollout<'_> {
         };
         // Other shards (other runners) apply their part of earlier waves at their own pace: the
         // outputs of this wave's dependencies are read again from remote state.
-        if let Err(e) = self.remote_first(Action::Apply, nodes) {
+        if let Err(e) = self.remote_first(nodes) {
             say!("error: {e}\nwave {} was not started", wave.name);
             return Ok(result);
         }
@@ -516,7 +478,7 @@ impl Rollout<'_> {
                 wave.name,
                 nodes.len()
             );
-            if !run::ask(&question)? {
+            if !crate::prompt::ask(&question)? {
                 result.gate = Some(
                     "not reached: the wave was not approved, and nothing of it was applied".into(),
                 );
@@ -819,7 +781,7 @@ impl Rollout<'_> {
         let Some(path) = &self.options.args.execution.report else {
             return;
         };
-        let (own_cpu, children_cpu) = run::cpu_seconds();
+        let (own_cpu, children_cpu) = engine::cpu_seconds();
         let report = crate::report::Report {
             run: journal.map(|j| j.id.clone()).unwrap_or_default(),
             action: if self.options.args.plan_only {

@@ -5,16 +5,16 @@
 pub mod generated;
 pub mod hcl;
 pub mod inputs;
-pub mod stack;
 pub mod templates;
 mod write;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::config::{Fleet, Node, NodeKind, Profile};
+use crate::config::{Account, Fleet, Node, NodeKind, Profile};
 pub use inputs::RecordedOutputs;
 pub use templates::Templates;
 pub use write::{write_atomic, write_files};
@@ -51,7 +51,7 @@ pub struct WriteStats {
 }
 
 impl WriteStats {
-    fn add(&mut self, other: WriteStats) {
+    pub fn add(&mut self, other: WriteStats) {
         self.written += other.written;
         self.unchanged += other.unchanged;
         self.removed += other.removed;
@@ -59,19 +59,37 @@ impl WriteStats {
     }
 }
 
+/// Where a root module keeps its state, as rendering and terraform need to know it. Each state
+/// store (`crate::state`) implements it; rendering does not know which one it has.
+pub trait Backend: Send + Sync {
+    /// The `backend` context of `common/backend.tf` for the state named `state` of `account`:
+    /// a node's address, or any other `/`-separated path of plain names
+    /// (`_stacks/<account>/<region>/<tier>`). Every value in it is an escaped HCL string.
+    fn block(&self, account: &Account, state: &str) -> Value;
+    /// How long terraform waits for a state lock held by another run.
+    fn lock_timeout(&self) -> Duration;
+}
+
 pub struct Renderer<'a> {
     pub fleet: &'a Fleet,
     pub templates: &'a Templates,
     pub profile: Option<&'a Profile>,
+    pub backend: &'a dyn Backend,
     pub outputs: RecordedOutputs,
 }
 
 impl<'a> Renderer<'a> {
-    pub fn new(fleet: &'a Fleet, templates: &'a Templates, profile: Option<&'a Profile>) -> Self {
+    pub fn new(
+        fleet: &'a Fleet,
+        templates: &'a Templates,
+        profile: Option<&'a Profile>,
+        backend: &'a dyn Backend,
+    ) -> Self {
         Renderer {
             fleet,
             templates,
             profile,
+            backend,
             outputs: RecordedOutputs::for_fleet(fleet),
         }
     }
@@ -127,9 +145,7 @@ impl<'a> Renderer<'a> {
     fn common_context(&self, node: &Node) -> Value {
         let settings = &self.fleet.settings;
         let account = self.fleet.account_of(node);
-        let endpoint = self.profile.and_then(|p| p.endpoint.as_deref());
-        let backend =
-            crate::backend::context(settings, account, endpoint, &node.address.to_string());
+        let backend = self.backend.block(account, &node.address.to_string());
         json!({
             "required_version": settings.required_version,
             "aws_provider": settings.aws_provider,
@@ -186,7 +202,7 @@ pub struct TemplateCache {
 }
 
 impl TemplateCache {
-    fn render(
+    pub fn render(
         &mut self,
         templates: &Templates,
         node: &Node,

@@ -3,6 +3,7 @@
 //! record of running processes that lets a run recover from a killed one. Knows no YAML.
 
 pub mod binary;
+pub mod env;
 pub mod lock_info;
 pub mod process;
 pub mod redact;

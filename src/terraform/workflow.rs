@@ -24,7 +24,7 @@ use super::process::{self, Log, Spawn};
 use super::redact::Redactor;
 use super::runs::RunDir;
 use crate::config::{Fleet, Profile};
-use crate::render::{Renderer, TemplateCache, Templates};
+use crate::render::{Backend, Renderer, TemplateCache, Templates};
 use crate::scheduler::Executor;
 use crate::signal::Level;
 
@@ -99,6 +99,8 @@ pub struct Context {
     pub fleet: Arc<Fleet>,
     pub templates: Arc<Templates>,
     pub profile: Option<Profile>,
+    /// Where the roots keep their state: their backend block and lock timeout.
+    pub backend: Arc<dyn Backend>,
     pub binary: Binary,
     pub env: Vec<(String, String)>,
     pub action: Action,
@@ -122,6 +124,7 @@ impl Context {
         fleet: Arc<Fleet>,
         templates: Arc<Templates>,
         profile: Option<Profile>,
+        backend: Arc<dyn Backend>,
         binary: Binary,
         env: Vec<(String, String)>,
         action: Action,
@@ -139,6 +142,7 @@ impl Context {
             fleet,
             templates,
             profile,
+            backend,
             binary,
             env,
             action,
@@ -152,6 +156,18 @@ impl Context {
             backoff: Duration::from_millis(backoff_ms),
             warmed: Mutex::new(HashSet::new()),
         }
+    }
+}
+
+impl Context {
+    /// The renderer of this run's nodes.
+    pub fn renderer(&self) -> Renderer<'_> {
+        Renderer::new(
+            &self.fleet,
+            &self.templates,
+            self.profile.as_ref(),
+            &*self.backend,
+        )
     }
 }
 
@@ -356,9 +372,9 @@ impl NodeJob {
     /// Renders the node's module and writes it to the work dir.
     fn render(&mut self) -> Result<crate::render::Rendered, StepError> {
         let ctx = &self.context;
-        let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
         let node = &ctx.fleet.nodes[self.node];
-        let rendered = renderer
+        let rendered = ctx
+            .renderer()
             .render(node, &mut TemplateCache::default())
             .map_err(|e| StepError::new(e.to_string()))?;
         crate::render::write_files(&self.dir, &rendered.files)
@@ -465,7 +481,7 @@ impl NodeJob {
     pub(crate) fn lock_timeout(&self) -> String {
         format!(
             "-lock-timeout={}s",
-            crate::backend::lock_timeout(&self.context.fleet.settings).as_secs()
+            self.context.backend.lock_timeout().as_secs()
         )
     }
 

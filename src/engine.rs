@@ -6,22 +6,86 @@
 //! naming the path rather than a run that fails half-way.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::config::{Fleet, Layout, Profile};
+use crate::config::{Fleet, Profile};
 use crate::graph::Dag;
+use crate::layout::Layout;
 use crate::render::Templates;
 use crate::reporter::{table, Reporter, Row};
-use crate::scheduler::{self, Direction, Event, Options};
+use crate::scheduler::{Direction, Event, Options};
 use crate::signal::{self, Level};
+use crate::state::StateStore;
 use crate::terraform::binary::Binary;
 use crate::terraform::redact::Redactor;
 use crate::terraform::runs::{self, RunDir};
-use crate::terraform::workflow::{Action, Context, NodeRun, TerraformExecutor};
+use crate::terraform::workflow::{Action, Context, NodeRun};
+
+/// What every terraform run over the fleet works with: the tree, where its states live, and
+/// the layout its nodes run in.
+pub struct Setup {
+    pub fleet: Arc<Fleet>,
+    pub dag: Dag,
+    pub templates: Arc<Templates>,
+    pub profile: Option<Profile>,
+    pub binary: Binary,
+    pub store: Arc<dyn StateStore>,
+    pub layout: Box<dyn Layout>,
+}
+
+impl Setup {
+    /// The context of a pass of `action` (`preview`: its plan only), for the nodes' runs.
+    pub fn context(
+        &self,
+        action: Action,
+        preview: bool,
+        prepared: &Prepared,
+        interrupt: &watch::Receiver<Level>,
+    ) -> Context {
+        Context::new(
+            self.fleet.clone(),
+            self.templates.clone(),
+            self.profile.clone(),
+            self.store.clone(),
+            self.binary.clone(),
+            crate::terraform::env::of(&self.fleet),
+            action,
+            preview,
+            prepared.log_dir.clone(),
+            prepared.runs.clone(),
+            prepared.redactor.clone(),
+            interrupt.clone(),
+        )
+    }
+
+    /// The renderer of the fleet's nodes.
+    pub fn renderer(&self) -> crate::render::Renderer<'_> {
+        crate::render::Renderer::new(
+            &self.fleet,
+            &self.templates,
+            self.profile.as_ref(),
+            &*self.store,
+        )
+    }
+
+    /// Before any node runs: with state shared by every checkout, the store checked and the
+    /// outputs of the dependencies of `selected` read from it (`crate::layout::outputs`).
+    pub fn remote_first(&self, selected: &BTreeSet<usize>) -> Result<(), String> {
+        tokio::task::block_in_place(|| {
+            crate::layout::read_dependency_outputs(
+                &*self.store,
+                self.layout.placement(),
+                &self.fleet,
+                &self.dag,
+                selected,
+            )
+        })
+    }
+}
 
 /// What one command asks for.
 pub struct Request {
@@ -42,60 +106,28 @@ pub struct Outcome {
     pub code: u8,
 }
 
-pub fn execute(
-    fleet: Arc<Fleet>,
-    dag: &Dag,
-    templates: Arc<Templates>,
-    profile: Option<Profile>,
-    binary: Binary,
-    request: Request,
-) -> std::io::Result<Outcome> {
+pub fn execute(setup: &Setup, request: Request) -> std::io::Result<Outcome> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let fleet = &setup.fleet;
     runtime.block_on(async move {
         let interrupt = signal::listen();
         let run_id = run_id();
-        let Some(Prepared {
-            runs,
-            redactor,
-            log_dir,
-        }) = prepare(&fleet, &run_id, &interrupt).await?
-        else {
+        let Some(prepared) = prepare(fleet, &run_id, &interrupt).await? else {
             return Ok(Outcome { code: 130 });
         };
-        let env = terraform_env(&fleet);
-        if let Err(e) = remote_first(
-            &fleet,
-            dag,
-            &templates,
-            profile.as_ref(),
-            &binary,
-            &env,
-            &request,
-        ) {
+        if let Err(e) = setup.remote_first(&request.selected) {
             say!("error: {e}\nnothing was run");
-            return Ok(done(runs, Outcome { code: 1 }));
+            return Ok(done(prepared.runs, Outcome { code: 1 }));
         }
         let confirm_first = matches!(request.action, Action::Apply | Action::Destroy)
             && !request.auto_approve
             && !request.selected.is_empty();
         let mut rows = Vec::new();
         let context = |action, preview| {
-            let mut context = Context::new(
-                fleet.clone(),
-                templates.clone(),
-                profile.clone(),
-                binary.clone(),
-                env.clone(),
-                action,
-                preview,
-                log_dir.clone(),
-                runs.clone(),
-                redactor.clone(),
-                interrupt.clone(),
-            );
+            let mut context = setup.context(action, preview, &prepared, &interrupt);
             context.skip_unchanged = request.skip_unchanged.clone();
             Arc::new(context)
         };
@@ -104,10 +136,9 @@ pub fn execute(
             // this plan but its approval, and plans each node again right before applying it,
             // after its dependencies have been applied.
             let planned = phase(
-                dag,
+                setup,
                 &request,
                 context(request.action, true),
-                &fleet,
                 interrupt.clone(),
                 &mut |_| {},
             )
@@ -123,61 +154,38 @@ pub fn execute(
                     past(request.action)
                 );
                 return Ok(done(
-                    runs,
-                    finish(&request, planned, &interrupt, &fleet, &run_id),
+                    prepared.runs,
+                    finish(&request, planned, &interrupt, fleet, &run_id),
                 ));
             }
-            if !ask(&format!(
+            if !crate::prompt::ask(&format!(
                 "{} {} nodes as planned above? Only 'yes' is accepted: ",
                 request.action.name(),
                 planned.len()
             ))? {
                 say!("nothing was {}", past(request.action));
-                return Ok(done(runs, Outcome { code: 1 }));
+                return Ok(done(prepared.runs, Outcome { code: 1 }));
             }
         }
         rows.extend(
             phase(
-                dag,
+                setup,
                 &request,
                 context(request.action, false),
-                &fleet,
                 interrupt.clone(),
                 &mut |_| {},
             )
             .await,
         );
         Ok(done(
-            runs,
-            finish(&request, rows, &interrupt, &fleet, &run_id),
+            prepared.runs,
+            finish(&request, rows, &interrupt, fleet, &run_id),
         ))
     })
 }
 
-/// With state in S3: the buckets of the selected nodes checked and their dependencies' outputs
-/// read from remote state, before any node runs (`commands/backend.rs`).
-pub(crate) fn remote_first(
-    fleet: &Fleet,
-    dag: &Dag,
-    templates: &Templates,
-    profile: Option<&Profile>,
-    binary: &Binary,
-    env: &[(String, String)],
-    request: &Request,
-) -> Result<(), String> {
-    let remote = crate::commands::backend::Remote {
-        fleet,
-        templates,
-        profile,
-        binary,
-        env,
-        parallelism: request.parallelism,
-    };
-    tokio::task::block_in_place(|| remote.preflight(dag, &request.selected))
-}
-
 /// What a run sets up before terraform starts.
-pub(crate) struct Prepared {
+pub struct Prepared {
     pub runs: Arc<RunDir>,
     pub redactor: Arc<Redactor>,
     pub log_dir: PathBuf,
@@ -185,7 +193,7 @@ pub(crate) struct Prepared {
 
 /// A private and writable `.orch/`, the leftovers of a killed run recovered, the run's record and
 /// the redactor. `None` when interrupted while waiting for a killed run's terraform.
-pub(crate) async fn prepare(
+pub async fn prepare(
     fleet: &Fleet,
     run_id: &str,
     interrupt: &watch::Receiver<Level>,
@@ -247,13 +255,13 @@ fn private(state_dir: &Path) -> std::io::Result<()> {
 /// One pass of the scheduler over the selected nodes; returns the summary rows. `observe` sees
 /// every event as it happens (the rollout journal is written from there).
 pub(crate) async fn phase(
-    dag: &Dag,
+    setup: &Setup,
     request: &Request,
     context: Arc<Context>,
-    fleet: &Fleet,
     interrupt: watch::Receiver<Level>,
     observe: &mut dyn FnMut(&Event<NodeRun>),
 ) -> Vec<Row> {
+    let fleet = &setup.fleet;
     let action = if context.preview {
         Action::Plan
     } else {
@@ -280,19 +288,14 @@ pub(crate) async fn phase(
             Direction::Forward
         },
     };
-    let scheduling = async {
-        match fleet.settings.layout {
-            Layout::PerNode => {
-                let executor = Arc::new(TerraformExecutor { context });
-                scheduler::run(dag, &request.selected, &options, executor, tx, stop_rx).await
-            }
-            Layout::Stacks => {
-                let selected = &request.selected;
-                crate::stacks::exec::schedule(dag, fleet, selected, &options, context, tx, stop_rx)
-                    .await
-            }
-        }
-    };
+    let scheduling = setup.layout.schedule(
+        &setup.dag,
+        &request.selected,
+        &options,
+        context,
+        tx,
+        stop_rx,
+    );
     let reporting = async {
         while let Some(event) = rx.recv().await {
             observe(&event);
@@ -314,14 +317,6 @@ fn past(action: Action) -> &'static str {
         Action::Apply => "applied",
         Action::Destroy => "destroyed",
     }
-}
-
-pub(crate) fn ask(question: &str) -> std::io::Result<bool> {
-    say_raw!("{question}");
-    std::io::stderr().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    Ok(answer.trim() == "yes")
 }
 
 /// Prints the summary, writes the report, and works out the exit code.
@@ -397,47 +392,6 @@ pub(crate) fn cpu_seconds() -> (f64, f64) {
         ((t(u.ru_utime) + t(u.ru_stime)) * 1000.0).round() / 1000.0
     };
     (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_CHILDREN))
-}
-
-/// The environment terraform runs with: no prompts, no version check calls, and a plugin cache
-/// shared by the whole fleet unless the user has one configured already.
-pub(crate) fn terraform_env(fleet: &Fleet) -> Vec<(String, String)> {
-    let mut env = vec![
-        ("TF_IN_AUTOMATION".to_string(), "1".to_string()),
-        ("TF_INPUT".to_string(), "0".to_string()),
-        ("CHECKPOINT_DISABLE".to_string(), "1".to_string()),
-    ];
-    // Most of a plan's CPU is the AWS provider rebuilding its schema, which is garbage-collector
-    // bound: with GOGC=400 a plan measured here took 5.9 CPU-s instead of 8.4, for 740 MB of
-    // peak memory instead of 570. A GOGC the user set is kept.
-    if std::env::var_os("GOGC").is_none() {
-        env.push(("GOGC".to_string(), "400".to_string()));
-    }
-    if !user_has_plugin_cache() {
-        let cache = fleet.state_dir().join("plugin-cache");
-        let _ = std::fs::create_dir_all(&cache);
-        let cache = std::fs::canonicalize(&cache).unwrap_or(cache);
-        env.push((
-            "TF_PLUGIN_CACHE_DIR".to_string(),
-            cache.display().to_string(),
-        ));
-    }
-    env
-}
-
-fn user_has_plugin_cache() -> bool {
-    if std::env::var_os("TF_PLUGIN_CACHE_DIR").is_some() {
-        return true;
-    }
-    let config = std::env::var_os("TF_CLI_CONFIG_FILE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".terraformrc")));
-    config
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .is_some_and(|text| {
-            text.lines()
-                .any(|l| l.trim_start().starts_with("plugin_cache_dir"))
-        })
 }
 
 /// `20261122T173000Z-<pid>`: sortable, unique per run.

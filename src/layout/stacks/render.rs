@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
-use super::{write_files, RenderError, Rendered, Renderer, TemplateCache, WriteStats};
-use crate::stacks::{module_name, Stack, Stacks, STACKS_DIR};
+use super::{module_name, Stack, Stacks, STACKS_DIR};
+use crate::render::{write_files, RenderError, Rendered, Renderer, TemplateCache, WriteStats};
 
 /// A stack's files: the root's, and each member node's (its per-node render, of which the child
 /// directory takes the module files).
@@ -243,13 +243,8 @@ impl Renderer<'_> {
     /// The backend of a stack's state: `.orch/state/_stacks/<stack>/terraform.tfstate`, or the
     /// S3 key `<key_prefix>/_stacks/<stack>/terraform.tfstate` in the account's bucket.
     fn stack_backend(&self, stack: &Stack, account: &crate::config::Account) -> Value {
-        let endpoint = self.profile.and_then(|p| p.endpoint.as_deref());
-        crate::backend::context(
-            &self.fleet.settings,
-            account,
-            endpoint,
-            &format!("{STACKS_DIR}/{stack}"),
-        )
+        self.backend
+            .block(account, &format!("{STACKS_DIR}/{stack}"))
     }
 }
 

@@ -6,10 +6,23 @@ use std::fmt::Write as _;
 
 use marked_yaml::Node as YamlNode;
 
-use crate::config::{Fleet, Layout, Node, NodeKind};
+use super::context::{print, AppError, Loaded};
+use crate::config::{Fleet, Node, NodeKind};
 use crate::diag::{escape, needs_escape, Sources};
 
-pub fn explain(fleet: &Fleet, node: &Node, dependencies: &[String]) -> String {
+/// `orch explain ADDRESS`.
+pub fn exec(loaded: &Loaded, address: &str) -> Result<(), AppError> {
+    let i = loaded.find(address)?;
+    let deps: Vec<String> = loaded
+        .dag
+        .dependencies(i)
+        .map(|d| loaded.fleet.nodes[d].address.to_string())
+        .collect();
+    print(&explain(&loaded.fleet, &loaded.fleet.nodes[i], &deps));
+    Ok(())
+}
+
+fn explain(fleet: &Fleet, node: &Node, dependencies: &[String]) -> String {
     let account = fleet.account_of(node);
     let mut out = String::new();
     let _ = writeln!(out, "# {} ({})", node.address, escape(node.kind_name()));
@@ -65,15 +78,8 @@ pub fn explain(fleet: &Fleet, node: &Node, dependencies: &[String]) -> String {
         _ => {}
     }
     let _ = writeln!(out, "# depends on: {}", list_or_none(dependencies));
-    if fleet.settings.layout == Layout::Stacks {
-        let _ = writeln!(
-            out,
-            "# layout stacks: module.{} of stack {}/{}/{} (one root module and state)",
-            crate::stacks::module_name(node),
-            node.address.account,
-            node.address.region,
-            crate::stacks::Tier::of(node).name()
-        );
+    if let Some(line) = crate::layout::current(fleet).explain(node) {
+        let _ = writeln!(out, "# {line}");
     }
     out
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::report::{Entry, Report};
+use super::{Entry, Report};
 use crate::reporter::Row;
 
 const STYLE: &str = "
@@ -272,8 +272,8 @@ pub fn escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Wave;
     use super::*;
-    use crate::report::Wave;
     use crate::terraform::workflow::Action;
 
     fn row(address: &str, status: &str) -> Row {

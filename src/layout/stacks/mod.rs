@@ -5,18 +5,29 @@
 //! construction (keys before replicas before consumers); only `depends_on` can still close a
 //! cycle, which is a validate error naming the edges.
 
-pub mod exec;
+mod exec;
 mod plan_text;
+mod render;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::DiGraph;
+use serde_json::json;
+use tokio::sync::watch;
 
+use super::{Events, Home, Layout, Placement};
 use crate::config::{Fleet, Node, NodeKind};
 use crate::diag::Diagnostic;
 use crate::graph::{Dag, Edge};
+use crate::render::{RenderError, Renderer, WriteStats};
+use crate::scheduler::Options;
+use crate::state::Place;
+use crate::terraform::workflow::Context;
 
 /// The directory name under `.orch/work/` and `.orch/state/` that holds the stacks. Node names
 /// cannot start with `_`, so it never clashes with an account's directory.
@@ -160,6 +171,117 @@ impl Stacks {
     }
 }
 
+/// Where the stacks layout keeps a node: module block `module.<name>` of its stack's state.
+pub struct Stacked;
+
+impl Placement for Stacked {
+    fn name(&self) -> &'static str {
+        "stacks"
+    }
+
+    fn home(&self, node: &Node) -> Home {
+        Home {
+            place: Place {
+                name: state_name(node),
+                account: node.address.account.clone(),
+            },
+            module: Some(format!("module.{}", module_name(node))),
+        }
+    }
+
+    /// A stack holds one module block per node, nothing nested, nothing at its root.
+    fn fits(&self, module: Option<&str>) -> bool {
+        module
+            .and_then(|m| m.strip_prefix("module."))
+            .is_some_and(|name| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+    }
+
+    /// The stack has one output per module block, whose value holds the node's outputs.
+    fn node_outputs(&self, node: &Node, state: Option<&str>) -> Option<String> {
+        module_outputs(state, &module_name(node))
+    }
+
+    fn explain(&self, node: &Node) -> Option<String> {
+        Some(format!(
+            "layout stacks: module.{} of stack {}/{}/{} (one root module and state)",
+            module_name(node),
+            node.address.account,
+            node.address.region,
+            Tier::of(node).name()
+        ))
+    }
+}
+
+/// A node's outputs in the `terraform output -json` form, from its stack's outputs. None when
+/// the stack's state lacks the node (not applied yet).
+fn module_outputs(stack: Option<&str>, module: &str) -> Option<String> {
+    let all: serde_json::Value = serde_json::from_str(stack?).ok()?;
+    let own: serde_json::Map<String, serde_json::Value> = all[module]["value"]
+        .as_object()?
+        .iter()
+        .map(|(k, v)| (k.clone(), json!({ "value": v })))
+        .collect();
+    (!own.is_empty()).then(|| serde_json::Value::Object(own).to_string() + "\n")
+}
+
+/// The stacks layout built for one tree: its stacks and the graph between them.
+pub struct StacksLayout {
+    stacks: Arc<Stacks>,
+}
+
+impl StacksLayout {
+    pub fn build(fleet: &Fleet, dag: &Dag) -> Result<StacksLayout, Vec<Diagnostic>> {
+        Ok(StacksLayout {
+            stacks: Arc::new(Stacks::build(fleet, dag)?),
+        })
+    }
+}
+
+impl Layout for StacksLayout {
+    fn placement(&self) -> &'static dyn Placement {
+        &Stacked
+    }
+
+    fn summary(&self) -> String {
+        format!(" ({} stacks)", self.stacks.stacks.len())
+    }
+
+    /// Each stack holding one of `nodes` whole, whatever part of it is selected, since
+    /// terraform plans a stack's root module as a whole.
+    fn render(
+        &self,
+        renderer: &Renderer,
+        nodes: &BTreeSet<usize>,
+    ) -> Result<WriteStats, RenderError> {
+        renderer.render_stacks(&self.stacks, &self.stacks.holding(nodes))
+    }
+
+    fn schedule<'a>(
+        &'a self,
+        dag: &'a Dag,
+        selected: &'a BTreeSet<usize>,
+        options: &'a Options,
+        context: Arc<Context>,
+        events: Events,
+        stop: watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let _ = dag;
+        Box::pin(exec::schedule(
+            self.stacks.clone(),
+            selected,
+            options,
+            context,
+            events,
+            stop,
+        ))
+    }
+}
+
 /// One error per strongly connected set of stacks, naming every node edge between them.
 fn cycles(
     fleet: &Fleet,
@@ -206,4 +328,27 @@ fn cycles(
         out.push(d);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::module_outputs;
+
+    #[test]
+    fn a_node_reads_its_own_module_block_of_its_stacks_outputs() {
+        let stack = r#"{"data": {"sensitive": true, "type": ["object", {}], "value": {"key_arn": "arn:aws:kms:us-east-1:111111111111:key/k", "key_id": "k"}},
+                        "_2fa": {"sensitive": true, "value": {"key_id": "j"}}}"#;
+        let data: serde_json::Value =
+            serde_json::from_str(&module_outputs(Some(stack), "data").unwrap()).unwrap();
+        assert_eq!(
+            data,
+            serde_json::json!({"key_arn": {"value": "arn:aws:kms:us-east-1:111111111111:key/k"}, "key_id": {"value": "k"}})
+        );
+        assert!(module_outputs(Some(stack), "_2fa")
+            .unwrap()
+            .contains("\"j\""));
+        // Not in the stack's state yet, or no state at all: not applied.
+        assert_eq!(module_outputs(Some(stack), "other"), None);
+        assert_eq!(module_outputs(None, "data"), None);
+    }
 }

@@ -21,7 +21,6 @@ use tokio::sync::{mpsc, watch};
 use super::plan_text::{self, Failure};
 use super::{module_name, Stacks, STACKS_DIR};
 use crate::config::Fleet;
-use crate::graph::Dag;
 use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
 use crate::terraform::workflow::{
@@ -69,15 +68,14 @@ impl Executor for StackExecutor {
 /// Runs the stacks holding `selected` through the scheduler and tells `events` about nodes: a
 /// stack's start, end, skip or stop becomes that of each of its selected nodes.
 pub async fn schedule(
-    dag: &Dag,
-    fleet: &Fleet,
+    stacks: Arc<Stacks>,
     selected: &BTreeSet<usize>,
     options: &Options,
     context: Arc<Context>,
     events: mpsc::UnboundedSender<Event<NodeRun>>,
     stop: watch::Receiver<bool>,
 ) {
-    let stacks = Arc::new(Stacks::build(fleet, dag).expect("validate checks the stack graph"));
+    let fleet = &context.fleet.clone();
     let chosen = stacks.holding(selected);
     let selected = Arc::new(selected.clone());
     let executor = Arc::new(StackExecutor {
@@ -194,7 +192,7 @@ impl StackJob {
         let started = Instant::now();
         let ctx = self.context.clone();
         let stack = &self.stacks.stacks[self.stack];
-        let renderer = Renderer::new(&ctx.fleet, &ctx.templates, ctx.profile.as_ref());
+        let renderer = ctx.renderer();
         let log = log_path(&ctx.log_dir, stack);
         let mut job = NodeJob::for_dir(
             ctx.clone(),

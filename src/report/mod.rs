@@ -1,6 +1,8 @@
 //! `--report FILE`: the run's summary written to a file, JSON or a self-contained HTML page
 //! chosen by the file's extension, checked when the command line is read. Owns the report's
-//! data; `report_html` owns the page.
+//! data and the JSON form; [`html`] owns the page.
+
+mod html;
 
 use std::path::{Path, PathBuf};
 
@@ -98,7 +100,7 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
     let format = format_of(path).map_err(std::io::Error::other)?;
     let text = match format {
         Format::Json => serde_json::to_string_pretty(report).expect("JSON serializes") + "\n",
-        Format::Html => crate::report_html::page(report, &report.entries()),
+        Format::Html => html::page(report, &report.entries()),
     };
     crate::render::write_atomic(path, text.as_bytes())
 }
