@@ -24,9 +24,9 @@ pub enum GuardError {
 /// common case, every node in the layout orch.yaml names, costs one look per state prefix: the
 /// store tells which states of the other layout exist (a stat per file, or one `workspace list`
 /// per account and region in S3), and only those that can hold a selected node's resources are
-/// read. Where reading a state costs a terraform run and the layout orch.yaml names keeps
-/// several of those nodes in one state (stacks), that state is read first: a node it holds is
-/// where orch.yaml says, and its old state is not read at all. A state emptied by a move or a
+/// read. Where reading a state costs a terraform run and the layout orch.yaml names keeps nodes
+/// as module blocks of a shared state (stacks), that state is read first (one pull for many
+/// nodes): a node it holds is where orch.yaml says, and its old state is not read at all. A state emptied by a move or a
 /// destroy holds nothing back.
 pub fn guard(
     fleet: &Fleet,
@@ -77,11 +77,11 @@ pub fn guard(
                 .collect::<BTreeMap<Place, Vec<u8>>>(),
         )
     };
-    let shared: BTreeSet<Place> = candidates
+    // A node in a module block of a state it shares with others: that state is read first.
+    let shared = candidates
         .iter()
-        .map(|&i| layout.home(&fleet.nodes[i]).place)
-        .collect();
-    if store.is_remote() && shared.len() < candidates.len() {
+        .any(|&i| layout.home(&fleet.nodes[i]).module.is_some());
+    if store.is_remote() && shared {
         let held_in: BTreeMap<Place, State> = read(&candidates, layout, false)
             .map_err(failed)?
             .into_iter()

@@ -9,4 +9,5 @@ pub mod process;
 pub mod redact;
 pub mod remote;
 pub mod runs;
+pub mod text;
 pub mod workflow;

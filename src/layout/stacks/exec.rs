@@ -491,7 +491,7 @@ impl StackJob {
                     ..Outcome::failed(format!(
                         "`terraform apply` of stack {} failed on this node: {}",
                         self.stacks.stacks[self.stack],
-                        crate::terraform::workflow::printable(&first.headline)
+                        crate::terraform::text::printable(&first.headline)
                     ))
                 }
             } else if wanted == Some(done) {
@@ -597,7 +597,7 @@ impl StackJob {
                         ..Outcome::failed(format!(
                             "{} on this node: {}",
                             e.message.split(':').next().unwrap_or("terraform"),
-                            crate::terraform::workflow::printable(&first.headline)
+                            crate::terraform::text::printable(&first.headline)
                         ))
                     },
                     None => Outcome {
