@@ -85,3 +85,7 @@ fuzz minutes=env("FUZZ_MINUTES", "10"):
             -max_total_time=$(( {{ minutes }} * 30 + 1 )) -timeout=10 -rss_limit_mb=2048 \
             -max_len=${target#*:} -len_control=0 -close_fd_mask=3 -print_final_stats=1; \
     done
+
+# The module graph against layers.txt: no cycle, every use down the layers (tests/layers.rs).
+layers:
+    cargo test --release --test layers
