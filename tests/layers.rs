@@ -27,7 +27,12 @@ fn uses(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     rust_files(src, &mut files);
     let module_of = |f: &Path| {
         let rel = f.strip_prefix(src).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         first.trim_end_matches(".rs").to_string()
     };
     let modules: BTreeSet<String> = files
@@ -155,7 +160,11 @@ fn the_check_finds_a_use_up_the_layers_and_a_circle() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path();
     std::fs::write(src.join("lib.rs"), "mod a; mod b;").unwrap();
-    std::fs::write(src.join("a.rs"), "use crate::b::X; // crate::c is a comment").unwrap();
+    std::fs::write(
+        src.join("a.rs"),
+        "use crate::b::X; // crate::c is a comment",
+    )
+    .unwrap();
     std::fs::create_dir(src.join("b")).unwrap();
     std::fs::write(src.join("b/mod.rs"), "use crate::{a::Y, b::Z};").unwrap();
     let edges = uses(src);
