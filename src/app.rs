@@ -29,7 +29,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Destroy { run, auto_approve } => {
             commands::run::exec(loaded, global, run, Action::Destroy, false, *auto_approve)
         }
-        Command::Rollout(args) => commands::run::rollout(loaded, global, args),
+        Command::Rollout(args) => commands::rollout::exec(loaded, global, args),
         Command::Layout {
             what: LayoutCommand::Migrate { auto_approve },
         } => commands::layout::migrate(&loaded, global, *auto_approve),

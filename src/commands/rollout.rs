@@ -15,7 +15,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::cli::RolloutArgs;
+use super::context::{exit, AppError, Loaded};
+use crate::cli::{Global, RolloutArgs};
 use crate::config::{Fleet, NodeKind, Wave};
 use crate::engine::{self, Prepared, Request, Setup};
 use crate::journal::{
@@ -72,6 +73,31 @@ struct WaveResult {
     status: WaveStatus,
     rows: Vec<Row>,
     gate: Option<String>,
+}
+
+/// `orch rollout`: the tree loaded, the lock held and every node guarded, then the waves
+/// (`rollout.rs`).
+pub fn exec(
+    loaded: Loaded,
+    global: &Global,
+    args: &RolloutArgs,
+) -> Result<(), AppError> {
+    let profile = loaded.run_profile(global)?;
+    let binary = loaded.binary(args.execution.terraform_bin.clone())?;
+    let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
+    let parallelism = loaded.parallelism(args.execution.parallelism);
+    let store = loaded.store(profile.clone(), Ok(&binary), parallelism);
+    super::run::layout_guard(&loaded, &*store, &(0..loaded.fleet.nodes.len()).collect())?;
+    let setup = loaded.into_setup(profile, binary, store);
+    let code = execute(
+        &setup,
+        Options {
+            args: args.clone(),
+            parallelism,
+            fancy: crate::engine::fancy_output(global.no_color),
+        },
+    )?;
+    exit(code)
 }
 
 /// Runs the rollout; returns the exit code (0, 1 failed, 130 interrupted).

@@ -97,28 +97,3 @@ pub fn changed_only(
     );
     Ok(changed)
 }
-
-/// `orch rollout`: the tree loaded, the lock held and every node guarded, then the waves
-/// (`rollout.rs`).
-pub fn rollout(
-    loaded: Loaded,
-    global: &Global,
-    args: &crate::cli::RolloutArgs,
-) -> Result<(), AppError> {
-    let profile = loaded.run_profile(global)?;
-    let binary = loaded.binary(args.execution.terraform_bin.clone())?;
-    let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;
-    let parallelism = loaded.parallelism(args.execution.parallelism);
-    let store = loaded.store(profile.clone(), Ok(&binary), parallelism);
-    layout_guard(&loaded, &*store, &(0..loaded.fleet.nodes.len()).collect())?;
-    let setup = loaded.into_setup(profile, binary, store);
-    let code = super::rollout::execute(
-        &setup,
-        super::rollout::Options {
-            args: args.clone(),
-            parallelism,
-            fancy: crate::engine::fancy_output(global.no_color),
-        },
-    )?;
-    exit(code)
-}
