@@ -77,11 +77,7 @@ struct WaveResult {
 
 /// `orch rollout`: the tree loaded, the lock held and every node guarded, then the waves
 /// (`rollout.rs`).
-pub fn exec(
-    loaded: Loaded,
-    global: &Global,
-    args: &RolloutArgs,
-) -> Result<(), AppError> {
+pub fn exec(loaded: Loaded, global: &Global, args: &RolloutArgs) -> Result<(), AppError> {
     let profile = loaded.run_profile(global)?;
     let binary = loaded.binary(args.execution.terraform_bin.clone())?;
     let _lock = crate::lock::Lock::acquire(&loaded.fleet.state_dir())?;

@@ -410,3 +410,6 @@ fn back_up(backups: &Path, place: &Place, text: &[u8]) -> Result<(), MigrateErro
         .map_err(io(&copy))?;
     crate::state::sync_dir(dir).map_err(io(dir))
 }
+
+#[cfg(test)]
+mod tests;

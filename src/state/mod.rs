@@ -8,6 +8,8 @@
 
 mod bootstrap;
 mod local;
+#[cfg(test)]
+pub mod memory;
 mod s3;
 
 pub use local::sync_dir;
