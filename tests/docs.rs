@@ -20,6 +20,9 @@
 //! the shipped tree, and what it prints must be the lines that follow, up to the next `$ ` line; a
 //! line `...` stands for lines left out. An output that shows the `descriptoin` typo is run with
 //! that typo made in `prod/us-east-1/s3-data`, as the docs tell the reader to make it.
+//!
+//! And the links: every relative link of README.md and docs/ names a file, and a `#fragment` one
+//! of its headings (mdBook does not check them).
 
 mod common;
 
@@ -181,7 +184,7 @@ fn shipped_copy() -> Tree {
 fn report(problems: Vec<String>) {
     assert!(
         problems.is_empty(),
-        "{} documentation example(s) are wrong:\n\n{}",
+        "{} problem(s) in README.md and docs/:\n\n{}",
         problems.len(),
         problems.join("\n\n")
     );
@@ -426,4 +429,112 @@ fn transcripts_are_read_as_the_docs_write_them() {
     assert!(matches_with_gaps(&expected, &["a", "d"]));
     assert!(!matches_with_gaps(&expected, &["a", "b"]));
     assert!(!matches_with_gaps(&expected, &["a", "d", "e"]));
+}
+
+/// The id a heading gets, as GitHub and mdBook make it: lower case, spaces to `-`, punctuation
+/// other than `-` and `_` dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The ids of the headings of a Markdown text, outside code blocks.
+fn anchors(text: &str) -> Vec<String> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code && line.starts_with('#') {
+            found.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    found
+}
+
+/// `(target, line)` of every inline link `[text](target)` of a Markdown text, outside code.
+fn links(text: &str) -> Vec<(String, usize)> {
+    let mut in_code = false;
+    let mut found = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        // Inline code can hold `](`; leave it out.
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        let mut rest = prose.as_str();
+        while let Some(i) = rest.find("](") {
+            rest = &rest[i + 2..];
+            if let Some(end) = rest.find(')') {
+                found.push((rest[..end].to_string(), n + 1));
+                rest = &rest[end..];
+            }
+        }
+    }
+    found
+}
+
+/// Every relative link of README.md and docs/ names a file that exists, and a `#fragment` names
+/// a heading of that file: the README's links into the book and the book's links between pages.
+#[test]
+fn links_between_pages_resolve() {
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for path in documents() {
+        let doc = path.strip_prefix(repo()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (target, line) in links(&text) {
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            checked += 1;
+            let (file, fragment) = target.split_once('#').unwrap_or((&target, ""));
+            let target_path = if file.is_empty() {
+                path.clone()
+            } else {
+                path.parent().unwrap().join(file)
+            };
+            let Ok(target_text) = std::fs::read_to_string(&target_path) else {
+                if !target_path.is_dir() {
+                    problems.push(format!("{doc}:{line}: `{target}` names no file"));
+                }
+                continue;
+            };
+            if !fragment.is_empty() && !anchors(&target_text).iter().any(|a| a == fragment) {
+                problems.push(format!(
+                    "{doc}:{line}: `{target}`: no heading with the id `{fragment}` in {file}"
+                ));
+            }
+        }
+    }
+    assert!(checked >= 30, "only {checked} links found");
+    report(problems);
+}
+
+#[test]
+fn anchors_are_made_as_github_and_mdbook_make_them() {
+    assert_eq!(
+        anchor(" Provider reattach: measured, not built"),
+        "provider-reattach-measured-not-built"
+    );
+    assert_eq!(
+        anchor(" `generate tfvars` and your directory"),
+        "generate-tfvars-and-your-directory"
+    );
+    assert_eq!(
+        links("see [a](x.md#b) and `[c](d)` and [e](f.md)\n```\n[g](h)\n```\n"),
+        vec![("x.md#b".to_string(), 1), ("f.md".to_string(), 1)]
+    );
 }
