@@ -21,6 +21,9 @@
 //! line `...` stands for lines left out. An output that shows the `descriptoin` typo is run with
 //! that typo made in `prod/us-east-1/s3-data`, as the docs tell the reader to make it.
 //!
+//! Every other orch command line shown (`$ orch ...`, and `target/release/orch ...` in a
+//! workflow's `run:`) must be one orch accepts: its command and options exist.
+//!
 //! And the links: every relative link of README.md and docs/ names a file, and a `#fragment` one
 //! of its headings (mdBook does not check them).
 
@@ -537,4 +540,64 @@ fn anchors_are_made_as_github_and_mdbook_make_them() {
         links("see [a](x.md#b) and `[c](d)` and [e](f.md)\n```\n[g](h)\n```\n"),
         vec![("x.md#b".to_string(), 1), ("f.md".to_string(), 1)]
     );
+}
+
+/// The arguments of every orch command line the docs show: `$ orch ...` and
+/// `$ scripts/sandbox target/release/orch ...` in transcripts, and `target/release/orch ...` in
+/// the `run:` steps of a workflow. A shell comment, `)`, a pipe or a redirection ends them; a
+/// `${{ matrix.shard }}` stands for a shard.
+fn command_lines(text: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    for line in text.lines() {
+        let line = line.trim().replace("${{ matrix.shard }}", "1/2");
+        let rest = if let Some(command) = line.strip_prefix("$ ") {
+            command
+                .split_whitespace()
+                .position(|w| w == "orch" || w.ends_with("/orch"))
+                .map(|i| command.split_whitespace().skip(i + 1).collect::<Vec<_>>())
+        } else if line.contains("run: ") {
+            line.split_once("target/release/orch ")
+                .map(|(_, args)| args.split_whitespace().collect())
+        } else {
+            None
+        };
+        let Some(words) = rest else { continue };
+        let args: Vec<String> = words
+            .iter()
+            .take_while(|w| !w.starts_with('#') && !matches!(**w, "|" | ">>" | ">" | "&&"))
+            .map(|w| {
+                w.trim_matches(|c| matches!(c, '"' | '\'' | ')'))
+                    .to_string()
+            })
+            .collect();
+        found.push(args);
+    }
+    found
+}
+
+/// Every orch command line of the docs is one orch accepts: its command and options exist (clap
+/// checks them before it prints `--help`).
+#[test]
+fn every_orch_command_line_is_accepted() {
+    let tree = shipped_copy();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for block in all_blocks(&["text", "sh", "console", "yaml", ""]) {
+        for args in command_lines(&block.text) {
+            checked += 1;
+            let mut with_help: Vec<&str> = args.iter().map(String::as_str).collect();
+            with_help.push("--help");
+            let out = common::orch(Path::new("live"), tree.root(), &with_help);
+            if out.code != 0 {
+                problems.push(format!(
+                    "{}: `orch {}` is not a command line orch accepts:\n{}",
+                    block.at(),
+                    args.join(" "),
+                    out.stderr
+                ));
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} orch command lines found");
+    report(problems);
 }
