@@ -21,8 +21,8 @@
 //! line `...` stands for lines left out. An output that shows the `descriptoin` typo is run with
 //! that typo made in `prod/us-east-1/s3-data`, as the docs tell the reader to make it.
 //!
-//! Every other orch command line shown (`$ orch ...`, and `target/release/orch ...` in a
-//! workflow's `run:`) must be one orch accepts: its command and options exist.
+//! Every other orch command line shown (`$ orch ...`, `target/release/orch ...` in a workflow's
+//! `run:`, each row of a command table) must be one orch accepts: its command and options exist.
 //!
 //! And the links: every relative link of README.md and docs/ names a file, and a `#fragment` one
 //! of its headings (mdBook does not check them).
@@ -527,6 +527,22 @@ fn links_between_pages_resolve() {
 }
 
 #[test]
+fn command_tables_are_read_as_the_docs_write_them() {
+    let text = "| `orch graph --format text\\|dot` | x |\n| `orch render --all` / `orch render 'p/*' --with-deps` | y |\n| `orch rollout [--resume [RUN]] [--shard I/N]` | `orch not-this` |\n";
+    let found = table_commands(text);
+    let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        found,
+        vec![
+            words("graph --format text"),
+            words("render --all"),
+            words("render p/* --with-deps"),
+            words("rollout --resume RUN --shard 1/2"),
+        ]
+    );
+}
+
+#[test]
 fn anchors_are_made_as_github_and_mdbook_make_them() {
     assert_eq!(
         anchor(" Provider reattach: measured, not built"),
@@ -575,6 +591,34 @@ fn command_lines(text: &str) -> Vec<Vec<String>> {
     found
 }
 
+/// The commands of the command tables (`| `orch validate` | ... |`): each code span of a row's
+/// first cell, with `[optional]` parts written out, the first of `a\|b` alternatives, and a
+/// shard (`1/2`) and a count (`2`) for the placeholders `I/N` and `N`.
+fn table_commands(text: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with("| `orch ")) {
+        let cell = line[1..].split(" | ").next().unwrap();
+        for span in cell.split('`').skip(1).step_by(2) {
+            let Some(args) = span.strip_prefix("orch ") else {
+                continue;
+            };
+            let args = args.replace(['[', ']'], "");
+            found.push(
+                args.split_whitespace()
+                    .map(|w| w.split("\\|").next().unwrap().trim_matches('\''))
+                    // The placeholders of values orch checks as it parses them.
+                    .map(|w| match w {
+                        "I/N" => "1/2".to_string(),
+                        "N" => "2".to_string(),
+                        w => w.to_string(),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    found
+}
+
 /// Every orch command line of the docs is one orch accepts: its command and options exist (clap
 /// checks them before it prints `--help`).
 #[test]
@@ -598,6 +642,22 @@ fn every_orch_command_line_is_accepted() {
             }
         }
     }
-    assert!(checked >= 20, "only {checked} orch command lines found");
+    for path in documents() {
+        let doc = path.strip_prefix(repo()).unwrap().display().to_string();
+        for args in table_commands(&std::fs::read_to_string(&path).unwrap()) {
+            checked += 1;
+            let mut with_help: Vec<&str> = args.iter().map(String::as_str).collect();
+            with_help.push("--help");
+            let out = common::orch(Path::new("live"), tree.root(), &with_help);
+            if out.code != 0 {
+                problems.push(format!(
+                    "{doc}: the command table's `orch {}` is not a command line orch accepts:\n{}",
+                    args.join(" "),
+                    out.stderr
+                ));
+            }
+        }
+    }
+    assert!(checked >= 50, "only {checked} orch command lines found");
     report(problems);
 }
