@@ -5,6 +5,7 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 
 root := justfile_directory()
 venv := root / ".tools/venv"
+mdbook_version := "0.5.4"
 
 # Exported once here so every recipe (and the terraform/moto/checkov processes
 # the tests start) sees the same tool setup:
@@ -60,6 +61,16 @@ bench: && bench-layouts
 # ORCH_BENCH_SIZES=20 (see the file's header for the other knobs).
 bench-layouts:
     cargo bench --bench layouts
+
+# The reference book (book.toml; pages in docs/, listed in docs/SUMMARY.md) built into
+# target/book/. Installs the pinned mdbook into .tools/mdbook on first use (from crates.io; only
+# the search feature, as the book is only built here, never served). Not part of `test`:
+# tests/docs.rs checks the pages' examples and links. Fails on any warning of mdbook.
+docs:
+    test -x .tools/mdbook/bin/mdbook && .tools/mdbook/bin/mdbook --version | grep -qx 'mdbook v{{ mdbook_version }}' || \
+        cargo install mdbook --locked --version {{ mdbook_version }} --root .tools/mdbook --no-default-features --features search
+    out=$(.tools/mdbook/bin/mdbook build 2>&1) || { echo "$out" >&2; exit 1; }; echo "$out"; \
+        if grep -q 'WARN' <<<"$out"; then echo "mdbook warned: fix the pages" >&2; exit 1; fi
 
 # orch's main job on the shipped live/ tree: validate it, show the DAG, and plan every node with
 # real terraform against the local AWS emulator (the `sandbox` profile).

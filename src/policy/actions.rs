@@ -211,7 +211,7 @@ mod tests {
         }
     }
 
-    /// The README's table of capabilities, from [`actions`] itself: what is written is what
+    /// The table of capabilities in docs/capabilities.md, from [`actions`] itself: what is written is what
     /// orch does.
     fn capability_table() -> String {
         let columns: [(&str, KeySpec, KeyUsage); 5] = [
@@ -297,14 +297,14 @@ mod tests {
             assert_eq!(
                 actions(cap, KeySpec::Rsa3072, KeyUsage::SignVerify, false),
                 actions(cap, KeySpec::EccNistP256, KeyUsage::SignVerify, false),
-                "the README's signing column stands for RSA and ECC alike"
+                "the signing column of docs/capabilities.md stands for RSA and ECC alike"
             );
         }
-        let readme = include_str!("../../README.md");
+        let page = include_str!("../../docs/capabilities.md");
         let table = capability_table();
         assert!(
-            readme.contains(&table),
-            "README.md's capability table is out of date; replace it with:\n\n{table}"
+            page.contains(&table),
+            "docs/capabilities.md's capability table is out of date; replace it with:\n\n{table}"
         );
     }
 }
