@@ -292,7 +292,7 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_table_of_capabilities_is_current() {
+    fn the_capability_table_in_the_docs_is_current() {
         for cap in Capability::ALL {
             assert_eq!(
                 actions(cap, KeySpec::Rsa3072, KeyUsage::SignVerify, false),
