@@ -33,6 +33,19 @@ pub struct Home {
     pub module: Option<String>,
 }
 
+impl Home {
+    /// `node`'s resources in the state `name` of its account, at `module` (None: the root).
+    pub fn of(node: &Node, name: String, module: Option<String>) -> Home {
+        Home {
+            place: Place {
+                name,
+                account: node.address.account.clone(),
+            },
+            module,
+        }
+    }
+}
+
 /// Where a layout keeps each node's resources: all it takes to find, read and move a node's
 /// state, without the graph (`orch layout migrate` looks at both layouts).
 pub trait Placement: Sync {

@@ -13,7 +13,6 @@ use crate::config::Node;
 use crate::graph::Dag;
 use crate::render::{RenderError, Renderer, WriteStats};
 use crate::scheduler::{self, Options};
-use crate::state::Place;
 use crate::terraform::workflow::{Context, TerraformExecutor};
 
 pub struct PerNode;
@@ -24,13 +23,7 @@ impl Placement for PerNode {
     }
 
     fn home(&self, node: &Node) -> Home {
-        Home {
-            place: Place {
-                name: node.address.to_string(),
-                account: node.address.account.clone(),
-            },
-            module: None,
-        }
+        Home::of(node, node.address.to_string(), None)
     }
 
     /// A node's own root module holds its resources directly.

@@ -416,13 +416,13 @@ mod tests {
         }
     }
 
-    /// A store of a fleet of `accounts` and no nodes, with the built-in templates or `templates`.
-    fn store(
+    /// What a store of a fleet of `accounts` and no nodes is opened with.
+    fn open_with(
         backend: Chosen,
         accounts: Vec<Account>,
         endpoint: Option<&str>,
         templates: Option<Templates>,
-    ) -> Arc<dyn StateStore> {
+    ) -> Open {
         let fleet = Fleet {
             live: "live".into(),
             settings: Settings {
@@ -439,7 +439,7 @@ mod tests {
             nodes: Vec::new(),
             sources: Sources::default(),
         };
-        super::super::open(Open {
+        Open {
             fleet: Arc::new(fleet),
             templates: Arc::new(templates.unwrap_or_else(|| Templates::builtin().unwrap())),
             profile: endpoint.map(|e| Profile {
@@ -447,36 +447,25 @@ mod tests {
             }),
             terraform: Err("no terraform in unit tests".into()),
             parallelism: 1,
-        })
+        }
     }
 
+    fn store(
+        backend: Chosen,
+        accounts: Vec<Account>,
+        endpoint: Option<&str>,
+        templates: Option<Templates>,
+    ) -> Arc<dyn StateStore> {
+        super::super::open(open_with(backend, accounts, endpoint, templates))
+    }
+
+    /// The S3 store of one account, `dev`, with its listing modules to look at.
     fn s3_store(templates: Option<Templates>) -> S3 {
+        let bucket = s3("tfstate-{account_id}");
         let dev = account("dev", "222222222222", None);
-        let fleet = Fleet {
-            live: "live".into(),
-            settings: Settings {
-                terraform_binary: None,
-                aws_provider: String::new(),
-                required_version: String::new(),
-                parallelism: None,
-                layout: Default::default(),
-                backend: Chosen::S3(s3("tfstate-{account_id}")),
-                profiles: Default::default(),
-                waves: Vec::new(),
-            },
-            accounts: [("dev".to_string(), dev)].into(),
-            nodes: Vec::new(),
-            sources: Sources::default(),
-        };
         S3::new(
-            Open {
-                fleet: Arc::new(fleet),
-                templates: Arc::new(templates.unwrap_or_else(|| Templates::builtin().unwrap())),
-                profile: None,
-                terraform: Err("no terraform in unit tests".into()),
-                parallelism: 1,
-            },
-            s3("tfstate-{account_id}"),
+            open_with(Chosen::S3(bucket.clone()), vec![dev], None, templates),
+            bucket,
         )
     }
 

@@ -26,7 +26,6 @@ use crate::diag::Diagnostic;
 use crate::graph::{Dag, Edge};
 use crate::render::{RenderError, Renderer, WriteStats};
 use crate::scheduler::Options;
-use crate::state::Place;
 use crate::terraform::workflow::Context;
 
 /// The directory name under `.orch/work/` and `.orch/state/` that holds the stacks. Node names
@@ -180,13 +179,11 @@ impl Placement for Stacked {
     }
 
     fn home(&self, node: &Node) -> Home {
-        Home {
-            place: Place {
-                name: state_name(node),
-                account: node.address.account.clone(),
-            },
-            module: Some(format!("module.{}", module_name(node))),
-        }
+        Home::of(
+            node,
+            state_name(node),
+            Some(format!("module.{}", module_name(node))),
+        )
     }
 
     /// A stack holds one module block per node, nothing nested, nothing at its root.
