@@ -419,6 +419,13 @@ fn ctrl_c_stops_new_work_interrupts_running_terraform_once_and_exits_130() {
         2,
         "nothing new started"
     );
+    // The group's SIGKILL is sent before orch exits, but a loaded machine may not have run the
+    // killed processes to their end yet: give them a few seconds, far less than the 30 s sleep
+    // a process left running would still have ahead of it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !processes_in(tree.root()).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert!(
         processes_in(tree.root()).is_empty(),
         "left behind: {:?}",
