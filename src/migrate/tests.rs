@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::{guard, migrate, GuardError, Outcome};
-use crate::config::{Fleet, Layout, NodeKind};
+use crate::config::{Fleet, NodeKind};
 use crate::state::memory::Memory;
 use crate::state::Place;
 
@@ -24,15 +24,24 @@ fn copy(from: &Path, to: &Path) {
     }
 }
 
-/// The shipped tree, in a directory of its own (a move writes its backups beside it).
-fn shipped(dir: &Path, layout: Layout) -> Fleet {
+/// The shipped tree in `dir` (a move writes its backups beside it), with `layout: <layout>`
+/// added to its orch.yaml.
+fn shipped(dir: &Path, layout: &str) -> Fleet {
     let live = dir.join("live");
-    copy(&Path::new(env!("CARGO_MANIFEST_DIR")).join("live"), &live);
+    if !live.exists() {
+        copy(&Path::new(env!("CARGO_MANIFEST_DIR")).join("live"), &live);
+    }
+    let settings = live.join("orch.yaml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with("layout:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&settings, format!("{text}layout: {layout}\n")).unwrap();
     let checked = crate::config::load(&live, &BTreeSet::new());
     assert!(!checked.diagnostics.has_errors());
-    let mut fleet = checked.fleet;
-    fleet.settings.layout = layout;
-    fleet
+    checked.fleet
 }
 
 fn keys(fleet: &Fleet) -> Vec<usize> {
@@ -73,7 +82,7 @@ fn run(fleet: &Fleet, store: &Memory, id: &str) -> Outcome {
 #[test]
 fn a_fleet_moves_into_stacks_and_back_through_any_store() {
     let dir = tempfile::tempdir().unwrap();
-    let mut fleet = shipped(dir.path(), Layout::Stacks);
+    let fleet = shipped(dir.path(), "stacks");
     let store = Memory::default();
     let keys = keys(&fleet);
     assert!(keys.len() > 2);
@@ -118,7 +127,7 @@ fn a_fleet_moves_into_stacks_and_back_through_any_store() {
         let name = module.strip_prefix("module.").unwrap();
         assert_eq!(stack["outputs"][name]["value"]["key_id"], format!("k{i}"));
     }
-    fleet.settings.layout = Layout::PerNode;
+    let fleet = shipped(dir.path(), "per-node");
     assert!(matches!(
         guard(&fleet, &store, &all(&fleet)),
         Err(GuardError::Refused(_))
@@ -143,7 +152,7 @@ fn a_fleet_moves_into_stacks_and_back_through_any_store() {
 #[test]
 fn a_node_its_shared_state_holds_is_not_refused_and_its_own_state_is_not_read() {
     let dir = tempfile::tempdir().unwrap();
-    let fleet = shipped(dir.path(), Layout::Stacks);
+    let fleet = shipped(dir.path(), "stacks");
     let store = Memory::default();
     let keys = keys(&fleet);
     for &i in &keys {
