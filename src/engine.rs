@@ -1,9 +1,10 @@
-//! `orch plan | apply | destroy`: a validated fleet driven through terraform, node by node in DAG
-//! order, with the lock held, the interrupt handler listening, the reporter printing, and one exit
-//! code for the whole run (1 > 2 > 0 across nodes, 130 when interrupted). Before any node runs,
-//! what a killed earlier run left behind is recovered (see [`crate::terraform::runs`]), and every
-//! directory the run writes to is created, so a read-only or full `.orch/` is one clear error
-//! naming the path rather than a run that fails half-way.
+//! The engine of `orch plan | apply | destroy`, and of each wave of `orch rollout`: a validated
+//! fleet driven through terraform in DAG order, in the units its layout runs, with the lock
+//! held, the interrupt handler listening, the reporter printing, and one exit code for the whole
+//! run (1 > 2 > 0 across nodes, 130 when interrupted). Before any node runs, what a killed
+//! earlier run left behind is recovered (see [`crate::terraform::runs`]), and every directory
+//! the run writes to is created, so a read-only or full `.orch/` is one clear error naming the
+//! path rather than a run that fails half-way.
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
