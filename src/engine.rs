@@ -34,6 +34,8 @@ pub struct Setup {
     pub templates: Arc<Templates>,
     pub profile: Option<Profile>,
     pub binary: Binary,
+    /// The environment terraform runs in (`crate::terraform::env`), worked out once a run.
+    pub env: Vec<(String, String)>,
     pub store: Arc<dyn StateStore>,
     pub layout: Box<dyn Layout>,
 }
@@ -53,7 +55,7 @@ impl Setup {
             self.profile.clone(),
             self.store.clone(),
             self.binary.clone(),
-            crate::terraform::env::of(&self.fleet),
+            self.env.clone(),
             action,
             preview,
             prepared.log_dir.clone(),

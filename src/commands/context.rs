@@ -167,6 +167,7 @@ impl Loaded {
         store: Arc<dyn StateStore>,
     ) -> Setup {
         Setup {
+            env: crate::terraform::env::of(&self.fleet),
             fleet: self.fleet,
             dag: self.dag,
             templates: self.templates,

@@ -136,12 +136,10 @@ pub fn execute(
             }
         };
         let interrupted = || *interrupt.borrow() > 0;
-        if store.is_remote() {
-            let accounts: BTreeSet<&String> =
-                fleet.nodes.iter().map(|n| &n.address.account).collect();
-            tokio::task::block_in_place(|| store.check(&accounts))
-                .map_err(MigrateError::Unreadable)?;
-        }
+        let accounts: BTreeSet<&String> =
+            fleet.nodes.iter().map(|n| &n.address.account).collect();
+        tokio::task::block_in_place(|| store.check(&accounts))
+            .map_err(MigrateError::Unreadable)?;
         let moved = tokio::task::block_in_place(|| {
             migrate(fleet, store, &run_id, &mut confirm, &interrupted)
         })?;
