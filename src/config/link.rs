@@ -92,6 +92,7 @@ impl Linker<'_> {
         }
         nodes.sort_by(|a, b| a.address.cmp(&b.address));
         self.check_aliases(&nodes, &declared, diags);
+        check_imports(&nodes, diags);
         nodes
     }
 
@@ -406,6 +407,7 @@ impl Linker<'_> {
                 bypass_policy_lockout_safety_check: key.bypass_policy_lockout_safety_check,
                 policy_override: key.policy_override.clone(),
                 explicit: own.is_some(),
+                import: key.import.clone(),
             }),
             tags,
             depends_on,
@@ -562,6 +564,38 @@ impl Linker<'_> {
                 } else {
                     seen.insert(slot, (&node.address, span));
                 }
+            }
+        }
+    }
+}
+
+/// One AWS key or grant is adopted by one node: two nodes importing it would both manage it.
+/// (Replicas share their primary's key id, so only keys and grants count.)
+fn check_imports(nodes: &[Node], diags: &mut Diagnostics) {
+    let mut seen: BTreeMap<(&str, &str, &str), (&Address, Span)> = BTreeMap::new();
+    for node in nodes {
+        let import = match &node.kind {
+            NodeKind::Key(k) => k.import.as_ref(),
+            NodeKind::Grant(g) => g.import.as_ref(),
+            _ => None,
+        };
+        let Some(import) = import else { continue };
+        let slot = (
+            node.address.account.as_str(),
+            node.address.region.as_str(),
+            import.id.as_str(),
+        );
+        match seen.get(&slot) {
+            Some((other, other_span)) => diags.push(
+                Diagnostic::error(
+                    import.span,
+                    format!("{} and {other} both import `{}`", node.address, import.id),
+                )
+                .with_note(*other_span, format!("{other} imports it here"))
+                .with_help("one node adopts one AWS resource; remove one of the `import:` entries"),
+            ),
+            None => {
+                seen.insert(slot, (&node.address, import.span));
             }
         }
     }

@@ -228,6 +228,21 @@ pub struct Key {
     /// A `policy:` override, as compact JSON, and where `policy:` is written; replaces the
     /// generated policy.
     pub policy_override: Option<Spanned<String>>,
+    /// The existing AWS key this node adopts (`import:`), written by `orch import`.
+    pub import: Option<Import>,
+}
+
+/// An AWS resource a node adopts instead of creating: a key (with the aliases of it to adopt)
+/// or a grant. Rendered as terraform `import` blocks, which do nothing once the resource is in
+/// state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    /// The key id (a key or replica) or the grant id (a grant).
+    pub id: String,
+    /// The aliases to adopt rather than create, without `alias/` (keys and replicas only).
+    pub aliases: Vec<String>,
+    /// Where `import:` is written.
+    pub span: Span,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -254,6 +269,8 @@ pub struct Replica {
     pub policy_override: Option<Spanned<String>>,
     /// Declared by a node.yaml with `replica_of` rather than synthesized from `replicas:`.
     pub explicit: bool,
+    /// The primary's `import:`: a multi-region key has one key id in every region.
+    pub import: Option<Import>,
 }
 
 /// `aws_kms_grant` for a principal, possibly in another account.
@@ -266,6 +283,8 @@ pub struct Grant {
     pub encryption_context_equals: BTreeMap<String, String>,
     pub encryption_context_subset: BTreeMap<String, String>,
     pub grant_name: String,
+    /// The existing grant this node adopts (`import: {grant_id}`).
+    pub import: Option<Import>,
 }
 
 /// An IAM policy in the consumer's own account that lets its roles use a key of another account;

@@ -37,6 +37,37 @@ pub struct Inputs {
     pub provisional: bool,
 }
 
+/// The import ids of a node that adopts existing resources (`import:`), as its `imports.tf`
+/// reads them: `key` (a key id), `aliases` (name -> `alias/<name>`), `grant` (`<key ARN>:<grant
+/// id>`, the form whose key id the provider keeps as written, so the next plan matches).
+pub fn imports(fleet: &Fleet, node: &Node, outputs: &RecordedOutputs) -> Option<Value> {
+    let aliases = |import: &crate::config::Import| -> Map<String, Value> {
+        import
+            .aliases
+            .iter()
+            .map(|a| (a.clone(), json!(format!("alias/{a}"))))
+            .collect()
+    };
+    match &node.kind {
+        NodeKind::Key(k) => k
+            .import
+            .as_ref()
+            .map(|i| json!({"key": i.id, "aliases": aliases(i)})),
+        NodeKind::Replica(r) => r.import.as_ref().map(|i| {
+            let adopted: Map<String, Value> = aliases(i)
+                .into_iter()
+                .filter(|(name, _)| r.aliases.contains(name))
+                .collect();
+            json!({"key": i.id, "aliases": adopted})
+        }),
+        NodeKind::Grant(g) => g.import.as_ref().map(|i| {
+            let (arn, _) = dependency_key_arn(fleet, &g.key.value, outputs);
+            json!({"grant": format!("{arn}:{}", i.id)})
+        }),
+        _ => None,
+    }
+}
+
 pub fn inputs(
     fleet: &Fleet,
     node: &Node,
@@ -169,7 +200,14 @@ pub fn dependency_key_arn(
         Some(NodeKind::Replica(r)) => Some(&r.primary.value),
         _ => None,
     };
-    if let Some(key_id) = primary.and_then(|p| outputs.get(p, "key_id")) {
+    // A key being adopted has its id written in the tree (`import:`), so its ARN is known
+    // before it is applied.
+    let imported = node.and_then(|n| match &n.kind {
+        NodeKind::Key(k) => k.import.as_ref().map(|i| i.id.clone()),
+        NodeKind::Replica(r) => r.import.as_ref().map(|i| i.id.clone()),
+        _ => None,
+    });
+    if let Some(key_id) = imported.or_else(|| primary.and_then(|p| outputs.get(p, "key_id"))) {
         return (
             format!(
                 "arn:{}:kms:{}:{account}:key/{key_id}",

@@ -23,7 +23,17 @@ pub use write::{write_atomic, write_files};
 pub struct Rendered {
     pub files: Vec<(&'static str, String)>,
     pub provisional: bool,
+    /// The import ids of a node that adopts existing resources (see `inputs::imports`).
+    pub imports: Option<Value>,
 }
+
+/// The variable a root with import blocks reads their ids from.
+pub const IMPORTS_VARIABLE: &str = r#"variable "imports" {
+  description = "Ids of the existing resources this root adopts (import blocks)."
+  type        = any
+  default     = {}
+}
+"#;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -117,7 +127,7 @@ impl<'a> Renderer<'a> {
             render("common/variables.tf".into(), &common)?,
             render(format!("{kind_name}/variables.tf"), &kind)?
         );
-        let files = vec![
+        let mut files = vec![
             ("versions.tf", render("common/versions.tf".into(), &common)?),
             (
                 "providers.tf",
@@ -136,10 +146,48 @@ impl<'a> Renderer<'a> {
                     + "\n",
             ),
         ];
+        let imports = inputs::imports(self.fleet, node, &self.outputs);
+        if let Some(ids) = &imports {
+            let context = json!({"prefix": "", "ids": "var.imports"});
+            let blocks = self.imports_file(node, &context, cache)?;
+            files.push(("imports.tf", format!("{blocks}\n{IMPORTS_VARIABLE}")));
+            let tfvars = files
+                .iter_mut()
+                .find(|(name, _)| *name == "terraform.tfvars.json")
+                .expect("rendered above");
+            let mut vars: serde_json::Map<String, Value> =
+                serde_json::from_str(&tfvars.1).expect("rendered above");
+            vars.insert("imports".into(), ids.clone());
+            tfvars.1 = serde_json::to_string_pretty(&Value::Object(vars)).expect("JSON serializes")
+                + "\n";
+        }
         Ok(Rendered {
             files,
             provisional: inputs.provisional,
+            imports,
         })
+    }
+
+    /// A node's `imports.tf` (its kind's import blocks) with `context`'s `prefix` before each
+    /// resource address and `ids` the expression holding the node's import ids. A template
+    /// folder from before `orch import` has none: that is an error only for a node that imports.
+    pub fn imports_file(
+        &self,
+        node: &Node,
+        context: &Value,
+        cache: &mut TemplateCache,
+    ) -> Result<String, RenderError> {
+        let name = format!("{}/imports.tf", node.kind_name());
+        if !self.templates.tera.get_template_names().any(|t| t == name) {
+            return Err(RenderError::Template {
+                address: node.address.to_string(),
+                template: name.clone(),
+                message: format!(
+                    "the node adopts existing resources (`import:`) but the templates have no {name}; copy it from orch's built-in templates (orch's repository, templates/{name})"
+                ),
+            });
+        }
+        cache.render(self.templates, node, &name, context)
     }
 
     fn common_context(&self, node: &Node) -> Value {

@@ -121,6 +121,7 @@ pub fn parse_counts(text: &str) -> Option<Counts> {
                 Some("add") => counts.add = n,
                 Some("change") => counts.change = n,
                 Some("destroy") => counts.destroy = n,
+                Some("import") => counts.import = n,
                 _ => {}
             }
         }
@@ -140,7 +141,8 @@ mod tests {
             Some(Counts {
                 add: 2,
                 change: 1,
-                destroy: 0
+                destroy: 0,
+                import: 0,
             })
         );
         let text = "Plan: 1 to import, 3 to add, 0 to change, 4 to destroy.";
@@ -149,7 +151,8 @@ mod tests {
             Some(Counts {
                 add: 3,
                 change: 0,
-                destroy: 4
+                destroy: 4,
+                import: 1,
             })
         );
         assert_eq!(

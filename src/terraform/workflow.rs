@@ -52,6 +52,44 @@ pub struct Counts {
     pub add: u32,
     pub change: u32,
     pub destroy: u32,
+    /// Existing resources the plan adopts (terraform `import` blocks).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub import: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What an apply does with a plan that imports existing resources (a node with `import:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Imports {
+    /// `orch apply`: a plan that imports is not applied; adopting is `orch import apply`'s.
+    #[default]
+    Refuse,
+    /// `orch import apply`: every plan must add and destroy nothing; changes in place (the
+    /// adoption drift) are shown and applied once confirmed.
+    Adopt,
+}
+
+impl Imports {
+    /// Whether a node's plan may be applied, given what it counts (`None`: counts unknown).
+    pub fn check(self, counts: Option<Counts>) -> Result<(), String> {
+        match (self, counts) {
+            (Imports::Refuse, Some(c)) if c.import > 0 => Err(format!(
+                "the plan adopts {} existing resource(s) (`import:`); adopting is `orch import apply`'s, which first checks that nothing is created or destroyed",
+                c.import
+            )),
+            (Imports::Adopt, Some(c)) if c.add > 0 || c.destroy > 0 => Err(format!(
+                "adopting must create and destroy nothing, and this plan adds {} and destroys {} (see the plan above or in the log): make the node match the key in AWS, or adopt it as it is and change it later with `orch apply`",
+                c.add, c.destroy
+            )),
+            (Imports::Adopt, None) => Err(
+                "orch could not read what this plan changes, so it cannot tell that adopting creates and destroys nothing; nothing was imported".into(),
+            ),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -114,6 +152,8 @@ pub struct Context {
     pub retries: u32,
     /// Nodes that run no terraform at all when their fingerprint matches the recorded one.
     pub skip_unchanged: BTreeSet<usize>,
+    /// Whether an apply adopts existing resources (`orch import apply`) or refuses to.
+    pub imports: Imports,
     pub backoff: Duration,
     /// Provider sets (by versions.tf) whose first `init` has filled the plugin cache.
     warmed: Mutex<HashSet<u64>>,
@@ -154,6 +194,7 @@ impl Context {
             interrupt,
             retries: 3,
             skip_unchanged: BTreeSet::new(),
+            imports: Imports::default(),
             backoff: Duration::from_millis(backoff_ms),
             warmed: Mutex::new(HashSet::new()),
         }
@@ -315,6 +356,9 @@ impl NodeJob {
         let mut round = 0;
         let plan = loop {
             let plan = self.plan(destroy).await?;
+            if action == Action::Apply {
+                self.context.imports.check(plan.counts).map_err(StepError::new)?;
+            }
             if action == Action::Plan || self.context.preview {
                 return Ok(StepDone {
                     status: if plan.changes {

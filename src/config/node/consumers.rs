@@ -30,7 +30,7 @@ pub const GRANT_OPERATIONS: &[&str] = &[
     "DeriveSharedSecret",
 ];
 
-pub(super) fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
+pub(super) fn read_grant(f: &mut Fields, address: &Address, source: u32) -> Option<Grant> {
     let key = read_address(f, "key");
     let grantee = f.required_string("grantee");
     if let Some(g) = &grantee {
@@ -84,6 +84,7 @@ pub(super) fn read_grant(f: &mut Fields, address: &Address) -> Option<Grant> {
         encryption_context_equals: equals,
         encryption_context_subset: subset,
         grant_name,
+        import: super::import::read_grant_import(f, source),
     })
 }
 

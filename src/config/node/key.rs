@@ -119,6 +119,7 @@ pub(super) fn read_key(f: &mut Fields, source: u32, region: &str) -> Option<KeyD
         }
         Some(Spanned::new(json.to_string(), policy_span?))
     });
+    let import = super::import::read_key_import(f, source, &aliases);
     Some(KeyDecl {
         key: Key {
             description,
@@ -134,6 +135,7 @@ pub(super) fn read_key(f: &mut Fields, source: u32, region: &str) -> Option<KeyD
             prevent_destroy,
             bypass_policy_lockout_safety_check: bypass,
             policy_override,
+            import,
         },
         aliases,
         replicas,

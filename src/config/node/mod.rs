@@ -8,6 +8,7 @@
 mod access;
 mod consumers;
 mod custom;
+mod import;
 mod key;
 mod tags;
 
@@ -22,6 +23,7 @@ use crate::diag::{did_you_mean, Diagnostics, Span};
 use consumers::{read_grant, read_key_access, read_s3_bucket};
 use custom::read_custom;
 use key::{read_key, read_replica};
+pub use import::is_key_id;
 pub use tags::{read_tags, K9_TAGS};
 
 pub const BUILTIN_KINDS: &[&str] = &["key", "replica", "grant", "key-access", "s3-bucket"];
@@ -138,7 +140,7 @@ pub fn decode(
     let body = match kind_name.as_str() {
         "key" => read_key(&mut f, source, &address.region).map(|k| Body::Key(Box::new(k))),
         "replica" => read_replica(&mut f).map(Body::Replica),
-        "grant" => read_grant(&mut f, &address).map(Body::Grant),
+        "grant" => read_grant(&mut f, &address, source).map(Body::Grant),
         "key-access" => read_key_access(&mut f, &address, account).map(Body::KeyAccess),
         "s3-bucket" => read_s3_bucket(&mut f).map(Body::S3Bucket),
         custom => read_custom(&mut f, custom).map(Body::Custom),

@@ -312,6 +312,36 @@ impl StackJob {
                 out.extend(self.all_failed(&run, &message, job));
                 return out;
             }
+            if action == Action::Apply {
+                let refused: Vec<(usize, String)> = run
+                    .iter()
+                    .filter_map(|&i| {
+                        let c = counts.as_ref().map(|c| c[&i]);
+                        ctx.imports.check(c).err().map(|why| (i, why))
+                    })
+                    .collect();
+                if !refused.is_empty() {
+                    for &i in &run {
+                        let m = module_name(&fleet.nodes[i]);
+                        let why = match refused.iter().find(|(r, _)| *r == i) {
+                            Some((_, why)) => why.clone(),
+                            None => format!(
+                                "not applied: stack {stack} applies as one, and the plan of {} was refused",
+                                fleet.nodes[refused[0].0].address
+                            ),
+                        };
+                        out.insert(
+                            i,
+                            Outcome {
+                                counts: counts.as_ref().map(|c| c[&i]),
+                                output: by_module.text.get(&m).cloned().unwrap_or_default(),
+                                ..Outcome::failed(why)
+                            },
+                        );
+                    }
+                    return out;
+                }
+            }
             if !applying {
                 for &i in &run {
                     let m = module_name(&fleet.nodes[i]);
@@ -679,6 +709,7 @@ fn consistent_counts(
             add: t.add + c.add,
             change: t.change + c.change,
             destroy: t.destroy + c.destroy,
+            import: t.import + c.import,
         });
     (total == summary).then_some(mine)
 }

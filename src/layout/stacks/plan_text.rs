@@ -33,6 +33,13 @@ pub fn plan_by_module(text: &str) -> PlanByModule {
     let mut current: Option<String> = None;
     for line in text.lines() {
         let trimmed = line.trim_start();
+        if trimmed.starts_with("# (imported from ") {
+            // Under the header of a resource adopted with changes: `will be updated in-place`,
+            // then `(imported from "<id>")`.
+            if let Some(m) = &current {
+                out.counts.entry(m.clone()).or_default().import += 1;
+            }
+        }
         if let Some(header) = trimmed.strip_prefix("# module.") {
             let address = format!("module.{header}");
             let module = module_of(&address).map(str::to_string);
@@ -49,6 +56,8 @@ pub fn plan_by_module(text: &str) -> PlanByModule {
                 {
                     counts.add += 1;
                     counts.destroy += 1;
+                } else if header.contains(" will be imported") {
+                    counts.import += 1;
                 }
             }
             current = module;
@@ -173,12 +182,39 @@ Changes to Outputs:
 "#;
 
     #[test]
+    fn adopted_resources_count_as_imports() {
+        let plan = r#"
+  # module.app.aws_kms_key.this will be imported
+    resource "aws_kms_key" "this" {
+    }
+
+  # module.app.aws_kms_alias.this["app"] will be updated in-place
+  # (imported from "alias/app")
+  ~ resource "aws_kms_alias" "this" {
+    }
+
+Plan: 2 to import, 0 to add, 1 to change, 0 to destroy.
+"#;
+        let by = plan_by_module(plan);
+        assert_eq!(
+            by.counts["app"],
+            Counts {
+                add: 0,
+                change: 1,
+                destroy: 0,
+                import: 2
+            }
+        );
+    }
+
+    #[test]
     fn plan_lines_count_per_module() {
         let by = plan_by_module(PLAN);
         let c = |add, change, destroy| Counts {
             add,
             change,
             destroy,
+            import: 0,
         };
         assert_eq!(by.counts["data"], c(2, 0, 0));
         assert_eq!(by.counts["_0day"], c(1, 0, 1));

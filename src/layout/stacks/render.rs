@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use super::{module_name, Stack, Stacks, STACKS_DIR};
-use crate::render::{write_files, RenderError, Rendered, Renderer, TemplateCache, WriteStats};
+use crate::render::{
+    write_files, RenderError, Rendered, Renderer, TemplateCache, WriteStats, IMPORTS_VARIABLE,
+};
 
 /// A stack's files: the root's, and each member node's (its per-node render, of which the child
 /// directory takes the module files).
@@ -91,7 +93,14 @@ impl Renderer<'_> {
                 .map(|(_, text)| text.as_str())
                 .unwrap_or("{}");
             match serde_json::from_str(tfvars) {
-                Ok(Value::Object(map)) => vars.push(map),
+                Ok(Value::Object(mut map)) => {
+                    // A stack's import blocks are in its root (terraform allows them nowhere
+                    // else), reading `var.imports`, not the module's inputs.
+                    if rendered.imports.is_some() {
+                        map.remove("imports");
+                    }
+                    vars.push(map)
+                }
                 _ => unreachable!("the renderer writes the tfvars as a JSON object"),
             }
             nodes.push((i, rendered));
@@ -137,6 +146,7 @@ impl Renderer<'_> {
             "# One output per node: its module's outputs, recorded by orch after each apply.\n\n",
         );
         let mut node_vars = Map::new();
+        let mut imports = Map::new();
         let members: BTreeSet<usize> = stack.members.iter().copied().collect();
         for (k, (&i, node_vars_of)) in stack.members.iter().zip(vars).enumerate() {
             let node = &fleet.nodes[i];
@@ -179,6 +189,15 @@ impl Renderer<'_> {
                 "output \"{m}\" {{\n  description = \"Outputs of {}.\"\n  value       = module.{m}\n  sensitive   = true\n}}\n",
                 node.address
             );
+            if let Some(ids) = &nodes[k].1.imports {
+                let context = json!({
+                    "prefix": format!("module.{m}."),
+                    "ids": format!("var.imports[\"{m}\"]"),
+                });
+                main.push_str(&self.imports_file(node, &context, cache)?);
+                main.push('\n');
+                imports.insert(m.clone(), ids.clone());
+            }
             node_vars.insert(m, Value::Object(node_vars_of));
         }
         let mut root_vars = Map::new();
@@ -202,10 +221,15 @@ impl Renderer<'_> {
             .collect();
         root_vars.insert("provider_tags".into(), Value::Object(extra));
         root_vars.insert("nodes".into(), Value::Object(node_vars));
-        let variables = format!(
+        let mut variables = format!(
             "{}\n{STACK_VARIABLES}",
             cache.render(self.templates, first, "common/variables.tf", &common)?
         );
+        if !imports.is_empty() {
+            root_vars.insert("imports".into(), Value::Object(imports));
+            variables.push('\n');
+            variables.push_str(IMPORTS_VARIABLE);
+        }
         let root = vec![
             (
                 "versions.tf",
