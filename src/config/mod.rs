@@ -21,7 +21,7 @@ use std::path::Path;
 pub use address::Address;
 pub use model::*;
 pub use node::BUILTIN_KINDS;
-pub use principal::partition_of;
+pub use principal::{check_principal_in, check_service, partition_of};
 pub use settings::DEFAULT_LOCK_TIMEOUT;
 
 use crate::diag::{Diagnostic, Diagnostics, Sources, Span};

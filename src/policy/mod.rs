@@ -5,7 +5,8 @@
 //!
 //! `facts` is what a policy is computed from, `actions` the KMS actions of each capability,
 //! `build` the policy document, `json` its JSON form, `check` the problems and warnings found
-//! before terraform runs, `explain` the policy in plain words.
+//! before terraform runs, `explain` the policy in plain words. `semantic` is a policy's normal
+//! form, to compare policies by effect; `infer` maps a live policy back onto the access model.
 
 mod actions;
 mod build;
@@ -14,7 +15,13 @@ mod explain;
 mod facts;
 #[cfg(test)]
 mod fixtures;
+// used by orch import (issue 16), being wired
+#[cfg_attr(not(test), allow(dead_code))]
+mod infer;
 mod json;
+// used by orch import (issue 16), being wired
+#[cfg_attr(not(test), allow(dead_code))]
+mod semantic;
 
 pub use actions::cross_account_actions;
 pub use build::{build, key_access_resource};
