@@ -15,12 +15,8 @@ mod explain;
 mod facts;
 #[cfg(test)]
 mod fixtures;
-// used by orch import (issue 16), being wired
-#[cfg_attr(not(test), allow(dead_code))]
 mod infer;
 mod json;
-// used by orch import (issue 16), being wired
-#[cfg_attr(not(test), allow(dead_code))]
 mod semantic;
 
 pub use actions::cross_account_actions;
@@ -28,3 +24,5 @@ pub use build::{build, key_access_resource};
 pub use check::{check, warnings, Problem};
 pub use explain::explain;
 pub use facts::KeyFacts;
+pub use infer::{infer, InferContext, Inference};
+pub use semantic::{describe, Permissions};

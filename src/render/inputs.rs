@@ -123,7 +123,7 @@ pub fn inputs(
         NodeKind::Grant(g) => {
             vars.extend(obj(json!({
                 "key_arn": key_arn(&g.key.value),
-                "grant_name": g.grant_name,
+                "grant_name": (!g.grant_name.is_empty()).then_some(&g.grant_name),
                 "grantee": g.grantee,
                 "operations": g.operations,
                 "retiring_principal": g.retiring_principal,

@@ -4,7 +4,7 @@ variable "key_arn" {
 }
 
 variable "grant_name" {
-  description = "Name of the grant."
+  description = "Name of the grant, or null for a grant without one."
   type        = string
 }
 

@@ -74,8 +74,16 @@ pub(super) fn read_grant(f: &mut Fields, address: &Address, source: u32) -> Opti
             "a grant takes either encryption_context_equals or encryption_context_subset, not both",
         );
     }
-    let grant_name =
-        aws_name(f, "name", 256, ":/_-", "grant name").unwrap_or_else(|| address.name.clone());
+    // `name: ""` is a grant without a name, as grants made outside orch often are (adopted by
+    // `orch import`); left out, the grant is named after its node.
+    let unnamed = f.node("name").is_some_and(|n| {
+        matches!(n, marked_yaml::Node::Scalar(s) if s.as_str().is_empty())
+    });
+    let grant_name = if unnamed {
+        String::new()
+    } else {
+        aws_name(f, "name", 256, ":/_-", "grant name").unwrap_or_else(|| address.name.clone())
+    };
     Some(Grant {
         key: key?,
         grantee: grantee?.value,
