@@ -1,6 +1,7 @@
 //! orch as a library: every stage of the tool, so the binary (`src/main.rs`) and the fuzz targets
 //! under `fuzz/` run the same code in process. Only the entry points are public: `cli` (the
-//! command line as data) and `app` (runs one command).
+//! command line as data) and `app` (runs one command). `aws` is public, hidden, only for its
+//! emulator-backed test (`tests/aws_read.rs`).
 
 /// `eprintln!` that never panics. A closed stderr (`orch apply --all 2>&1 | head -1`) must not
 /// end orch half-way through a run with terraform still running under it; what cannot be shown is
@@ -21,6 +22,8 @@ macro_rules! say_raw {
 }
 
 pub mod app;
+#[doc(hidden)]
+pub mod aws;
 pub mod cli;
 mod commands;
 mod config;

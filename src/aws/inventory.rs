@@ -29,7 +29,8 @@ pub struct Region {
     pub aws_managed: usize,
     /// Every alias of the region, those of AWS-managed keys and unattached ones included.
     pub aliases: Vec<LiveAlias>,
-    /// API calls made, by operation name (`ListKeys`, `DescribeKey`, ...), retries not counted.
+    /// Requests sent, by operation name (`AssumeRole`, `ListKeys`, `DescribeKey`, ...): each
+    /// attempt counts, so a retried call counts more than once.
     pub calls: BTreeMap<String, u64>,
 }
 
