@@ -2,7 +2,7 @@
 //! `src/commands/`. The only place that knows every command; errors map to exit codes in
 //! [`AppError::exit_code`].
 
-use crate::cli::{BackendCommand, Cli, Command, Generate, LayoutCommand};
+use crate::cli::{BackendCommand, Cli, Command, Generate, ImportCommand, LayoutCommand};
 use crate::commands::{self, load, resolve_live};
 use crate::terraform::workflow::Action;
 
@@ -23,9 +23,16 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
             run,
             detailed_exitcode,
         } => commands::run::exec(loaded, global, run, Action::Plan, *detailed_exitcode, false),
-        Command::Apply { run, auto_approve } => {
-            commands::run::exec(loaded, global, run, Action::Apply, false, *auto_approve)
-        }
+        Command::Apply {
+            run,
+            auto_approve,
+            import: true,
+        } => commands::import::apply(loaded, global, run, *auto_approve),
+        Command::Apply {
+            run,
+            auto_approve,
+            import: false,
+        } => commands::run::exec(loaded, global, run, Action::Apply, false, *auto_approve),
         Command::Destroy { run, auto_approve } => {
             commands::run::exec(loaded, global, run, Action::Destroy, false, *auto_approve)
         }
@@ -41,6 +48,12 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
                 },
         } => commands::backend::bootstrap(&loaded, global, *auto_approve, execution),
         Command::Output { address } => commands::output::exec(&loaded, address),
+        Command::Import {
+            what: ImportCommand::Discover(args),
+        } => commands::import::discover(&loaded, global, args),
+        Command::Import {
+            what: ImportCommand::Apply { run, auto_approve },
+        } => commands::import::apply(loaded, global, run, *auto_approve),
         Command::Generate {
             what: Generate::Tfvars { env, out, format },
         } => {

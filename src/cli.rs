@@ -108,6 +108,9 @@ pub enum Command {
         /// Apply without asking (required when there is no terminal).
         #[arg(long)]
         auto_approve: bool,
+        /// Adopt the existing resources of nodes with `import:` (as `orch import apply`).
+        #[arg(long)]
+        import: bool,
     },
     /// Destroy every selected node, dependents first.
     Destroy {
@@ -130,6 +133,11 @@ pub enum Command {
     Backend {
         #[command(subcommand)]
         what: BackendCommand,
+    },
+    /// Adopt keys that exist in AWS: discover them into live/, then import them.
+    Import {
+        #[command(subcommand)]
+        what: ImportCommand,
     },
     /// Write per-node tfvars for pipelines of one's own.
     Generate {
@@ -171,6 +179,45 @@ pub enum LayoutCommand {
         #[arg(long)]
         auto_approve: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Read the accounts of the tree and write a node.yaml for every customer-managed key not
+    /// in the tree yet (never over a file).
+    Discover(DiscoverArgs),
+    /// Import the adopted nodes' keys, aliases and grants into state; refused if the plan would
+    /// create or destroy anything.
+    Apply {
+        #[command(flatten)]
+        run: RunOptions,
+        /// Apply without asking (required when there is no terminal).
+        #[arg(long)]
+        auto_approve: bool,
+    },
+}
+
+/// Options of `orch import discover`.
+#[derive(Debug, Args, Clone)]
+pub struct DiscoverArgs {
+    /// Only this account of the tree (repeatable; default: every account).
+    #[arg(long)]
+    pub account: Vec<String>,
+    /// Only this region (repeatable; default: each account's `regions`).
+    #[arg(long)]
+    pub region: Vec<String>,
+    /// Print the files it would write; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Adopt disabled keys too (as `is_enabled: false`).
+    #[arg(long)]
+    pub include_disabled: bool,
+    /// AWS API calls in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Write what was found, adopted and left alone as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -24,7 +24,7 @@ use crate::state::StateStore;
 use crate::terraform::binary::Binary;
 use crate::terraform::redact::Redactor;
 use crate::terraform::runs::{self, RunDir};
-use crate::terraform::workflow::{Action, Context, NodeRun};
+use crate::terraform::workflow::{Action, Context, Imports, NodeRun};
 
 /// What every terraform run over the fleet works with: the tree, where its states live, and
 /// the layout its nodes run in.
@@ -102,6 +102,8 @@ pub struct Request {
     pub fancy: bool,
     /// Nodes that run no terraform when their fingerprint matches the recorded one (`--changed`).
     pub skip_unchanged: BTreeSet<usize>,
+    /// Whether applies adopt existing resources (`orch import apply`) or refuse plans that do.
+    pub imports: Imports,
 }
 
 /// The outcome of a run: its exit code and whether it was stopped by the user.
@@ -132,6 +134,7 @@ pub fn execute(setup: &Setup, request: Request) -> std::io::Result<Outcome> {
         let context = |action, preview| {
             let mut context = setup.context(action, preview, &prepared, &interrupt);
             context.skip_unchanged = request.skip_unchanged.clone();
+            context.imports = request.imports;
             Arc::new(context)
         };
         if confirm_first {

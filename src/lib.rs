@@ -31,6 +31,7 @@ mod diag;
 mod engine;
 mod fingerprint;
 mod graph;
+mod import;
 mod journal;
 mod layout;
 mod lock;

@@ -6,6 +6,7 @@ mod context;
 pub mod explain;
 pub mod generate;
 pub mod graph;
+pub mod import;
 pub mod layout;
 mod load;
 pub mod output;

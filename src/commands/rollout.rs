@@ -314,6 +314,7 @@ impl Rollout<'_> {
             report: None,
             fancy: self.options.fancy,
             skip_unchanged: BTreeSet::new(),
+            imports: crate::terraform::workflow::Imports::Refuse,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::migrate::GuardError;
 use crate::render::Renderer;
 use crate::state::StateStore;
 use crate::terraform::binary::Binary;
-use crate::terraform::workflow::Action;
+use crate::terraform::workflow::{Action, Imports};
 
 pub fn exec(
     loaded: Loaded,
@@ -23,7 +23,31 @@ pub fn exec(
     detailed_exitcode: bool,
     auto_approve: bool,
 ) -> Result<(), AppError> {
-    let selected = select(&loaded, &options.filters)?;
+    exec_with(
+        loaded,
+        global,
+        options,
+        (action, detailed_exitcode, auto_approve),
+        Imports::Refuse,
+        None,
+    )
+}
+
+/// A run: `(action, detailed_exitcode, auto_approve)`, what it does with plans that import
+/// (`imports`), and `only` the nodes chosen by the caller (`orch import apply`) instead of the
+/// filters' selection.
+pub fn exec_with(
+    loaded: Loaded,
+    global: &Global,
+    options: &RunOptions,
+    (action, detailed_exitcode, auto_approve): (Action, bool, bool),
+    imports: Imports,
+    only: Option<BTreeSet<usize>>,
+) -> Result<(), AppError> {
+    let selected = match only {
+        Some(nodes) => nodes,
+        None => select(&loaded, &options.filters)?,
+    };
     if matches!(action, Action::Apply | Action::Destroy)
         && !auto_approve
         && !std::io::stdin().is_terminal()
@@ -61,6 +85,7 @@ pub fn exec(
         report: options.execution.report.clone(),
         fancy: crate::engine::fancy_output(global.no_color),
         skip_unchanged,
+        imports,
     };
     let setup = loaded.into_setup(profile, binary, store);
     exit(crate::engine::execute(&setup, request)?.code)

@@ -20,7 +20,7 @@ use std::path::Path;
 
 pub use address::Address;
 pub use model::*;
-pub use node::BUILTIN_KINDS;
+pub use node::{BUILTIN_KINDS, GRANT_OPERATIONS};
 pub use principal::{check_principal_in, check_service, partition_of};
 pub use settings::DEFAULT_LOCK_TIMEOUT;
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::aws::inventory::{LiveGrant, LiveKey, Region, Unknown};
+use crate::aws::{LiveGrant, LiveKey, Region, Unknown};
 use crate::config::KeySpec;
 
 /// What discovery may adopt beyond what it adopts by default.
@@ -248,7 +248,7 @@ fn left_alone(key: &LiveKey, options: Options) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::inventory::{LiveAlias, MultiRegion, ReplicaRef, Target};
+    use crate::aws::{LiveAlias, MultiRegion, ReplicaRef, Target};
 
     fn target(region: &str) -> Target {
         Target {

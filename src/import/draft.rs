@@ -12,15 +12,14 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::classify::{Estate, Family};
-use crate::aws::inventory::{LiveGrant, LiveKey};
+use crate::aws::{LiveGrant, LiveKey};
 use crate::config::{
     check_principal_in, partition_of, Access, Address, Fleet, KeySpec, KeyUsage, NodeKind,
+    GRANT_OPERATIONS,
 };
 use crate::policy::{infer, InferContext, Inference};
 use crate::render::RecordedOutputs;
 
-/// Operations a grant node may list (orch's `operations`), for grants people made.
-const GRANT_OPERATIONS: &[&str] = crate::config::GRANT_OPERATIONS;
 
 /// How a key's policy is written.
 #[derive(Clone, Debug, Serialize)]

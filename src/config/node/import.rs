@@ -80,7 +80,7 @@ fn own_only(f: &mut Fields, source: u32) -> Option<Span> {
 }
 
 /// A key id as AWS writes it: a UUID, or `mrk-` and 32 hex digits for a multi-region key.
-pub fn is_key_id(id: &str) -> bool {
+fn is_key_id(id: &str) -> bool {
     let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
     if let Some(rest) = id.strip_prefix("mrk-") {
         return rest.len() == 32 && hex(rest);

@@ -23,7 +23,7 @@ use crate::diag::{did_you_mean, Diagnostics, Span};
 use consumers::{read_grant, read_key_access, read_s3_bucket};
 use custom::read_custom;
 use key::{read_key, read_replica};
-pub use import::is_key_id;
+pub use consumers::GRANT_OPERATIONS;
 pub use tags::{read_tags, K9_TAGS};
 
 pub const BUILTIN_KINDS: &[&str] = &["key", "replica", "grant", "key-access", "s3-bucket"];

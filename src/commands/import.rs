@@ -1,0 +1,297 @@
+//! `orch import discover | apply`: adopting the keys a team already has. `discover` reads the
+//! accounts of the tree through the AWS read path, drafts a node per key (checked against the
+//! tree it makes, twice if the tree's defaults call for choices), and writes it into `live/`
+//! (or prints it with `--dry-run`). `apply` runs the adopted nodes through the engine with
+//! import blocks, refusing any plan that would create or destroy something.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::context::{exit, AppError, Loaded};
+use super::select::select;
+use crate::aws::{Reader, Target};
+use crate::cli::{DiscoverArgs, Global, RunOptions};
+use crate::config::NodeKind;
+use crate::import::classify::{classify, Estate, Options};
+use crate::import::draft::{draft, Draft, Overrides, PolicyChoice};
+use crate::import::verify::{self, Findings};
+use crate::import::write::write_all;
+use crate::terraform::workflow::{Action, Imports};
+
+/// Exit code of a discovery that could not read everything it was asked to (a region unknown,
+/// a key left out because its tree would differ from AWS).
+const PARTIAL: u8 = 2;
+
+pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result<(), AppError> {
+    let fleet = &loaded.fleet;
+    let targets = targets(loaded, args)?;
+    let profile = loaded.run_profile(global)?;
+    let endpoint = profile.and_then(|p| p.endpoint);
+    let reader = Reader::new(endpoint, usize::from(args.concurrency));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    say!(
+        "reading {} account/region pair(s) of {} account(s)...",
+        targets.len(),
+        targets.iter().map(|t| &t.account).collect::<BTreeSet<_>>().len()
+    );
+    let started = std::time::Instant::now();
+    let read = runtime.block_on(reader.read_all(targets));
+    let seconds = started.elapsed().as_secs_f64();
+    let mut estate = classify(
+        read,
+        Options {
+            include_disabled: args.include_disabled,
+        },
+    );
+    let today = crate::engine::run_id().chars().take(10).collect::<String>();
+    let scratch = fleet.state_dir().join("import").join(std::process::id().to_string());
+    let result = settle(loaded, &mut estate, &today, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    let (draft, findings, dropped) = result?;
+    print_report(&estate, &draft, &findings, &dropped, seconds);
+    if let Some(path) = &args.report {
+        let report = json!({
+            "adopted": draft.adopted,
+            "matched": draft.matched,
+            "skipped": estate.skipped,
+            "grants_skipped": draft.grants_skipped,
+            "not_adopted": dropped,
+            "aws_managed": estate.aws_managed,
+            "service_grants": estate.service_grants,
+            "unknown": estate.unknown,
+            "calls": estate.calls,
+            "keys_read": estate.keys_read,
+            "seconds": seconds,
+        });
+        crate::render::write_atomic(path, (serde_json::to_string_pretty(&report).expect("JSON") + "\n").as_bytes())
+            .map_err(|e| AppError::Usage(format!("cannot write the report {}: {e}", path.display())))?;
+    }
+    if args.dry_run {
+        for (path, text) in &draft.files {
+            println!("--- {}", fleet.live.join(path).display());
+            print!("{text}");
+        }
+        say!("--dry-run: {} file(s) would be written; nothing was written", draft.files.len());
+    } else if draft.files.is_empty() {
+        say!("nothing new to write: every key found is in the tree or left alone");
+    } else {
+        let written = write_all(&fleet.live, &draft.files).map_err(|e| AppError::Usage(e.to_string()))?;
+        say!(
+            "wrote {} file(s) under {}; next: `orch import apply` adopts them (it creates and destroys nothing)",
+            written.len(),
+            fleet.live.display()
+        );
+    }
+    let partial = !estate.unknown.is_empty() || !dropped.is_empty();
+    exit(if partial { PARTIAL } else { 0 })
+}
+
+/// The accounts and regions to read: the tree's, or those named.
+fn targets(loaded: &Loaded, args: &DiscoverArgs) -> Result<Vec<Target>, AppError> {
+    let fleet = &loaded.fleet;
+    for name in &args.account {
+        if !fleet.accounts.contains_key(name) {
+            let known: Vec<&str> = fleet.accounts.keys().map(String::as_str).collect();
+            return Err(AppError::Usage(format!(
+                "--account {name}: no such account in the tree (accounts: {}); import adopts keys into accounts the tree has: add live/{name}/account.yaml first",
+                known.join(", ")
+            )));
+        }
+    }
+    for region in &args.region {
+        if !crate::config::regions::is_known(region) {
+            return Err(AppError::Usage(format!("--region {region}: not an AWS region orch knows")));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, account) in &fleet.accounts {
+        if !args.account.is_empty() && !args.account.contains(name) {
+            continue;
+        }
+        let regions = if args.region.is_empty() {
+            account.regions.clone()
+        } else {
+            args.region.clone()
+        };
+        for region in regions {
+            out.push(Target {
+                account: name.clone(),
+                account_id: account.account_id.clone(),
+                role_arn: account.role_arn.clone(),
+                region,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The draft to write: made, checked against the tree it makes, made again with the choices
+/// the check calls for, checked again. Keys still different from AWS after that are dropped
+/// (with why), so what is written never changes who can do what.
+fn settle(
+    loaded: &Loaded,
+    estate: &mut Estate,
+    today: &str,
+    scratch: &Path,
+) -> Result<(Draft, Findings, Vec<(String, Vec<String>)>), AppError> {
+    let mut overrides = Overrides::default();
+    let mut dropped = Vec::new();
+    for _round in 0..4 {
+        let d = draft(&loaded.fleet, estate, &overrides, today);
+        let findings = check_in_copy(loaded, &d, estate, &overrides, scratch)?;
+        if !findings.problems.is_empty() {
+            estate.families.retain(|f| !findings.problems.contains_key(&f.primary.key_id));
+            dropped.extend(findings.problems.into_iter());
+            continue;
+        }
+        let settled = findings.overrides.keep_policy == overrides.keep_policy
+            && findings.overrides.explicit == overrides.explicit;
+        if settled {
+            return Ok((d, findings, dropped));
+        }
+        overrides = findings.overrides;
+    }
+    Err(AppError::Usage(
+        "orch could not make a tree whose keys match AWS's; nothing was written (this is a bug: please report it with --dry-run's output)".into(),
+    ))
+}
+
+/// Writes the draft into a copy of the tree under `.orch/import/`, loads it like any tree, and
+/// checks each adopted key against AWS.
+fn check_in_copy(
+    loaded: &Loaded,
+    d: &Draft,
+    estate: &Estate,
+    overrides: &Overrides,
+    scratch: &Path,
+) -> Result<Findings, AppError> {
+    let fleet = &loaded.fleet;
+    let _ = std::fs::remove_dir_all(scratch);
+    let live = scratch.join("live");
+    copy_tree(&fleet.live, &live).map_err(|e| AppError::Usage(format!("copying the tree to {}: {e}", live.display())))?;
+    if let Some(dir) = &loaded.templates.dir {
+        std::os::unix::fs::symlink(dir, scratch.join("templates"))?;
+    }
+    write_all(&live, &d.files).map_err(|e| AppError::Usage(e.to_string()))?;
+    let made = super::load(&live, false).map_err(|e| match e {
+        AppError::Invalid { count, .. } => AppError::Usage(format!(
+            "the tree import would write does not validate ({count} error(s), above, in a copy at {}); nothing was written",
+            live.display()
+        )),
+        other => other,
+    })?;
+    Ok(verify::check(&made.fleet, d, estate, overrides))
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let dest = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &dest)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_report(
+    estate: &Estate,
+    draft: &Draft,
+    findings: &Findings,
+    dropped: &[(String, Vec<String>)],
+    seconds: f64,
+) {
+    let calls: u64 = estate.calls.values().sum();
+    say!(
+        "read {} customer-managed key(s) in {seconds:.1}s with {calls} API call(s); skipped {} AWS-managed key(s) and {} grant(s) AWS services made",
+        estate.keys_read, estate.aws_managed, estate.service_grants
+    );
+    for u in &estate.unknown {
+        say!(
+            "UNKNOWN {}/{} ({}): {} (its keys are not known, not absent)",
+            u.target.account, u.target.region, u.target.account_id, u.reason
+        );
+    }
+    for a in &draft.adopted {
+        let how = match &a.policy {
+            PolicyChoice::Capabilities => "policy as capabilities (same effect)".to_string(),
+            PolicyChoice::Kept { .. } => "policy kept as written (`policy:`)".to_string(),
+        };
+        say!("adopt {} <- {}: {how}", a.address, a.key_id);
+        if let PolicyChoice::Kept { why } = &a.policy {
+            for w in why {
+                say!("    {w}");
+            }
+        }
+        for r in &a.replicas {
+            say!("    replica {r}");
+        }
+        for g in &a.grants {
+            say!("    grant {g}");
+        }
+        for n in &a.notes {
+            say!("    note: {n}");
+        }
+        if let Some(tags) = findings.added_tags.get(&a.key_id) {
+            say!("    adoption drift: the tree adds tag(s) {}", tags.join(", "));
+        }
+    }
+    for m in &draft.matched {
+        say!("in the tree already: {} is {} (by {})", m.id, m.address, m.by);
+    }
+    for s in &estate.skipped {
+        say!("left alone {}/{} {}: {}", s.account, s.region, s.key_id, s.why);
+    }
+    for g in &draft.grants_skipped {
+        say!("grant {} on {} left alone: {}", g.grant_id, g.key_id, g.why);
+    }
+    for (id, why) in dropped {
+        say!("NOT ADOPTED {id}: the tree would differ from AWS: {}", why.join("; "));
+    }
+}
+
+/// `orch import apply` (and `orch apply --import`): the selected nodes that adopt something,
+/// applied with their import blocks; any plan that creates or destroys refuses the whole run.
+pub fn apply(
+    loaded: Loaded,
+    global: &Global,
+    options: &RunOptions,
+    auto_approve: bool,
+) -> Result<(), AppError> {
+    let selected = select(&loaded, &options.filters)?;
+    let adopting: BTreeSet<usize> = selected
+        .iter()
+        .copied()
+        .filter(|&i| match &loaded.fleet.nodes[i].kind {
+            NodeKind::Key(k) => k.import.is_some(),
+            NodeKind::Replica(r) => r.import.is_some(),
+            NodeKind::Grant(g) => g.import.is_some(),
+            _ => false,
+        })
+        .collect();
+    if adopting.is_empty() {
+        say!("no selected node adopts anything (`import:`); nothing to do");
+        return Ok(());
+    }
+    say!(
+        "adopting through {} node(s); a plan that creates or destroys anything stops the run before anything is imported",
+        adopting.len()
+    );
+    super::run::exec_with(
+        loaded,
+        global,
+        options,
+        (Action::Apply, false, auto_approve),
+        Imports::Adopt,
+        Some(adopting),
+    )
+}
