@@ -9,6 +9,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
@@ -74,6 +75,12 @@ pub const KMS_ACTIONS: [&str; 55] = [
     "kms:VerifyMac",
 ];
 
+/// [`KMS_ACTIONS`], each with its lowercase form.
+fn folded_actions() -> &'static [(String, &'static str)] {
+    static FOLDED: OnceLock<Vec<(String, &'static str)>> = OnceLock::new();
+    FOLDED.get_or_init(|| KMS_ACTIONS.iter().map(|a| (a.to_lowercase(), *a)).collect())
+}
+
 /// The policy language version whose `${...}` are policy variables; IAM reads a policy without
 /// `Version` as the older one, where they are literal text.
 const VARIABLES_VERSION: &str = "2012-10-17";
@@ -98,10 +105,10 @@ impl Name {
     /// An action: its canonical spelling when it is a KMS action.
     fn action(text: &str) -> Name {
         let folded = text.to_lowercase();
-        let shown = KMS_ACTIONS
+        let shown = folded_actions()
             .iter()
-            .find(|a| a.to_lowercase() == folded)
-            .map_or(text, |a| a);
+            .find(|(f, _)| *f == folded)
+            .map_or(text, |(_, a)| a);
         Name {
             folded,
             shown: shown.to_string(),
@@ -383,10 +390,13 @@ fn expand(pattern: &str) -> Vec<Name> {
         return vec![Name::action(pattern)];
     }
     let folded = pattern.to_lowercase();
-    let matched: Vec<Name> = KMS_ACTIONS
+    let matched: Vec<Name> = folded_actions()
         .iter()
-        .filter(|a| glob(folded.as_bytes(), a.to_lowercase().as_bytes()))
-        .map(|a| Name::action(a))
+        .filter(|(f, _)| glob(folded.as_bytes(), f.as_bytes()))
+        .map(|(f, a)| Name {
+            folded: f.clone(),
+            shown: a.to_string(),
+        })
         .collect();
     if matched.is_empty() {
         vec![Name::new(pattern)]
