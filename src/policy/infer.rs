@@ -164,7 +164,10 @@ enum Guard {
     Slot(Slot),
     /// `kms:CallerAccount` and `kms:ViaService` pinned to the service in every region of the
     /// key; `grant` adds `kms:GrantIsForAWSResource`.
-    Service { name: String, grant: bool },
+    Service {
+        name: String,
+        grant: bool,
+    },
 }
 
 /// Live actions sorted by who gets them under which condition.
@@ -341,9 +344,9 @@ fn guard(condition: &Condition, ctx: &InferContext) -> Result<Guard, String> {
         return Ok(Guard::Slot(Slot::GrantForAws));
     };
     let context = !equals.is_empty()
-        && equals
-            .keys()
-            .all(|k| k.folded().len() > CONTEXT_PREFIX.len() && k.folded().starts_with(CONTEXT_PREFIX));
+        && equals.keys().all(|k| {
+            k.folded().len() > CONTEXT_PREFIX.len() && k.folded().starts_with(CONTEXT_PREFIX)
+        });
     if context && !grant {
         let mut out = Context::new();
         for (key, values) in equals {
@@ -409,7 +412,12 @@ fn unwritten(condition: &Condition) -> String {
     let ours = |key: &Name| {
         let k = key.folded();
         k.starts_with(CONTEXT_PREFIX)
-            || ["kms:calleraccount", "kms:viaservice", "kms:grantisforawsresource"].contains(&k)
+            || [
+                "kms:calleraccount",
+                "kms:viaservice",
+                "kms:grantisforawsresource",
+            ]
+            .contains(&k)
     };
     let mut parts = Vec::new();
     for (op, keys) in condition {
@@ -453,21 +461,34 @@ fn cover(
         .map(|c| (*c, table(*c)))
         .filter(|(_, acts)| !acts.is_empty() && acts.is_subset(held))
         .collect();
-    let union_of = |mask: u32| -> BTreeSet<Name> {
+    let union_of = |mask: u32| -> BTreeSet<&Name> {
         candidates
             .iter()
             .enumerate()
             .filter(|(i, _)| mask & (1 << i) != 0)
-            .flat_map(|(_, (_, acts))| acts.iter().cloned())
+            .flat_map(|(_, (_, acts))| acts.iter())
             .collect()
     };
     let all = (1u32 << candidates.len()) - 1;
     let union = union_of(all);
-    let leftover = held.difference(&union).cloned().collect();
-    // A capability whose actions others already give adds nothing to the policy: the fewest.
+    let leftover = held
+        .iter()
+        .filter(|a| !union.contains(a))
+        .cloned()
+        .collect();
+    // A capability whose actions others already give adds nothing to the policy: the fewest,
+    // and of as many, the narrowest (a public key read as read-data rather than read-config).
+    let width = |mask: u32| -> usize {
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, (_, acts))| acts.len())
+            .sum()
+    };
     let best = (0..=all)
         .filter(|m| union_of(*m) == union)
-        .min_by_key(|m| (m.count_ones(), *m))
+        .min_by_key(|m| (m.count_ones(), width(*m), *m))
         .unwrap_or(all);
     let caps = candidates
         .iter()
@@ -489,14 +510,21 @@ fn leftover_reason(
 ) -> String {
     let mut parts = Vec::new();
     let mut explained = BTreeSet::new();
-    for cap in allowed {
-        let acts = table(*cap);
-        if acts.is_disjoint(left) {
-            continue;
+    // The capabilities nearest to what is given: those that need the fewest actions more.
+    let near: Vec<(Capability, BTreeSet<Name>)> = allowed
+        .iter()
+        .map(|c| (*c, table(*c)))
+        .filter(|(_, acts)| !acts.is_disjoint(left))
+        .map(|(c, acts)| {
+            explained.extend(acts.intersection(left).cloned());
+            (c, acts.difference(held).cloned().collect())
+        })
+        .collect();
+    let fewest = near.iter().map(|(_, missing)| missing.len()).min();
+    for (cap, missing) in &near {
+        if Some(missing.len()) == fewest {
+            parts.push(format!("{cap} would also need {}", join(missing)));
         }
-        explained.extend(acts.intersection(left).cloned());
-        let missing: BTreeSet<Name> = acts.difference(held).cloned().collect();
-        parts.push(format!("{cap} would also need {}", join(&missing)));
     }
     let others: BTreeSet<Name> = Capability::ALL
         .iter()
@@ -557,11 +585,14 @@ fn resolve(sorted: &Sorted, ctx: &InferContext, reasons: &mut Reasons) -> Access
     let context = contexts.first().map(|(_, c)| (*c).clone());
     for (index, c) in &contexts {
         if Some(*c) != context.as_ref() {
-            reasons.add(*index, format!(
+            reasons.add(
+                *index,
+                format!(
                 "a second encryption context ({}): orch writes one per key, and the first is {}",
                 describe_context(c),
                 context.as_ref().map(describe_context).unwrap_or_default()
-            ));
+            ),
+            );
         }
     }
     if let Some(c) = &context {
@@ -644,7 +675,11 @@ fn resolve(sorted: &Sorted, ctx: &InferContext, reasons: &mut Reasons) -> Access
             }
         }
         for cap in caps {
-            access.grants.entry(cap).or_default().push(principal.clone());
+            access
+                .grants
+                .entry(cap)
+                .or_default()
+                .push(principal.clone());
         }
     }
 
@@ -719,11 +754,7 @@ fn misfit(
         if reasons.has(statement.index) {
             continue;
         }
-        let missing: BTreeSet<Tuple> = statement
-            .tuples
-            .intersection(&diff.lost)
-            .cloned()
-            .collect();
+        let missing: BTreeSet<Tuple> = statement.tuples.intersection(&diff.lost).cloned().collect();
         if !missing.is_empty() {
             reasons.add(
                 statement.index,
@@ -775,4 +806,600 @@ fn misfit(
         })
         .collect();
     Misfit { unmapped, extra }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::policy::fixtures::{account, with_root, ADMIN, APP};
+
+    const OTHER: &str = "222222222222";
+    const ROOT: &str = "arn:aws:iam::111111111111:root";
+    const USER: &str = "arn:aws:iam::111111111111:user/alice";
+
+    fn context(account: &Account, spec: KeySpec, usage: KeyUsage) -> InferContext<'_> {
+        InferContext {
+            account,
+            partition: "aws",
+            regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            spec,
+            usage,
+            multi_region: true,
+        }
+    }
+
+    fn symmetric(account: &Account) -> InferContext<'_> {
+        context(account, KeySpec::SymmetricDefault, KeyUsage::EncryptDecrypt)
+    }
+
+    /// The policy orch writes for `access`, as AWS returns it.
+    fn policy_of(access: &Access, ctx: &InferContext) -> Value {
+        let facts = KeyFacts {
+            account: ctx.account,
+            partition: ctx.partition,
+            regions: ctx.regions.clone(),
+            spec: ctx.spec,
+            usage: ctx.usage,
+            multi_region: ctx.multi_region,
+            access,
+            bypass_lockout_check: false,
+            policy_override: None,
+            replica: false,
+        };
+        serde_json::from_str(&build(&facts).to_json()).unwrap()
+    }
+
+    fn exact(live: &Value, ctx: &InferContext) -> Access {
+        match infer(live, ctx) {
+            Inference::Exact(access) => access,
+            other => panic!("not exact: {other:#?}\n{live:#}"),
+        }
+    }
+
+    fn inexact(live: &Value, ctx: &InferContext) -> Misfit {
+        match infer(live, ctx) {
+            Inference::Inexact(misfit) => misfit,
+            other => panic!("expected a misfit: {other:#?}"),
+        }
+    }
+
+    /// The reasons given for the statement at `index`, joined.
+    fn reasons_of(misfit: &Misfit, index: usize) -> String {
+        misfit
+            .unmapped
+            .iter()
+            .find(|u| u.index == index)
+            .map(|u| u.reasons.join(" | "))
+            .unwrap_or_else(|| panic!("Statement[{index}] mapped: {misfit:#?}"))
+    }
+
+    fn indexes(misfit: &Misfit) -> Vec<usize> {
+        misfit.unmapped.iter().map(|u| u.index).collect()
+    }
+
+    fn grant(access: &mut Access, cap: Capability, principals: &[&str]) {
+        let list = access.grants.entry(cap).or_default();
+        list.extend(principals.iter().map(|p| p.to_string()));
+        list.sort();
+        list.dedup();
+    }
+
+    fn service(name: &str, caps: &[Capability]) -> ServiceAccess {
+        ServiceAccess {
+            service: name.into(),
+            capabilities: caps.to_vec(),
+        }
+    }
+
+    fn with_context(mut access: Access) -> Access {
+        access
+            .encryption_context
+            .insert("Department".into(), "finance".into());
+        access
+    }
+
+    /// Access models of every shape orch writes.
+    fn models() -> Vec<(String, Access)> {
+        use Capability::*;
+        let mut out = Vec::new();
+        for cap in Capability::ALL {
+            let mut a = with_root();
+            grant(&mut a, cap, &[APP]);
+            out.push((format!("{cap} alone"), a.clone()));
+            a.root_access = false;
+            grant(&mut a, AdministerResource, &[ADMIN]);
+            out.push((format!("{cap} without root"), a.clone()));
+            out.push((format!("{cap} with a context"), with_context(a)));
+        }
+        let mut all = with_root();
+        for cap in Capability::ALL {
+            grant(&mut all, cap, &[APP, USER]);
+        }
+        out.push(("every capability, two principals".into(), all.clone()));
+        out.push(("every capability with a context".into(), with_context(all)));
+        let mut sugar = with_root();
+        grant(&mut sugar, AdministerResource, &[ADMIN]);
+        grant(&mut sugar, ReadConfig, &[ADMIN, APP]);
+        grant(&mut sugar, ReadData, &[APP, USER]);
+        grant(&mut sugar, WriteData, &[APP]);
+        out.push(("administrators and users".into(), sugar.clone()));
+        let mut services = sugar.clone();
+        services.services = vec![
+            service("ec2", &[ReadData]),
+            service("s3", &[ReadData, WriteData]),
+            service("secretsmanager", &[WriteData]),
+        ];
+        out.push(("services".into(), services.clone()));
+        out.push(("services with a context".into(), with_context(services)));
+        let mut external = sugar.clone();
+        external
+            .external_accounts
+            .insert(OTHER.into(), vec![ReadConfig, ReadData]);
+        external
+            .external_accounts
+            .insert("333333333333".into(), vec![WriteData]);
+        out.push(("external accounts".into(), external.clone()));
+        out.push((
+            "external accounts with a context".into(),
+            with_context(external.clone()),
+        ));
+        external.root_access = false;
+        external
+            .services
+            .push(service("s3", &[ReadData, WriteData]));
+        out.push(("everything, with a context".into(), with_context(external)));
+        let mut root_user = Access::default();
+        grant(&mut root_user, AdministerResource, &[ROOT]);
+        grant(&mut root_user, ReadData, &[ROOT]);
+        out.push(("the root as a principal".into(), root_user));
+        out
+    }
+
+    /// `build -> JSON -> infer` gives a model with the same policy, whose capabilities are the
+    /// original's less those others already give.
+    #[test]
+    fn orchs_own_policies_map_back_exactly() {
+        let account = account();
+        let mut trips = 0;
+        for spec in KeySpec::ALL {
+            for usage in spec.usages() {
+                // A multi-region key is in one region until its first replica.
+                for (multi_region, regions) in [
+                    (false, vec!["us-east-1"]),
+                    (true, vec!["us-east-1"]),
+                    (true, vec!["eu-west-1", "us-east-1"]),
+                ] {
+                    let ctx = InferContext {
+                        regions: regions.iter().map(|r| r.to_string()).collect(),
+                        multi_region,
+                        ..context(&account, spec, *usage)
+                    };
+                    for (name, original) in models() {
+                        let at = format!(
+                            "{name}, {spec:?} {usage:?} {regions:?} multi-region {multi_region}"
+                        );
+                        let live = policy_of(&original, &ctx);
+                        let found = match infer(&live, &ctx) {
+                            Inference::Exact(found) => found,
+                            other => panic!("{at}: {other:#?}\n{live:#}"),
+                        };
+                        assert!(rendered(&found, &ctx) == rendered(&original, &ctx), "{at}");
+                        assert_eq!(found.root_access, original.root_access, "{at}");
+                        if live.to_string().contains("kms:EncryptionContext:") {
+                            assert_eq!(
+                                found.encryption_context, original.encryption_context,
+                                "{at}"
+                            );
+                        }
+                        assert_eq!(found.services, original.services, "{at}");
+                        // Every capability found is within what the original gives
+                        // its principal (on a key agreement key, read-data's public key is
+                        // also read-config's: either may stand for it).
+                        let acts = |cap| actions(cap, spec, *usage, multi_region);
+                        for (cap, principals) in &found.grants {
+                            for p in principals {
+                                let given: BTreeSet<&str> = original
+                                    .grants
+                                    .iter()
+                                    .filter(|(_, o)| o.contains(p))
+                                    .flat_map(|(c, _)| acts(*c))
+                                    .collect();
+                                assert!(
+                                    acts(*cap).iter().all(|a| given.contains(a)),
+                                    "{at}: {p} was not given {cap}: {found:#?}"
+                                );
+                            }
+                        }
+                        for (account, caps) in &found.external_accounts {
+                            let given = &original.external_accounts[account];
+                            assert!(caps.iter().all(|c| given.contains(c)), "{at}: {found:#?}");
+                        }
+                        trips += 1;
+                    }
+                }
+            }
+        }
+        assert!(trips > 1000, "{trips}");
+    }
+
+    #[test]
+    fn redundant_capabilities_are_dropped_not_invented() {
+        let account = account();
+        let ctx = symmetric(&account);
+        let mut access = with_root();
+        grant(&mut access, Capability::AdministerResource, &[ADMIN]);
+        grant(&mut access, Capability::ReadConfig, &[ADMIN]);
+        grant(&mut access, Capability::DeleteData, &[ADMIN]);
+        let found = exact(&policy_of(&access, &ctx), &ctx);
+        assert_eq!(
+            found.grants,
+            BTreeMap::from([(Capability::AdministerResource, vec![ADMIN.to_string()])]),
+            "read-config and delete-data are within administer-resource on a symmetric key"
+        );
+    }
+
+    /// CreateKey's default policy when none is given.
+    #[test]
+    fn the_default_policy_of_create_key_is_root_access() {
+        let account = account();
+        let ctx = symmetric(&account);
+        let live = json!({
+            "Version": "2012-10-17",
+            "Id": "key-default-1",
+            "Statement": [{
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": ROOT},
+                "Action": "kms:*",
+                "Resource": "*"
+            }]
+        });
+        let found = exact(&live, &ctx);
+        assert!(found.root_access);
+        assert!(found.grants.is_empty() && found.services.is_empty());
+        assert!(found.external_accounts.is_empty() && found.encryption_context.is_empty());
+        let bare = json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "111111111111"},
+                                        "Action": "kms:*", "Resource": "*"}});
+        assert!(exact(&bare, &ctx).root_access);
+    }
+
+    /// The default key policy of the AWS console, with key administrators and key users.
+    #[test]
+    fn the_consoles_default_policy_is_not_exact_and_says_why() {
+        let account = account();
+        let ctx = InferContext {
+            multi_region: false,
+            ..symmetric(&account)
+        };
+        let live = json!({
+            "Id": "key-consolepolicy-3",
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                 "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+                {"Sid": "Allow access for Key Administrators", "Effect": "Allow",
+                 "Principal": {"AWS": ADMIN},
+                 "Action": ["kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*",
+                            "kms:Update*", "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*",
+                            "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion",
+                            "kms:CancelKeyDeletion", "kms:RotateKeyOnDemand"],
+                 "Resource": "*"},
+                {"Sid": "Allow use of the key", "Effect": "Allow",
+                 "Principal": {"AWS": APP},
+                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*",
+                            "kms:GenerateDataKey*", "kms:DescribeKey"],
+                 "Resource": "*"},
+                {"Sid": "Allow attachment of persistent resources", "Effect": "Allow",
+                 "Principal": {"AWS": APP},
+                 "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                 "Resource": "*",
+                 "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}
+            ]
+        });
+        let misfit = inexact(&live, &ctx);
+        assert_eq!(indexes(&misfit), vec![1, 2], "{misfit:#?}");
+        assert_eq!(
+            misfit.unmapped[0].sid.as_deref(),
+            Some("Allow access for Key Administrators")
+        );
+        let admin = reasons_of(&misfit, 1);
+        for action in [
+            "kms:CreateKey",
+            "kms:CreateCustomKeyStore",
+            "kms:ListAliases",
+        ] {
+            assert!(admin.contains(action), "{admin}");
+        }
+        assert!(admin.contains(ADMIN), "{admin}");
+        let user = reasons_of(&misfit, 2);
+        assert!(user.contains("kms:DescribeKey"), "{user}");
+        assert!(user.contains("read-config would also need"), "{user}");
+        assert!(user.contains("kms:GetKeyPolicy"), "{user}");
+    }
+
+    fn root_and(statement: Value) -> Value {
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"},
+            statement,
+        ]})
+    }
+
+    /// The reasons for the one statement beside the root's.
+    fn second_reasons(statement: Value) -> String {
+        let account = account();
+        let ctx = symmetric(&account);
+        let misfit = inexact(&root_and(statement), &ctx);
+        assert_eq!(indexes(&misfit), vec![1], "{misfit:#?}");
+        reasons_of(&misfit, 1)
+    }
+
+    #[test]
+    fn what_orch_never_writes_falls_back_with_its_reason() {
+        let deny = second_reasons(
+            json!({"Sid": "NoDeletion", "Effect": "Deny", "Principal": "*",
+            "Action": "kms:ScheduleKeyDeletion", "Resource": "*"}),
+        );
+        assert!(
+            deny.contains("Deny statements have no counterpart"),
+            "{deny}"
+        );
+        let not_principal = second_reasons(json!({"Effect": "Allow", "NotPrincipal": {"AWS": APP},
+            "Action": "kms:Decrypt", "Resource": "*"}));
+        assert!(not_principal.contains("NotPrincipal"), "{not_principal}");
+        let not_action = second_reasons(json!({"Effect": "Allow", "Principal": {"AWS": APP},
+            "NotAction": "kms:Decrypt", "Resource": "*"}));
+        assert!(not_action.contains("NotAction"), "{not_action}");
+        let ip = second_reasons(json!({"Effect": "Allow", "Principal": {"AWS": APP},
+            "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*",
+            "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}));
+        assert!(
+            ip.contains("condition aws:SourceIp is not one orch writes"),
+            "{ip}"
+        );
+        let deleted = second_reasons(json!({"Effect": "Allow",
+            "Principal": {"AWS": "AROAEXAMPLEID1234567"},
+            "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*"}));
+        assert!(
+            deleted.contains("AROAEXAMPLEID1234567 is not an ARN orch accepts"),
+            "{deleted}"
+        );
+        assert!(deleted.contains("deleted"), "{deleted}");
+        let everyone = second_reasons(json!({"Effect": "Allow", "Principal": "*",
+            "Action": "kms:Decrypt", "Resource": "*"}));
+        assert!(everyone.contains("admits everyone"), "{everyone}");
+        let service_principal = second_reasons(json!({"Effect": "Allow",
+            "Principal": {"Service": "logs.amazonaws.com"}, "Action": "kms:Decrypt", "Resource": "*"}));
+        assert!(
+            service_principal.contains("not an IAM principal"),
+            "{service_principal}"
+        );
+        let resource = second_reasons(json!({"Effect": "Allow", "Principal": {"AWS": APP},
+            "Action": ["kms:Decrypt", "kms:ReEncryptFrom"],
+            "Resource": "arn:aws:kms:us-east-1:111111111111:key/1234"}));
+        assert!(resource.contains("Resource arn:aws:kms"), "{resource}");
+        let partition = second_reasons(json!({"Effect": "Allow",
+            "Principal": {"AWS": "arn:aws-cn:iam::111111111111:role/app"},
+            "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*"}));
+        assert!(partition.contains("partition"), "{partition}");
+        let wide = second_reasons(json!({"Effect": "Allow", "Principal": {"AWS": APP},
+            "Action": "kms:Create*", "Resource": "*"}));
+        assert!(
+            wide.contains(APP) && wide.contains("kms:CreateKey"),
+            "{wide}"
+        );
+        assert!(wide.contains("no capability holds"), "{wide}");
+    }
+
+    #[test]
+    fn a_service_must_be_pinned_as_orch_pins_it() {
+        let pinned = |via: Value, caller: &str| {
+            json!({"Effect": "Allow", "Principal": {"AWS": "*"},
+                   "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:ReEncryptFrom"], "Resource": "*",
+                   "Condition": {"StringEquals": {"kms:CallerAccount": caller, "kms:ViaService": via}}})
+        };
+        let one_region =
+            second_reasons(pinned(json!("s3.us-east-1.amazonaws.com"), "111111111111"));
+        assert!(
+            one_region.contains("names the regions us-east-1"),
+            "{one_region}"
+        );
+        let caller = second_reasons(pinned(
+            json!(["s3.us-east-1.amazonaws.com", "s3.eu-west-1.amazonaws.com"]),
+            OTHER,
+        ));
+        assert!(caller.contains("not this key's account"), "{caller}");
+        let two = second_reasons(pinned(
+            json!(["s3.us-east-1.amazonaws.com", "ec2.eu-west-1.amazonaws.com"]),
+            "111111111111",
+        ));
+        assert!(two.contains("several services"), "{two}");
+        // Pinned as orch pins it, but without its grant statement: what orch would add.
+        let account = account();
+        let ctx = symmetric(&account);
+        let live = root_and(pinned(
+            json!(["s3.us-east-1.amazonaws.com", "s3.eu-west-1.amazonaws.com"]),
+            "111111111111",
+        ));
+        let misfit = inexact(&live, &ctx);
+        assert!(misfit.unmapped.is_empty(), "{misfit:#?}");
+        assert!(
+            misfit
+                .extra
+                .iter()
+                .any(|e| e.contains("kms:CreateGrant") && e.contains("GrantIsForAWSResource")),
+            "{misfit:#?}"
+        );
+    }
+
+    #[test]
+    fn what_the_model_would_add_is_named() {
+        let account = account();
+        let ctx = symmetric(&account);
+        let mut access = with_root();
+        grant(&mut access, Capability::ReadData, &[APP]);
+        grant(&mut access, Capability::ReadConfig, &[APP]);
+        let mut live = policy_of(&access, &ctx);
+        // The grants statement for AWS resources removed.
+        let statements = live["Statement"].as_array_mut().unwrap();
+        statements.retain(|s| s["Sid"] != "GrantsForAwsResources");
+        // One action less for the read-config statement.
+        let config = statements
+            .iter_mut()
+            .find(|s| s["Sid"] == "ReadConfig")
+            .unwrap();
+        config["Action"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a != "kms:ListGrants");
+        let misfit = inexact(&live, &ctx);
+        assert!(
+            misfit.extra.iter().any(|e| e.contains("kms:CreateGrant")),
+            "{misfit:#?}"
+        );
+        let why = reasons_of(&misfit, 1);
+        assert!(
+            why.contains("read-config would also need kms:ListGrants"),
+            "{why}"
+        );
+        assert!(
+            !why.contains("administer-resource"),
+            "the nearest capability only: {why}"
+        );
+    }
+
+    #[test]
+    fn a_statement_orch_would_widen_says_with_what() {
+        let account = account();
+        let ctx = symmetric(&account);
+        let mut access = with_root();
+        access.services.push(service("s3", &[Capability::ReadData]));
+        let mut live = policy_of(&access, &ctx);
+        let via = live["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|s| s["Sid"] == "ViaServiceS3")
+            .unwrap();
+        via["Action"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|a| a != "kms:DescribeKey");
+        let misfit = inexact(&live, &ctx);
+        let why = reasons_of(&misfit, 1);
+        assert!(
+            why.contains("orch would render this statement with more")
+                && why.contains("kms:DescribeKey"),
+            "{why}"
+        );
+        assert_eq!(misfit.extra.len(), 1, "{misfit:#?}");
+    }
+
+    #[test]
+    fn one_encryption_context_per_key() {
+        let account = account();
+        let ctx = symmetric(&account);
+        let data = |value: &str| {
+            json!({"Effect": "Allow", "Principal": {"AWS": APP},
+                   "Action": ["kms:Decrypt", "kms:ReEncryptFrom"], "Resource": "*",
+                   "Condition": {"StringEquals": {"kms:EncryptionContext:Department": value}}})
+        };
+        let grants = json!({"Effect": "Allow", "Principal": {"AWS": APP},
+            "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": "*",
+            "Condition": {"Bool": {"kms:GrantIsForAWSResource": true}}});
+        let root = json!({"Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"});
+        let one = json!({"Statement": [root.clone(), data("finance"), grants.clone()]});
+        let found = exact(&one, &ctx);
+        assert_eq!(
+            found.encryption_context,
+            BTreeMap::from([("Department".to_string(), "finance".to_string())])
+        );
+        let two = json!({"Statement": [root, data("finance"), grants, data("legal")]});
+        let misfit = inexact(&two, &ctx);
+        assert_eq!(indexes(&misfit), vec![3], "{misfit:#?}");
+        assert!(reasons_of(&misfit, 3).contains("a second encryption context"));
+    }
+
+    #[test]
+    fn other_accounts_map_to_external_accounts() {
+        let account = account();
+        let ctx = symmetric(&account);
+        let live = root_and(json!({"Effect": "Allow", "Principal": {"AWS": OTHER},
+            "Action": ["kms:Decrypt", "kms:DescribeKey", "kms:GetKeyRotationStatus",
+                       "kms:ListGrants", "kms:ReEncryptFrom"],
+            "Resource": "*"}));
+        let found = exact(&live, &ctx);
+        assert_eq!(
+            found.external_accounts,
+            BTreeMap::from([(
+                OTHER.to_string(),
+                vec![Capability::ReadConfig, Capability::ReadData]
+            )])
+        );
+        assert!(found.grants.is_empty());
+    }
+
+    /// Whatever the live policy, an exact model renders exactly it.
+    #[test]
+    fn a_policy_one_action_short_is_never_taken_for_orchs() {
+        let account = account();
+        let ctx = symmetric(&account);
+        let (_, access) = models()
+            .into_iter()
+            .find(|(name, _)| name == "everything, with a context")
+            .unwrap();
+        let live = policy_of(&access, &ctx);
+        let count = live["Statement"].as_array().unwrap().len();
+        for i in 0..count {
+            let actions = live["Statement"][i]["Action"].as_array().unwrap().len();
+            for j in 0..actions {
+                let mut short = live.clone();
+                short["Statement"][i]["Action"]
+                    .as_array_mut()
+                    .unwrap()
+                    .remove(j);
+                if short["Statement"][i]["Action"]
+                    .as_array()
+                    .unwrap()
+                    .is_empty()
+                {
+                    short["Statement"].as_array_mut().unwrap().remove(i);
+                }
+                let form = Permissions::of(&short, "aws").unwrap();
+                match infer(&short, &ctx) {
+                    Inference::Exact(found) => assert!(rendered(&found, &ctx) == form),
+                    Inference::Inexact(misfit) => {
+                        assert!(!misfit.unmapped.is_empty() || !misfit.extra.is_empty())
+                    }
+                    Inference::Invalid(why) => panic!("{why}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn documents_that_are_not_policies_are_invalid() {
+        let account = account();
+        let ctx = symmetric(&account);
+        for live in [
+            json!(null),
+            json!("{\"Statement\": []}"),
+            json!({"Version": "2012-10-17"}),
+            json!({"Statement": [{"Principal": "*", "Action": "kms:*", "Resource": "*"}]}),
+        ] {
+            assert!(
+                matches!(infer(&live, &ctx), Inference::Invalid(_)),
+                "{live}"
+            );
+        }
+        let nowhere = InferContext {
+            regions: Vec::new(),
+            ..symmetric(&account)
+        };
+        assert!(matches!(
+            infer(&json!({"Statement": []}), &nowhere),
+            Inference::Invalid(_)
+        ));
+    }
 }

@@ -9,6 +9,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::OnceLock;
 
 use serde_json::{Map, Value};
 
@@ -74,6 +75,12 @@ pub const KMS_ACTIONS: [&str; 55] = [
     "kms:VerifyMac",
 ];
 
+/// [`KMS_ACTIONS`], each with its lowercase form.
+fn folded_actions() -> &'static [(String, &'static str)] {
+    static FOLDED: OnceLock<Vec<(String, &'static str)>> = OnceLock::new();
+    FOLDED.get_or_init(|| KMS_ACTIONS.iter().map(|a| (a.to_lowercase(), *a)).collect())
+}
+
 /// The policy language version whose `${...}` are policy variables; IAM reads a policy without
 /// `Version` as the older one, where they are literal text.
 const VARIABLES_VERSION: &str = "2012-10-17";
@@ -98,10 +105,10 @@ impl Name {
     /// An action: its canonical spelling when it is a KMS action.
     fn action(text: &str) -> Name {
         let folded = text.to_lowercase();
-        let shown = KMS_ACTIONS
+        let shown = folded_actions()
             .iter()
-            .find(|a| a.to_lowercase() == folded)
-            .map_or(text, |a| a);
+            .find(|(f, _)| *f == folded)
+            .map_or(text, |(_, a)| a);
         Name {
             folded,
             shown: shown.to_string(),
@@ -199,16 +206,6 @@ pub struct NormalStatement {
     pub index: usize,
     pub sid: Option<String>,
     pub tuples: BTreeSet<Tuple>,
-}
-
-impl NormalStatement {
-    /// `Statement[2] ("Sid")`, as messages name it.
-    pub fn label(&self) -> String {
-        match &self.sid {
-            Some(sid) => format!("Statement[{}] ({sid:?})", self.index),
-            None => format!("Statement[{}]", self.index),
-        }
-    }
 }
 
 /// A policy document's statements in normal form, and its `Version`.
@@ -393,10 +390,13 @@ fn expand(pattern: &str) -> Vec<Name> {
         return vec![Name::action(pattern)];
     }
     let folded = pattern.to_lowercase();
-    let matched: Vec<Name> = KMS_ACTIONS
+    let matched: Vec<Name> = folded_actions()
         .iter()
-        .filter(|a| glob(folded.as_bytes(), a.to_lowercase().as_bytes()))
-        .map(|a| Name::action(a))
+        .filter(|(f, _)| glob(folded.as_bytes(), f.as_bytes()))
+        .map(|(f, a)| Name {
+            folded: f.clone(),
+            shown: a.to_string(),
+        })
         .collect();
     if matched.is_empty() {
         vec![Name::new(pattern)]
@@ -511,9 +511,11 @@ impl Permissions {
                 Target::Resource(r) => variable(r),
                 Target::NotResource(set) => set.iter().any(|r| variable(r)),
             };
-            let condition = t.condition.values().flat_map(|keys| keys.iter()).any(
-                |(key, values)| variable(key.as_str()) || values.iter().any(|v| variable(v)),
-            );
+            let condition = t
+                .condition
+                .values()
+                .flat_map(|keys| keys.iter())
+                .any(|(key, values)| variable(key.as_str()) || values.iter().any(|v| variable(v)));
             who || target || condition
         })
     }
@@ -604,4 +606,338 @@ pub fn describe(tuples: &BTreeSet<Tuple>) -> Vec<String> {
             line
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const APP: &str = "arn:aws:iam::111111111111:role/app";
+    const ROOT: &str = "arn:aws:iam::111111111111:root";
+
+    fn form(policy: Value) -> Permissions {
+        Permissions::of(&policy, "aws").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn doc(statements: Value) -> Value {
+        json!({"Version": "2012-10-17", "Statement": statements})
+    }
+
+    fn allow(principal: Value, action: Value) -> Value {
+        json!({"Effect": "Allow", "Principal": principal, "Action": action, "Resource": "*"})
+    }
+
+    fn with_condition(mut statement: Value, condition: Value) -> Value {
+        statement["Condition"] = condition;
+        statement
+    }
+
+    #[test]
+    fn sids_order_and_single_values_do_not_matter() {
+        let a = doc(json!([
+            {"Sid": "App", "Effect": "Allow", "Principal": {"AWS": [APP]},
+             "Action": ["kms:Decrypt"], "Resource": ["*"]},
+            {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ROOT},
+             "Action": "kms:*", "Resource": "*"},
+        ]));
+        let b = doc(json!([
+            allow(json!({"AWS": ROOT}), json!(["kms:*"])),
+            {"Sid": "Other", "Effect": "Allow", "Principal": {"AWS": APP},
+             "Action": "kms:Decrypt", "Resource": "*"},
+        ]));
+        assert_eq!(form(a), form(b));
+        let lone = json!({"Version": "2012-10-17",
+                          "Statement": allow(json!({"AWS": APP}), json!("kms:Decrypt"))});
+        assert_eq!(
+            form(lone),
+            form(doc(json!([allow(
+                json!({"AWS": [APP]}),
+                json!(["kms:Decrypt"])
+            )])))
+        );
+    }
+
+    #[test]
+    fn actions_ignore_case_and_keep_their_canonical_spelling() {
+        let a = form(doc(json!([allow(
+            json!({"AWS": APP}),
+            json!("KMS:DECRYPT")
+        )])));
+        let b = form(doc(json!([allow(
+            json!({"AWS": APP}),
+            json!("kms:Decrypt")
+        )])));
+        assert_eq!(a, b);
+        assert_eq!(
+            describe(a.tuples()),
+            vec![format!("Allow {APP}: kms:Decrypt")]
+        );
+    }
+
+    #[test]
+    fn wildcards_stand_for_the_kms_actions_they_match() {
+        let wild = form(doc(json!([allow(
+            json!({"AWS": APP}),
+            json!(["kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Verify?ac"])
+        )])));
+        let listed = form(doc(json!([allow(
+            json!({"AWS": APP}),
+            json!([
+                "kms:ReEncryptFrom",
+                "kms:ReEncryptTo",
+                "kms:GenerateDataKey",
+                "kms:GenerateDataKeyPair",
+                "kms:GenerateDataKeyPairWithoutPlaintext",
+                "kms:GenerateDataKeyWithoutPlaintext",
+                "kms:VerifyMac",
+            ])
+        )])));
+        assert_eq!(wild, listed);
+        let star = form(doc(json!([allow(json!({"AWS": ROOT}), json!("kms:*"))])));
+        let every = form(doc(json!([allow(
+            json!({"AWS": ROOT}),
+            json!(KMS_ACTIONS.to_vec())
+        )])));
+        assert_eq!(star, every);
+        assert_eq!(star.tuples().len(), KMS_ACTIONS.len());
+        let any = form(doc(json!([allow(json!({"AWS": ROOT}), json!("*"))])));
+        assert_eq!(any, star, "in a key policy, `*` is every KMS action");
+        // A pattern that matches no KMS action stays as written, equal only to itself.
+        let s3 = form(doc(json!([allow(json!({"AWS": APP}), json!("s3:*"))])));
+        assert_eq!(describe(s3.tuples()), vec![format!("Allow {APP}: s3:*")]);
+    }
+
+    #[test]
+    fn many_stars_match_in_linear_time() {
+        assert!(glob(b"kms:*e*n*c*r*y*p*t", b"kms:encrypt"));
+        assert!(!glob("*a".repeat(40).as_bytes(), "a".repeat(39).as_bytes()));
+        assert!(glob(b"kms:?ign", b"kms:sign"));
+        assert!(!glob(b"kms:?ign", b"kms:ign"));
+    }
+
+    #[test]
+    fn principals_star_and_account_ids_have_one_form() {
+        assert_eq!(
+            form(doc(json!([allow(json!("*"), json!("kms:Decrypt"))]))),
+            form(doc(json!([allow(
+                json!({"AWS": "*"}),
+                json!("kms:Decrypt")
+            )])))
+        );
+        assert_eq!(
+            form(doc(json!([allow(
+                json!({"AWS": "111111111111"}),
+                json!("kms:*")
+            )]))),
+            form(doc(json!([allow(json!({"AWS": ROOT}), json!("kms:*"))])))
+        );
+        let gov = Permissions::of(
+            &doc(json!([allow(
+                json!({"AWS": "111111111111"}),
+                json!("kms:*")
+            )])),
+            "aws-us-gov",
+        )
+        .unwrap();
+        assert_ne!(
+            gov,
+            form(doc(json!([allow(json!({"AWS": ROOT}), json!("kms:*"))])))
+        );
+    }
+
+    #[test]
+    fn conditions_compare_keys_without_case_and_values_as_sets() {
+        let base = allow(json!({"AWS": APP}), json!("kms:CreateGrant"));
+        let a = with_condition(
+            base.clone(),
+            json!({"Bool": {"kms:GrantIsForAWSResource": "true"},
+                   "StringEquals": {"kms:ViaService": ["s3.us-east-1.amazonaws.com", "ec2.us-east-1.amazonaws.com"]}}),
+        );
+        let b = with_condition(
+            base.clone(),
+            json!({"StringEquals": {"KMS:VIASERVICE": ["ec2.us-east-1.amazonaws.com", "s3.us-east-1.amazonaws.com", "ec2.us-east-1.amazonaws.com"]},
+                   "Bool": {"kms:grantisforawsresource": true}}),
+        );
+        assert_eq!(form(doc(json!([a.clone()]))), form(doc(json!([b]))));
+        let operator_case = with_condition(
+            base.clone(),
+            json!({"bool": {"kms:GrantIsForAWSResource": "true"},
+                   "StringEquals": {"kms:ViaService": ["s3.us-east-1.amazonaws.com", "ec2.us-east-1.amazonaws.com"]}}),
+        );
+        assert_ne!(
+            form(doc(json!([a.clone()]))),
+            form(doc(json!([operator_case])))
+        );
+        let value_case = with_condition(
+            base.clone(),
+            json!({"Bool": {"kms:GrantIsForAWSResource": "true"},
+                   "StringEquals": {"kms:ViaService": ["S3.us-east-1.amazonaws.com", "ec2.us-east-1.amazonaws.com"]}}),
+        );
+        assert_ne!(
+            form(doc(json!([a.clone()]))),
+            form(doc(json!([value_case])))
+        );
+        assert_ne!(form(doc(json!([a]))), form(doc(json!([base.clone()]))));
+        assert_eq!(
+            form(doc(json!([with_condition(base.clone(), json!({}))]))),
+            form(doc(json!([base])))
+        );
+    }
+
+    #[test]
+    fn not_forms_never_equal_the_plain_form() {
+        let plain = form(doc(json!([allow(
+            json!({"AWS": APP}),
+            json!("kms:Decrypt")
+        )])));
+        let not_action = form(doc(json!([
+            {"Effect": "Allow", "Principal": {"AWS": APP}, "NotAction": "kms:Decrypt", "Resource": "*"}
+        ])));
+        let not_principal = form(doc(json!([
+            {"Effect": "Allow", "NotPrincipal": {"AWS": APP}, "Action": "kms:Decrypt", "Resource": "*"}
+        ])));
+        let not_resource = form(doc(json!([
+            {"Effect": "Allow", "Principal": {"AWS": APP}, "Action": "kms:Decrypt", "NotResource": "*"}
+        ])));
+        let deny = form(doc(json!([
+            {"Effect": "Deny", "Principal": {"AWS": APP}, "Action": "kms:Decrypt", "Resource": "*"}
+        ])));
+        let arn = form(doc(json!([
+            {"Effect": "Allow", "Principal": {"AWS": APP}, "Action": "kms:Decrypt",
+             "Resource": "arn:aws:kms:us-east-1:111111111111:key/1234"}
+        ])));
+        for other in [not_action, not_principal, not_resource, deny, arn] {
+            assert_ne!(plain, other);
+        }
+        // NotPrincipal of two is one tuple: split, it would mean everyone.
+        let two = form(doc(json!([
+            {"Effect": "Deny", "NotPrincipal": {"AWS": [APP, ROOT]}, "Action": "kms:Decrypt", "Resource": "*"}
+        ])));
+        assert_eq!(two.tuples().len(), 1);
+    }
+
+    #[test]
+    fn policy_variables_only_differ_between_versions_when_used() {
+        let statement = |value: &str| {
+            with_condition(
+                allow(json!({"AWS": APP}), json!("kms:Decrypt")),
+                json!({"StringEquals": {"kms:EncryptionContext:user": value}}),
+            )
+        };
+        let old = |value: &str| json!({"Version": "2008-10-17", "Statement": [statement(value)]});
+        assert_eq!(form(old("alice")), form(doc(json!([statement("alice")]))));
+        assert_ne!(
+            form(old("${aws:username}")),
+            form(doc(json!([statement("${aws:username}")])))
+        );
+    }
+
+    #[test]
+    fn diff_names_what_is_gained_and_lost() {
+        let before = form(doc(json!([
+            allow(json!({"AWS": ROOT}), json!("kms:*")),
+            allow(
+                json!({"AWS": APP}),
+                json!(["kms:Decrypt", "kms:DescribeKey"])
+            ),
+        ])));
+        let after = form(doc(json!([
+            allow(json!({"AWS": ROOT}), json!("kms:*")),
+            allow(
+                json!({"AWS": APP}),
+                json!(["kms:Encrypt", "kms:DescribeKey"])
+            ),
+        ])));
+        let diff = before.diff(&after);
+        assert_eq!(
+            describe(&diff.gained),
+            vec![format!("Allow {APP}: kms:Encrypt")]
+        );
+        assert_eq!(
+            describe(&diff.lost),
+            vec![format!("Allow {APP}: kms:Decrypt")]
+        );
+        assert_eq!(before.diff(&before), Diff::default());
+    }
+
+    #[test]
+    fn documents_that_are_not_policies_are_errors() {
+        let statement = |s: Value| doc(json!([s]));
+        for (policy, why) in [
+            (json!("text"), "not a JSON object"),
+            (json!([]), "not a JSON object"),
+            (json!({"Version": "2012-10-17"}), "no `Statement`"),
+            (json!({"Statement": "x"}), "neither a list nor an object"),
+            (
+                json!({"Statement": [], "Extra": 1}),
+                "unknown element `Extra`",
+            ),
+            (doc(json!(["x"])), "Statement[0] is not an object"),
+            (
+                statement(json!({"Principal": "*", "Action": "kms:*", "Resource": "*"})),
+                "no `Effect`",
+            ),
+            (
+                statement(
+                    json!({"Effect": "allow", "Principal": "*", "Action": "kms:*", "Resource": "*"}),
+                ),
+                "not Allow or Deny",
+            ),
+            (
+                statement(json!({"Effect": "Allow", "Action": "kms:*", "Resource": "*"})),
+                "neither `Principal` nor `NotPrincipal`",
+            ),
+            (
+                statement(
+                    json!({"Effect": "Allow", "Principal": "*", "Action": "kms:*",
+                                 "NotAction": "kms:Decrypt", "Resource": "*"}),
+                ),
+                "both `Action` and `NotAction`",
+            ),
+            (
+                statement(
+                    json!({"Effect": "Allow", "Principal": "*", "Action": [], "Resource": "*"}),
+                ),
+                "empty list",
+            ),
+            (
+                statement(
+                    json!({"Effect": "Allow", "Principal": "someone", "Action": "kms:*", "Resource": "*"}),
+                ),
+                "a principal is",
+            ),
+            (
+                statement(
+                    json!({"Effect": "Allow", "Principal": {"AWS": 1}, "Action": "kms:*", "Resource": "*"}),
+                ),
+                "other than a string",
+            ),
+            (
+                statement(
+                    json!({"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*",
+                                 "Condition": {"StringEquals": {"a": 1, "A": 2}}}),
+                ),
+                "twice",
+            ),
+            (
+                statement(
+                    json!({"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*",
+                                 "Condition": {"StringEquals": {"a": {"b": 1}}}}),
+                ),
+                "not a string, a boolean or a number",
+            ),
+            (
+                statement(
+                    json!({"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "*",
+                                 "Condition": []}),
+                ),
+                "not an object",
+            ),
+        ] {
+            let err = Permissions::of(&policy, "aws").expect_err(&policy.to_string());
+            assert!(err.contains(why), "{policy}: {err}");
+        }
+    }
 }
