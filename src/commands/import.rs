@@ -37,7 +37,11 @@ pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result
     say!(
         "reading {} account/region pair(s) of {} account(s)...",
         targets.len(),
-        targets.iter().map(|t| &t.account).collect::<BTreeSet<_>>().len()
+        targets
+            .iter()
+            .map(|t| &t.account)
+            .collect::<BTreeSet<_>>()
+            .len()
     );
     let started = std::time::Instant::now();
     let read = runtime.block_on(reader.read_all(targets));
@@ -49,7 +53,10 @@ pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result
         },
     );
     let today = crate::engine::run_id().chars().take(10).collect::<String>();
-    let scratch = fleet.state_dir().join("import").join(std::process::id().to_string());
+    let scratch = fleet
+        .state_dir()
+        .join("import")
+        .join(std::process::id().to_string());
     let result = settle(loaded, &mut estate, &today, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     let (draft, findings, dropped) = result?;
@@ -68,19 +75,26 @@ pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result
             "keys_read": estate.keys_read,
             "seconds": seconds,
         });
-        crate::render::write_atomic(path, (serde_json::to_string_pretty(&report).expect("JSON") + "\n").as_bytes())
-            .map_err(|e| AppError::Usage(format!("cannot write the report {}: {e}", path.display())))?;
+        crate::render::write_atomic(
+            path,
+            (serde_json::to_string_pretty(&report).expect("JSON") + "\n").as_bytes(),
+        )
+        .map_err(|e| AppError::Usage(format!("cannot write the report {}: {e}", path.display())))?;
     }
     if args.dry_run {
         for (path, text) in &draft.files {
             println!("--- {}", fleet.live.join(path).display());
             print!("{text}");
         }
-        say!("--dry-run: {} file(s) would be written; nothing was written", draft.files.len());
+        say!(
+            "--dry-run: {} file(s) would be written; nothing was written",
+            draft.files.len()
+        );
     } else if draft.files.is_empty() {
         say!("nothing new to write: every key found is in the tree or left alone");
     } else {
-        let written = write_all(&fleet.live, &draft.files).map_err(|e| AppError::Usage(e.to_string()))?;
+        let written =
+            write_all(&fleet.live, &draft.files).map_err(|e| AppError::Usage(e.to_string()))?;
         say!(
             "wrote {} file(s) under {}; next: `orch import apply` adopts them (it creates and destroys nothing)",
             written.len(),
@@ -105,7 +119,9 @@ fn targets(loaded: &Loaded, args: &DiscoverArgs) -> Result<Vec<Target>, AppError
     }
     for region in &args.region {
         if !crate::config::regions::is_known(region) {
-            return Err(AppError::Usage(format!("--region {region}: not an AWS region orch knows")));
+            return Err(AppError::Usage(format!(
+                "--region {region}: not an AWS region orch knows"
+            )));
         }
     }
     let mut out = Vec::new();
@@ -145,7 +161,9 @@ fn settle(
         let d = draft(&loaded.fleet, estate, &overrides, today);
         let findings = check_in_copy(loaded, &d, estate, &overrides, scratch)?;
         if !findings.problems.is_empty() {
-            estate.families.retain(|f| !findings.problems.contains_key(&f.primary.key_id));
+            estate
+                .families
+                .retain(|f| !findings.problems.contains_key(&f.primary.key_id));
             dropped.extend(findings.problems.into_iter());
             continue;
         }
@@ -173,7 +191,8 @@ fn check_in_copy(
     let fleet = &loaded.fleet;
     let _ = std::fs::remove_dir_all(scratch);
     let live = scratch.join("live");
-    copy_tree(&fleet.live, &live).map_err(|e| AppError::Usage(format!("copying the tree to {}: {e}", live.display())))?;
+    copy_tree(&fleet.live, &live)
+        .map_err(|e| AppError::Usage(format!("copying the tree to {}: {e}", live.display())))?;
     if let Some(dir) = &loaded.templates.dir {
         std::os::unix::fs::symlink(dir, scratch.join("templates"))?;
     }
@@ -218,7 +237,10 @@ fn print_report(
     for u in &estate.unknown {
         say!(
             "UNKNOWN {}/{} ({}): {} (its keys are not known, not absent)",
-            u.target.account, u.target.region, u.target.account_id, u.reason
+            u.target.account,
+            u.target.region,
+            u.target.account_id,
+            u.reason
         );
     }
     for a in &draft.adopted {
@@ -242,20 +264,37 @@ fn print_report(
             say!("    note: {n}");
         }
         if let Some(tags) = findings.added_tags.get(&a.key_id) {
-            say!("    adoption drift: the tree adds tag(s) {}", tags.join(", "));
+            say!(
+                "    adoption drift: the tree adds tag(s) {}",
+                tags.join(", ")
+            );
         }
     }
     for m in &draft.matched {
-        say!("in the tree already: {} is {} (by {})", m.id, m.address, m.by);
+        say!(
+            "in the tree already: {} is {} (by {})",
+            m.id,
+            m.address,
+            m.by
+        );
     }
     for s in &estate.skipped {
-        say!("left alone {}/{} {}: {}", s.account, s.region, s.key_id, s.why);
+        say!(
+            "left alone {}/{} {}: {}",
+            s.account,
+            s.region,
+            s.key_id,
+            s.why
+        );
     }
     for g in &draft.grants_skipped {
         say!("grant {} on {} left alone: {}", g.grant_id, g.key_id, g.why);
     }
     for (id, why) in dropped {
-        say!("NOT ADOPTED {id}: the tree would differ from AWS: {}", why.join("; "));
+        say!(
+            "NOT ADOPTED {id}: the tree would differ from AWS: {}",
+            why.join("; ")
+        );
     }
 }
 

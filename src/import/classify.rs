@@ -107,7 +107,8 @@ pub fn classify(read: Vec<Result<Region, Unknown>>, options: Options) -> Estate 
             );
         }
         for alias in &region.aliases {
-            let (Some(target), Some(name)) = (&alias.target_key_id, alias.name.strip_prefix("alias/"))
+            let (Some(target), Some(name)) =
+                (&alias.target_key_id, alias.name.strip_prefix("alias/"))
             else {
                 continue;
             };
@@ -139,7 +140,11 @@ pub fn classify(read: Vec<Result<Region, Unknown>>, options: Options) -> Estate 
                 if mr.kind == "REPLICA" {
                     // Adopted with its primary; said only when the primary cannot be.
                     let primary_id = mr.primary_arn.rsplit('/').next().unwrap_or_default();
-                    let key_of = (account.clone(), mr.primary_region.clone(), primary_id.to_string());
+                    let key_of = (
+                        account.clone(),
+                        mr.primary_region.clone(),
+                        primary_id.to_string(),
+                    );
                     if !by_id.contains_key(&key_of) {
                         estate.skipped.push(skip(format!(
                             "a replica of {}, whose region {} was not read: discover {} too to adopt the key with its replicas",
@@ -176,7 +181,9 @@ pub fn classify(read: Vec<Result<Region, Unknown>>, options: Options) -> Estate 
                         aliases_of(account, &replica.region, &key.key_id),
                     );
                 }
-                family.replicas.push((replica.region.clone(), live.cloned()));
+                family
+                    .replicas
+                    .push((replica.region.clone(), live.cloned()));
             }
             if let Some(why) = trouble {
                 estate.skipped.push(skip(why));
@@ -325,8 +332,12 @@ mod tests {
         primary.multi_region = Some(mr("PRIMARY"));
         let mut replica = key(id, "eu-west-1");
         replica.multi_region = Some(mr("REPLICA"));
-        replica.grants.push(grant("g1", "arn:aws:iam::111111111111:role/app"));
-        replica.grants.push(grant("g2", "ec2.eu-west-1.amazonaws.com"));
+        replica
+            .grants
+            .push(grant("g1", "arn:aws:iam::111111111111:role/app"));
+        replica
+            .grants
+            .push(grant("g2", "ec2.eu-west-1.amazonaws.com"));
         let estate = classify(
             vec![
                 Ok(region("us-east-1", vec![primary], vec![("data", id)])),
@@ -375,7 +386,9 @@ mod tests {
         let mut store = key("00000000-0000-0000-0000-000000000004", "us-east-1");
         store.custom_key_store_id = Some("cks-1".into());
         let mut unreadable = key("00000000-0000-0000-0000-000000000005", "us-east-1");
-        unreadable.unreadable.push("GetKeyPolicy: AccessDenied".into());
+        unreadable
+            .unreadable
+            .push("GetKeyPolicy: AccessDenied".into());
         let keys = vec![pending, disabled, external, store, unreadable];
         let estate = classify(
             vec![Ok(region("us-east-1", keys.clone(), vec![]))],

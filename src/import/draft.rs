@@ -20,7 +20,6 @@ use crate::config::{
 use crate::policy::{infer, InferContext, Inference};
 use crate::render::RecordedOutputs;
 
-
 /// How a key's policy is written.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "as", rename_all = "kebab-case")]
@@ -147,15 +146,18 @@ impl Held {
                     .names
                     .entry((account.clone(), region.clone()))
                     .or_default();
-                names.extend(entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()));
+                names.extend(
+                    entries
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned()),
+                );
             }
         }
         held
     }
 
     fn key(&self, account: &str, region: &str, id: &str) -> Option<&String> {
-        self.keys
-            .get(&(account.into(), region.into(), id.into()))
+        self.keys.get(&(account.into(), region.into(), id.into()))
     }
 }
 
@@ -208,16 +210,19 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
     for family in families {
         let (account, region) = (&family.account, &family.region);
         let key = &family.primary;
-        let matched = held.key(account, region, &key.key_id).map(|a| (a, "key id")).or_else(|| {
-            family
-                .aliases
-                .iter()
-                .find_map(|alias| {
-                    held.aliases
-                        .get(&(account.clone(), region.clone(), alias.clone()))
-                })
-                .map(|a| (a, "alias"))
-        });
+        let matched = held
+            .key(account, region, &key.key_id)
+            .map(|a| (a, "key id"))
+            .or_else(|| {
+                family
+                    .aliases
+                    .iter()
+                    .find_map(|alias| {
+                        held.aliases
+                            .get(&(account.clone(), region.clone(), alias.clone()))
+                    })
+                    .map(|a| (a, "alias"))
+            });
         let address = match matched {
             Some((address, by)) => {
                 out.matched.push(Matched {
@@ -311,7 +316,11 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
             }
         };
         for (member_region, grant) in &family.grants {
-            let slot = (account.clone(), member_region.clone(), grant.grant_id.clone());
+            let slot = (
+                account.clone(),
+                member_region.clone(),
+                grant.grant_id.clone(),
+            );
             if let Some(a) = held.grants.get(&slot) {
                 out.matched.push(Matched {
                     id: grant.grant_id.clone(),
@@ -339,13 +348,21 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
                             grant.name.clone()
                         }
                     ));
-                    let name = free_name(&base, account, std::slice::from_ref(member_region), &mut taken);
+                    let name = free_name(
+                        &base,
+                        account,
+                        std::slice::from_ref(member_region),
+                        &mut taken,
+                    );
                     let grant_address = format!("{account}/{member_region}/{name}");
                     if let Some(a) = out.adopted.iter_mut().find(|a| a.address == address) {
                         a.grants.push(grant_address);
                     }
                     bodies.push((
-                        PathBuf::from(account).join(member_region).join(&name).join("node.yaml"),
+                        PathBuf::from(account)
+                            .join(member_region)
+                            .join(&name)
+                            .join("node.yaml"),
                         body,
                         None,
                         format!(
@@ -359,7 +376,8 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
     }
     lift_region_tags(&mut out, &mut bodies, &new_regions);
     for (path, body, policy, header) in bodies {
-        out.files.push((path, node_yaml(&header, &body, policy.as_deref())));
+        out.files
+            .push((path, node_yaml(&header, &body, policy.as_deref())));
     }
     out
 }
@@ -467,7 +485,11 @@ fn key_body(
                 ));
             }
             let aliases = family.replica_aliases.get(r).cloned().unwrap_or_default();
-            let missing: Vec<&String> = family.aliases.iter().filter(|a| !aliases.contains(a)).collect();
+            let missing: Vec<&String> = family
+                .aliases
+                .iter()
+                .filter(|a| !aliases.contains(a))
+                .collect();
             if live.is_some() && !missing.is_empty() {
                 notes.push(format!(
                     "{r} has no alias {} for this key: orch gives a key's aliases to every replica, so adopting it creates them there",
@@ -505,7 +527,12 @@ fn policy_of(
 ) -> (Option<String>, PolicyChoice) {
     let key = &family.primary;
     let Some(text) = &key.policy else {
-        return (None, PolicyChoice::Kept { why: vec!["no policy was read".into()] });
+        return (
+            None,
+            PolicyChoice::Kept {
+                why: vec!["no policy was read".into()],
+            },
+        );
     };
     let keep = |why: Vec<String>| {
         let pretty = serde_json::from_str::<Value>(text)
@@ -521,7 +548,10 @@ fn policy_of(
         return keep(vec!["the live policy is not valid JSON".into()]);
     };
     let Some(account) = fleet.accounts.get(&family.account) else {
-        return keep(vec![format!("account {} is not in the tree", family.account)]);
+        return keep(vec![format!(
+            "account {} is not in the tree",
+            family.account
+        )]);
     };
     let ctx = InferContext {
         account,
@@ -587,7 +617,10 @@ fn write_access(access: &Access, body: &mut Map<String, Value>) {
         body.insert("services".into(), json!(services));
     }
     if !access.encryption_context.is_empty() {
-        body.insert("encryption_context".into(), json!(access.encryption_context));
+        body.insert(
+            "encryption_context".into(),
+            json!(access.encryption_context),
+        );
     }
 }
 
@@ -597,7 +630,11 @@ fn grant_body(grant: &LiveGrant, key: &str, region: &str) -> Result<Map<String, 
     if let Some(r) = &grant.retiring_principal {
         check_principal_in(r, region).map_err(|why| format!("its retiring principal: {why}"))?;
     }
-    if let Some(op) = grant.operations.iter().find(|op| !GRANT_OPERATIONS.contains(&op.as_str())) {
+    if let Some(op) = grant
+        .operations
+        .iter()
+        .find(|op| !GRANT_OPERATIONS.contains(&op.as_str()))
+    {
         return Err(format!("operation {op} is not one a grant node takes"));
     }
     if grant.operations.is_empty() {
@@ -640,7 +677,14 @@ fn lift_region_tags(
         if members.len() < 2 {
             continue;
         }
-        let tags_of = |i: usize| bodies[i].1.get("tags").and_then(Value::as_object).cloned().unwrap_or_default();
+        let tags_of = |i: usize| {
+            bodies[i]
+                .1
+                .get("tags")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default()
+        };
         let first = tags_of(members[0]);
         let shared: Map<String, Value> = first
             .into_iter()
@@ -705,7 +749,10 @@ mod tests {
         assert_eq!(node_name("///"), "key");
         assert_eq!(node_name(&"a".repeat(100)).len(), 63);
         for name in ["Team/App.Key", "ü/ß", "a b", "..", "-a"] {
-            assert!(crate::config::address::check_name(&node_name(name)).is_ok(), "{name}");
+            assert!(
+                crate::config::address::check_name(&node_name(name)).is_ok(),
+                "{name}"
+            );
         }
     }
 
@@ -718,6 +765,7 @@ mod tests {
         );
         let regions = ["us-east-1".to_string(), "eu-west-1".to_string()];
         assert_eq!(free_name("app", "prod", &regions, &mut taken), "app-2");
+        assert_eq!(free_name("app", "prod", &regions[..1], &mut taken), "app");
         assert_eq!(free_name("app", "prod", &regions[..1], &mut taken), "app-3");
         assert_eq!(free_name("db", "prod", &regions[..1], &mut taken), "db");
     }
@@ -726,13 +774,25 @@ mod tests {
     fn yaml_keeps_strings_that_look_like_other_things() {
         let mut body = Map::new();
         body.insert("description".into(), json!("123"));
-        body.insert("tags".into(), json!({"On": "true", "Zip": "01234", "Null": "null"}));
+        body.insert(
+            "tags".into(),
+            json!({"On": "true", "Zip": "01234", "Null": "null"}),
+        );
         let text = node_yaml("# h\n", &body, Some("{\n  \"a\": \"b\"\n}"));
         let back: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(back["description"], serde_yaml::Value::String("123".into()));
         assert_eq!(back["tags"]["On"], serde_yaml::Value::String("true".into()));
-        assert_eq!(back["tags"]["Zip"], serde_yaml::Value::String("01234".into()));
-        assert_eq!(back["tags"]["Null"], serde_yaml::Value::String("null".into()));
-        assert_eq!(back["policy"], serde_yaml::Value::String("{\n  \"a\": \"b\"\n}\n".into()));
+        assert_eq!(
+            back["tags"]["Zip"],
+            serde_yaml::Value::String("01234".into())
+        );
+        assert_eq!(
+            back["tags"]["Null"],
+            serde_yaml::Value::String("null".into())
+        );
+        assert_eq!(
+            back["policy"],
+            serde_yaml::Value::String("{\n  \"a\": \"b\"\n}\n".into())
+        );
     }
 }

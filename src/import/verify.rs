@@ -46,17 +46,23 @@ pub fn check(fleet: &Fleet, draft: &Draft, estate: &Estate, earlier: &Overrides)
             .ok()
             .and_then(|a| fleet.node(&a));
         let Some(node) = node else {
-            problem(&mut out, format!("{} is not a node of the tree made", adopted.address));
+            problem(
+                &mut out,
+                format!("{} is not a node of the tree made", adopted.address),
+            );
             continue;
         };
         let NodeKind::Key(key) = &node.kind else {
-            problem(&mut out, format!("{} is not a key in the tree made", adopted.address));
+            problem(
+                &mut out,
+                format!("{} is not a key in the tree made", adopted.address),
+            );
             continue;
         };
         let live = &family.primary;
         let facts = KeyFacts::of(fleet, node).expect("a key has key facts");
-        let rendered: Value = serde_json::from_str(&policy::build(&facts).to_json())
-            .unwrap_or(Value::Null);
+        let rendered: Value =
+            serde_json::from_str(&policy::build(&facts).to_json()).unwrap_or(Value::Null);
         let partition = partition_of(&family.region);
         let live_policy = live
             .policy
@@ -68,9 +74,18 @@ pub fn check(fleet: &Fleet, draft: &Draft, estate: &Estate, earlier: &Overrides)
         ) {
             (Some(Ok(want)), Ok(got)) if want != got => {
                 let diff = want.diff(&got);
-                let mut why = vec!["the tree's defaults change what its capabilities render:".to_string()];
-                why.extend(describe(&diff.gained).into_iter().map(|l| format!("would add {l}")));
-                why.extend(describe(&diff.lost).into_iter().map(|l| format!("would drop {l}")));
+                let mut why =
+                    vec!["the tree's defaults change what its capabilities render:".to_string()];
+                why.extend(
+                    describe(&diff.gained)
+                        .into_iter()
+                        .map(|l| format!("would add {l}")),
+                );
+                why.extend(
+                    describe(&diff.lost)
+                        .into_iter()
+                        .map(|l| format!("would drop {l}")),
+                );
                 match adopted.policy {
                     PolicyChoice::Capabilities => {
                         out.overrides.keep_policy.insert(id.clone(), why);

@@ -88,12 +88,24 @@ mod tests {
         std::fs::create_dir_all(live.join("prod/us-east-1/kept")).unwrap();
         std::fs::write(live.join("prod/us-east-1/kept/node.yaml"), "mine").unwrap();
         let files = vec![
-            (PathBuf::from("prod/us-east-1/new/node.yaml"), "a".to_string()),
-            (PathBuf::from("prod/us-east-1/kept/node.yaml"), "b".to_string()),
+            (
+                PathBuf::from("prod/us-east-1/new/node.yaml"),
+                "a".to_string(),
+            ),
+            (
+                PathBuf::from("prod/us-east-1/kept/node.yaml"),
+                "b".to_string(),
+            ),
         ];
         let err = write_all(&live, &files).unwrap_err();
-        assert!(err.to_string().contains("never writes over a file"), "{err}");
-        assert!(!live.join("prod/us-east-1/new").exists(), "nothing half-written");
+        assert!(
+            err.to_string().contains("never writes over a file"),
+            "{err}"
+        );
+        assert!(
+            !live.join("prod/us-east-1/new").exists(),
+            "nothing half-written"
+        );
         assert_eq!(
             std::fs::read_to_string(live.join("prod/us-east-1/kept/node.yaml")).unwrap(),
             "mine"
@@ -126,6 +138,9 @@ mod tests {
         ];
         let err = write_all(&live, &files).unwrap_err();
         assert!(err.to_string().contains("nothing was written"), "{err}");
-        assert!(!live.join("prod/us-east-1").exists(), "the first file is undone");
+        assert!(
+            !live.join("prod/us-east-1").exists(),
+            "the first file is undone"
+        );
     }
 }

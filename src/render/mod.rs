@@ -158,8 +158,8 @@ impl<'a> Renderer<'a> {
             let mut vars: serde_json::Map<String, Value> =
                 serde_json::from_str(&tfvars.1).expect("rendered above");
             vars.insert("imports".into(), ids.clone());
-            tfvars.1 = serde_json::to_string_pretty(&Value::Object(vars)).expect("JSON serializes")
-                + "\n";
+            tfvars.1 =
+                serde_json::to_string_pretty(&Value::Object(vars)).expect("JSON serializes") + "\n";
         }
         Ok(Rendered {
             files,

@@ -357,7 +357,10 @@ impl NodeJob {
         let plan = loop {
             let plan = self.plan(destroy).await?;
             if action == Action::Apply {
-                self.context.imports.check(plan.counts).map_err(StepError::new)?;
+                self.context
+                    .imports
+                    .check(plan.counts)
+                    .map_err(StepError::new)?;
             }
             if action == Action::Plan || self.context.preview {
                 return Ok(StepDone {

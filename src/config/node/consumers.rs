@@ -76,9 +76,9 @@ pub(super) fn read_grant(f: &mut Fields, address: &Address, source: u32) -> Opti
     }
     // `name: ""` is a grant without a name, as grants made outside orch often are (adopted by
     // `orch import`); left out, the grant is named after its node.
-    let unnamed = f.node("name").is_some_and(|n| {
-        matches!(n, marked_yaml::Node::Scalar(s) if s.as_str().is_empty())
-    });
+    let unnamed = f
+        .node("name")
+        .is_some_and(|n| matches!(n, marked_yaml::Node::Scalar(s) if s.as_str().is_empty()));
     let grant_name = if unnamed {
         String::new()
     } else {

@@ -28,11 +28,17 @@ pub(super) fn read_key_import(
         if !aliases.iter().any(|a| a.value == alias.value) {
             m.error(
                 alias.span,
-                format!("`import.aliases` names `{}`, which is not in `aliases`", alias.value),
+                format!(
+                    "`import.aliases` names `{}`, which is not in `aliases`",
+                    alias.value
+                ),
             )
             .help = Some("an adopted alias must be one of the key's aliases".into());
         } else if adopted.contains(&alias.value) {
-            m.error(alias.span, format!("alias `{}` is listed twice", alias.value));
+            m.error(
+                alias.span,
+                format!("alias `{}` is listed twice", alias.value),
+            );
         } else {
             adopted.push(alias.value);
         }
@@ -55,7 +61,8 @@ pub(super) fn read_grant_import(f: &mut Fields, source: u32) -> Option<Import> {
             && id.value.chars().all(|c| c.is_ascii_alphanumeric());
         if !ok {
             m.error(id.span, format!("`{}` is not a KMS grant id", id.value))
-                .help = Some("a grant id is 1-128 letters and digits, as ListGrants shows it".into());
+                .help =
+                Some("a grant id is 1-128 letters and digits, as ListGrants shows it".into());
         }
     }
     m.finish(&mut f.diags, Some(source));
@@ -72,8 +79,11 @@ fn own_only(f: &mut Fields, source: u32) -> Option<Span> {
     let span = f.key_span("import")?;
     if span.source != source {
         f.node("import");
-        f.error(span, "`import` names one AWS resource, so it belongs in a node.yaml, not in defaults")
-            .help = Some("move `import` into the node.yaml of the node that adopts the key".into());
+        f.error(
+            span,
+            "`import` names one AWS resource, so it belongs in a node.yaml, not in defaults",
+        )
+        .help = Some("move `import` into the node.yaml of the node that adopts the key".into());
         return None;
     }
     Some(span)
@@ -81,7 +91,10 @@ fn own_only(f: &mut Fields, source: u32) -> Option<Span> {
 
 /// A key id as AWS writes it: a UUID, or `mrk-` and 32 hex digits for a multi-region key.
 fn is_key_id(id: &str) -> bool {
-    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    let hex = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    };
     if let Some(rest) = id.strip_prefix("mrk-") {
         return rest.len() == 32 && hex(rest);
     }

@@ -20,10 +20,10 @@ use super::address::{check_name, Address};
 use super::decode::{Fields, Spanned};
 use super::model::{Account, Custom, Grant, Key, KeyAccess, S3Bucket};
 use crate::diag::{did_you_mean, Diagnostics, Span};
+pub use consumers::GRANT_OPERATIONS;
 use consumers::{read_grant, read_key_access, read_s3_bucket};
 use custom::read_custom;
 use key::{read_key, read_replica};
-pub use consumers::GRANT_OPERATIONS;
 pub use tags::{read_tags, K9_TAGS};
 
 pub const BUILTIN_KINDS: &[&str] = &["key", "replica", "grant", "key-access", "s3-bucket"];
