@@ -30,7 +30,9 @@ fix below): AWS-managed keys (behind `alias/aws/*`) report KeyManager AWS; the p
 `alias/aws/*` aliases with no key yet have no TargetKeyId; ListKeys, ListAliases, ListGrants and
 ListResourceTags page with Limit/Marker/NextMarker/Truncated; GetKeyRotationStatus returns
 RotationPeriodInDays; tag keys starting with `aws:` are refused; ListGrants of an unknown key is
-NotFoundException and its grants carry IssuingAccount and CreationDate.
+NotFoundException and its grants carry IssuingAccount and CreationDate; CreateKey without KeyUsage
+makes an ENCRYPT_DECRYPT key; a key policy's Deny stops DescribeKey only when it covers every
+caller unconditionally.
 
 Faults a test asks for through the environment of this process (deterministic, for reproducible tests):
   ORCH_EMULATOR_THROTTLE="kms:GetKeyPolicy=3,kms:ListGrants@222222222222=2"
@@ -41,8 +43,10 @@ Faults a test asks for through the environment of this process (deterministic, f
       AssumeRole of any role of a listed account, or of a listed role, answers 403 AccessDenied.
   ORCH_EMULATOR_STRICT_ROLES=1
       AssumeRole of a role that does not exist in the emulator's IAM answers 403 AccessDenied, as
-      AWS does; off by default because moto lets any role be assumed and the e2e tests assume
-      roles (orch-setup, orch-inspect, orch-deployer) they never create.
+      AWS does, except the harness's own roles named in ORCH_EMULATOR_BOOTSTRAP_ROLES (default
+      orch-setup,orch-inspect,orch-brownfield: how a test reaches an account to create its roles).
+      Off by default because moto lets any role be assumed and the e2e tests assume roles
+      (orch-setup, orch-inspect, orch-deployer) they never create.
 
 Usage: emulator.py -H 127.0.0.1 -p PORT   (the arguments of moto_server)
 """
@@ -154,9 +158,17 @@ def refuse_aws_tags(tags):
             raise JsonRESTError("TagException", "Tags beginning with aws: are reserved for AWS use")
 
 
+# AWS: CreateKey without KeyUsage makes an ENCRYPT_DECRYPT key (the documented default). moto
+# stores no usage and DescribeKey answers KeyUsage null: imported into terraform, aws_kms_key's
+# key_usage (default ENCRYPT_DECRYPT, forces replacement) then plans to replace the key.
 def create_key_response(self):
     refuse_aws_tags(self._get_param("Tags"))
-    return moto_create_key(self)
+    body = json.loads(moto_create_key(self))
+    meta = body["KeyMetadata"]
+    if meta.get("KeyUsage") is None:
+        self.kms_backend.keys[meta["KeyId"]].key_usage = "ENCRYPT_DECRYPT"
+        body = self.kms_backend.keys[meta["KeyId"]].to_dict()
+    return json.dumps(body)
 
 
 def tag_resource_response(self):
@@ -409,6 +421,8 @@ def parse_throttle(spec):
 THROTTLE = parse_throttle(os.environ.get("ORCH_EMULATOR_THROTTLE", ""))
 DENY_ASSUME = [x.strip() for x in os.environ.get("ORCH_EMULATOR_DENY_ASSUME_ROLE", "").split(",") if x.strip()]
 STRICT_ROLES = os.environ.get("ORCH_EMULATOR_STRICT_ROLES", "") not in ("", "0", "false")
+BOOTSTRAP_ROLES = [x.strip() for x in os.environ.get(
+    "ORCH_EMULATOR_BOOTSTRAP_ROLES", "orch-setup,orch-inspect,orch-brownfield").split(",") if x.strip()]
 faults = threading.Lock()
 
 
@@ -447,7 +461,7 @@ def assume_role_denied(self):
     parts = role_arn.split(":")
     account = parts[4] if len(parts) > 5 else ""
     denied = role_arn in DENY_ASSUME or account in DENY_ASSUME
-    if not denied and STRICT_ROLES:
+    if not denied and STRICT_ROLES and role_arn.rsplit("/", 1)[-1] not in BOOTSTRAP_ROLES:
         try:
             iam_backends[account]["aws"].get_role_by_arn(role_arn)
         except Exception:
