@@ -36,7 +36,7 @@ caller unconditionally.
 
 Faults a test asks for through the environment of this process (deterministic, for reproducible tests):
   ORCH_EMULATOR_THROTTLE="kms:GetKeyPolicy=3,kms:ListGrants@222222222222=2"
-      every N-th call of that service:Action (optionally only from one account, counted per rule,
+      every N-th call of that service:Action (Action may be *; optionally only from one account; counted per rule,
       from the first call on: calls N, 2N, 3N, ... fail) answers as AWS does when throttling:
       HTTP 400 ThrottlingException "Rate exceeded" (KMS) or Throttling (STS, IAM).
   ORCH_EMULATOR_DENY_ASSUME_ROLE="222222222222,arn:aws:iam::333333333333:role/orch-deployer"
