@@ -54,6 +54,7 @@ import base64
 import copy
 import json
 import os
+import re
 import sys
 import threading
 import uuid
@@ -65,7 +66,7 @@ from moto.core.responses import ActionResult, BaseResponse
 from moto.core.utils import unix_time
 from moto.iam.models import iam_backends
 from moto.kms import models, policy_validator, responses
-from moto.kms.exceptions import AccessDeniedException
+from moto.kms.exceptions import AccessDeniedException, NotFoundException
 from moto.kms.models import kms_backends
 from moto.kms.utils import RESERVED_ALIASES
 from moto.s3 import responses as s3_responses
@@ -516,6 +517,26 @@ moto_get_bucket_notification = s3_responses.S3Response.get_bucket_notification
 s3_responses.S3Response.get_bucket_notification = get_bucket_notification
 moto_put_object = s3_responses.S3Response.put_object
 s3_responses.S3Response.put_object = put_object
+
+def generate_key_id(multi_region=False):
+    """AWS writes a multi-Region key's id as `mrk-` and 32 hex digits
+    (mrk-1234abcd12ab34cd56ef1234567890ab); moto puts `mrk-` before a dashed UUID, an id AWS
+    never returns (and orch's `import:` refuses as not a key id)."""
+    return "mrk-" + uuid.uuid4().hex if multi_region else str(uuid.uuid4())
+
+
+def validate_cmk_id(self, key_id):
+    # The same check as moto's, with AWS's multi-Region key ids also taken as raw key ids.
+    if re.match(r"^mrk-[a-f0-9]{32}$", key_id):
+        if self.kms_backend.get_key_id(key_id) not in self.kms_backend.keys:
+            raise NotFoundException(f"Key '{self._display_arn(key_id)}' does not exist")
+        return None
+    return moto_validate_cmk_id(self, key_id)
+
+
+models.generate_key_id = generate_key_id
+moto_validate_cmk_id = responses.KmsResponse._validate_cmk_id
+responses.KmsResponse._validate_cmk_id = validate_cmk_id
 
 if __name__ == "__main__":
     from moto.server import main

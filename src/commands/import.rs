@@ -52,7 +52,8 @@ pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result
             include_disabled: args.include_disabled,
         },
     );
-    let today = crate::engine::run_id().chars().take(10).collect::<String>();
+    let id = crate::engine::run_id();
+    let today = format!("{}-{}-{}", &id[..4], &id[4..6], &id[6..8]);
     let scratch = fleet
         .state_dir()
         .join("import")
@@ -269,6 +270,9 @@ fn print_report(
                 tags.join(", ")
             );
         }
+    }
+    if !draft.adopted.is_empty() {
+        say!("every adopted key takes the tree's deletion_window_days: AWS does not return a key's deletion window");
     }
     for m in &draft.matched {
         say!(

@@ -73,10 +73,20 @@ pub struct Estate {
 
 /// A grant AWS made on behalf of a service, for an AWS resource: the grantee (or the retiring
 /// principal) is a service principal (`ec2.us-east-1.amazonaws.com`) or a service-linked role
-/// (`role/aws-service-role/...`). AWS retires such grants with their resource.
+/// (`role/aws-service-role/...`), or its encryption-context constraint names the resource with
+/// AWS's `aws:<service>:` keys (EBS: `aws:ebs:id`). KMS does not mark such grants
+/// (`kms:GrantIsForAWSResource` is a condition of the request, not a property of the grant);
+/// AWS retires them with their resource.
 pub fn is_service_grant(grant: &LiveGrant) -> bool {
     let service = |p: &str| p.ends_with(".amazonaws.com") || p.contains(":role/aws-service-role/");
-    service(&grant.grantee) || grant.retiring_principal.as_deref().is_some_and(service)
+    let aws_context = grant
+        .encryption_context_equals
+        .keys()
+        .chain(grant.encryption_context_subset.keys())
+        .any(|k| k.starts_with("aws:"));
+    service(&grant.grantee)
+        || grant.retiring_principal.as_deref().is_some_and(service)
+        || aws_context
 }
 
 /// Sorts what was read into families, skipped keys and counts. `regions` are keyed by the tree

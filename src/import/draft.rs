@@ -299,10 +299,6 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
                         ));
                     }
                 }
-                notes.push(
-                    "deletion_window_days: AWS does not return a key's deletion window; the tree's default applies"
-                        .into(),
-                );
                 out.adopted.push(Adopted {
                     address: address.clone(),
                     key_id: key.key_id.clone(),
