@@ -178,7 +178,14 @@ impl Reporter {
 fn finished_line(run: &NodeRun) -> String {
     let counts = run
         .counts
-        .map(|c| format!(" +{} ~{} -{}", c.add, c.change, c.destroy))
+        .map(|c| {
+            let imported = if c.import > 0 {
+                format!(" ({} imported)", c.import)
+            } else {
+                String::new()
+            };
+            format!(" +{} ~{} -{}{imported}", c.add, c.change, c.destroy)
+        })
         .unwrap_or_default();
     let what = match run.status {
         Status::NoChanges => "no changes".to_string(),

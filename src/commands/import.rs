@@ -147,6 +147,9 @@ fn targets(loaded: &Loaded, args: &DiscoverArgs) -> Result<Vec<Target>, AppError
     Ok(out)
 }
 
+/// A settled draft, what its check found, and the keys dropped from it with why.
+type Settled = (Draft, Findings, Vec<(String, Vec<String>)>);
+
 /// The draft to write: made, checked against the tree it makes, made again with the choices
 /// the check calls for, checked again. Keys still different from AWS after that are dropped
 /// (with why), so what is written never changes who can do what.
@@ -155,7 +158,7 @@ fn settle(
     estate: &mut Estate,
     today: &str,
     scratch: &Path,
-) -> Result<(Draft, Findings, Vec<(String, Vec<String>)>), AppError> {
+) -> Result<Settled, AppError> {
     let mut overrides = Overrides::default();
     let mut dropped = Vec::new();
     for _round in 0..4 {
@@ -165,7 +168,7 @@ fn settle(
             estate
                 .families
                 .retain(|f| !findings.problems.contains_key(&f.primary.key_id));
-            dropped.extend(findings.problems.into_iter());
+            dropped.extend(findings.problems);
             continue;
         }
         let settled = findings.overrides.keep_policy == overrides.keep_policy

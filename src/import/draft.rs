@@ -79,6 +79,9 @@ pub struct Overrides {
     pub explicit: BTreeMap<String, BTreeSet<&'static str>>,
 }
 
+/// A file to write: its path, its fields, a policy kept verbatim, its header comment.
+type Body = (PathBuf, Map<String, Value>, Option<String>, String);
+
 /// Keys, aliases and grants of the tree, to match what was discovered against.
 struct Held {
     /// (account, region, key id) -> address.
@@ -206,7 +209,7 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
     });
     // Nodes per new region directory, for the tags they all share.
     let mut new_regions: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    let mut bodies: Vec<(PathBuf, Map<String, Value>, Option<String>, String)> = Vec::new();
+    let mut bodies: Vec<Body> = Vec::new();
     for family in families {
         let (account, region) = (&family.account, &family.region);
         let key = &family.primary;
@@ -666,7 +669,7 @@ fn grant_body(grant: &LiveGrant, key: &str, region: &str) -> Result<Map<String, 
 /// defaults in an existing one would change the tags of the nodes already there.
 fn lift_region_tags(
     out: &mut Draft,
-    bodies: &mut [(PathBuf, Map<String, Value>, Option<String>, String)],
+    bodies: &mut [Body],
     regions: &BTreeMap<(String, String), Vec<usize>>,
 ) {
     for ((account, region), members) in regions {
