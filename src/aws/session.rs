@@ -122,8 +122,9 @@ async fn load(endpoint: Option<&str>) -> SdkConfig {
     .await
 }
 
-/// HTTPS through rustls with ring's crypto (aws-lc-rs, the SDK's default, builds a C library
-/// with cmake: minutes of CI for no gain here), and plain HTTP for an emulator's endpoint.
+/// HTTPS through rustls with ring's crypto (aws-lc-rs, the SDK's default, compiles the aws-lc C
+/// library: minutes of CI for no gain here; see Cargo.toml), and plain HTTP for an emulator's
+/// endpoint.
 fn http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
