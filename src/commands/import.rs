@@ -18,6 +18,7 @@ use crate::import::classify::{classify, Estate, Options};
 use crate::import::draft::{draft, Draft, Overrides, PolicyChoice};
 use crate::import::verify::{self, Findings};
 use crate::import::write::write_all;
+use crate::policy::{self, describe, KeyFacts, Permissions};
 use crate::terraform::workflow::{Action, Imports};
 
 /// Exit code of a discovery that could not read everything it was asked to (a region unknown,
@@ -305,6 +306,115 @@ fn print_report(
     }
 }
 
+/// Refuses the adoption when a key it adopts is not in AWS any more, or when the policy orch
+/// would write differs in effect from the key's live one: adopting never changes who can do
+/// what (a change of access is an `orch apply` after the adoption, reviewed as one).
+fn same_access(
+    loaded: &Loaded,
+    endpoint: Option<String>,
+    adopting: &BTreeSet<usize>,
+) -> Result<(), AppError> {
+    let fleet = &loaded.fleet;
+    let keys: Vec<(usize, &str)> = adopting
+        .iter()
+        .filter_map(|&i| match &fleet.nodes[i].kind {
+            NodeKind::Key(k) => k.import.as_ref().map(|im| (i, im.id.as_str())),
+            NodeKind::Replica(r) => r.import.as_ref().map(|im| (i, im.id.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut targets: Vec<Target> = Vec::new();
+    for (i, _) in &keys {
+        let address = &fleet.nodes[*i].address;
+        let account = &fleet.accounts[&address.account];
+        let target = Target {
+            account: address.account.clone(),
+            account_id: account.account_id.clone(),
+            role_arn: account.role_arn.clone(),
+            region: address.region.clone(),
+        };
+        if !targets.contains(&target) {
+            targets.push(target);
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let read = runtime.block_on(Reader::new(endpoint, 8).read_all(targets));
+    let mut problems = Vec::new();
+    for (i, id) in keys {
+        let node = &fleet.nodes[i];
+        let region = read.iter().find(|r| {
+            let t = match r {
+                Ok(region) => &region.target,
+                Err(unknown) => &unknown.target,
+            };
+            t.account == node.address.account && t.region == node.address.region
+        });
+        let live = match region {
+            Some(Ok(region)) => region.keys.iter().find(|k| k.key_id == id),
+            Some(Err(unknown)) => {
+                problems.push(format!(
+                    "{}: cannot read {}/{} to check that adopting changes no access: {}",
+                    node.address, node.address.account, node.address.region, unknown.reason
+                ));
+                continue;
+            }
+            None => None,
+        };
+        let Some(live) = live.filter(|k| k.state != "PendingDeletion") else {
+            problems.push(format!(
+                "{}: key {id} is not in AWS any more (deleted, or pending deletion): remove the node, or its `import:` to have orch create a new key",
+                node.address
+            ));
+            continue;
+        };
+        let facts = KeyFacts::of(fleet, node).expect("keys and replicas have key facts");
+        let partition = crate::config::partition_of(&node.address.region);
+        let ours = serde_json::from_str(&policy::build(&facts).to_json())
+            .map_err(|e| e.to_string())
+            .and_then(|v| Permissions::of(&v, partition));
+        let theirs = live
+            .policy
+            .as_deref()
+            .ok_or_else(|| "its policy could not be read".to_string())
+            .and_then(|t| serde_json::from_str(t).map_err(|e| e.to_string()))
+            .and_then(|v| Permissions::of(&v, partition));
+        match (theirs, ours) {
+            (Ok(theirs), Ok(ours)) if theirs != ours => {
+                let diff = theirs.diff(&ours);
+                let mut lines: Vec<String> = describe(&diff.gained)
+                    .into_iter()
+                    .map(|l| format!("    would add: {l}"))
+                    .collect();
+                lines.extend(
+                    describe(&diff.lost)
+                        .into_iter()
+                        .map(|l| format!("    would remove: {l}")),
+                );
+                problems.push(format!(
+                    "{}: adopting would change who can use key {id}:\n{}\n  adopt it with its policy as it is (`orch import discover` writes it so), then change it with `orch apply`",
+                    node.address,
+                    lines.join("\n")
+                ));
+            }
+            (Err(why), _) | (_, Err(why)) => problems.push(format!(
+                "{}: cannot compare the policy of key {id} with orch's: {why}",
+                node.address
+            )),
+            _ => {}
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::Usage(format!(
+        "{}\nnothing was imported",
+        problems.join("\n")
+    )))
+}
+
 /// `orch import apply` (and `orch apply --import`): the selected nodes that adopt something,
 /// applied with their import blocks; any plan that creates or destroys refuses the whole run.
 pub fn apply(
@@ -332,6 +442,8 @@ pub fn apply(
         "adopting through {} node(s); a plan that creates or destroys anything stops the run before anything is imported",
         adopting.len()
     );
+    let profile = loaded.run_profile(global)?;
+    same_access(&loaded, profile.and_then(|p| p.endpoint), &adopting)?;
     super::run::exec_with(
         loaded,
         global,
