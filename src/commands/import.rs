@@ -75,6 +75,7 @@ pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result
             "unknown": estate.unknown,
             "calls": estate.calls,
             "keys_read": estate.keys_read,
+            "defaults_taken": {"deletion_window_days": "AWS does not return a key's deletion window; every adopted key takes the tree's default"},
             "seconds": seconds,
         });
         crate::render::write_atomic(
