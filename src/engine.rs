@@ -127,9 +127,11 @@ pub fn execute(setup: &Setup, request: Request) -> std::io::Result<Outcome> {
             say!("error: {e}\nnothing was run");
             return Ok(done(prepared.runs, Outcome { code: 1 }));
         }
-        let confirm_first = matches!(request.action, Action::Apply | Action::Destroy)
-            && !request.auto_approve
+        let changes = matches!(request.action, Action::Apply | Action::Destroy)
             && !request.selected.is_empty();
+        // An adoption plans every node before it imports anything, also when nobody is asked:
+        // one plan that would create or destroy stops it whole.
+        let confirm_first = changes && (!request.auto_approve || request.imports == Imports::Adopt);
         let mut rows = Vec::new();
         let context = |action, preview| {
             let mut context = setup.context(action, preview, &prepared, &interrupt);
@@ -164,11 +166,13 @@ pub fn execute(setup: &Setup, request: Request) -> std::io::Result<Outcome> {
                     finish(&request, planned, &interrupt, fleet, &run_id),
                 ));
             }
-            if !crate::prompt::ask(&format!(
-                "{} {} nodes as planned above? Only 'yes' is accepted: ",
-                request.action.name(),
-                planned.len()
-            ))? {
+            if !request.auto_approve
+                && !crate::prompt::ask(&format!(
+                    "{} {} nodes as planned above? Only 'yes' is accepted: ",
+                    request.action.name(),
+                    planned.len()
+                ))?
+            {
                 say!("nothing was {}", past(request.action));
                 return Ok(done(prepared.runs, Outcome { code: 1 }));
             }
