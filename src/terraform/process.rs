@@ -16,9 +16,10 @@ use super::runs::{append_redacted, with_path, RunDir, Step};
 use crate::signal::{signal_group, Level};
 
 /// How much of a step's output is kept in memory (the start, and as much of the end): enough for
-/// every summary and error terraform prints, while a runaway provider's gigabyte goes to the log
-/// only.
-const KEEP: usize = 256 * 1024;
+/// every summary and error terraform prints, and for the whole plan of a stack, whose lines orch
+/// reads per node (an adopted key prints about 3 KB of plan: 256 KB cut the plan of a 200-key
+/// stack in two), while a runaway provider's gigabyte goes to the log only.
+const KEEP: usize = 16 * 1024 * 1024;
 
 pub struct Finished {
     pub code: Option<i32>,
