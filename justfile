@@ -51,8 +51,8 @@ test: setup fmt-check lint
 
 # Benchmarks: fleet scale (benches/fleet.rs), then the executor against a fake terraform and
 # real terraform + the emulator (benches/executor.rs; needs `scripts/just setup` first), then a
-# 1,000-node plan split over 4 shards (benches/shards.rs), then the layouts (below).
-bench: && bench-layouts
+# 1,000-node plan split over 4 shards (benches/shards.rs), then the layouts and import (below).
+bench: && bench-layouts bench-import
     cargo bench --bench fleet && cargo bench --bench executor && cargo bench --bench shards
 
 # per-node vs stacks on fleets of 20, 200 and 1,000 nodes, plan, apply and re-plan with real
@@ -61,6 +61,13 @@ bench: && bench-layouts
 # ORCH_BENCH_SIZES=20 (see the file's header for the other knobs).
 bench-layouts:
     cargo bench --bench layouts
+
+# `orch import` against the emulator (benches/import.rs): discover of 1,000 keys at several
+# --concurrency values, then import apply of 200 keys in the stacks layout and the plan after it.
+# Making the estates takes a few minutes, the apply longer; for a short run,
+# ORCH_BENCH_DISCOVER_KEYS=100 ORCH_BENCH_IMPORT_KEYS=20 (see the file's header for the others).
+bench-import:
+    cargo bench --bench import
 
 # The reference book (book.toml; pages in docs/, listed in docs/SUMMARY.md) built into
 # target/book/. Installs the pinned mdbook into .tools/mdbook on first use (from crates.io; only

@@ -7,9 +7,12 @@ Usage:
       The estate: accounts 111111111111 and 222222222222 (each reached by assuming
       arn:aws:iam::<id>:role/orch-brownfield, as the e2e tests reach an account), regions
       us-east-1 and eu-west-1. Writes the JSON manifest to FILE, or stdout.
-  brownfield.py ENDPOINT --scale N --account ID --region R [--threads T] [--prefix P] [--out FILE]
+  brownfield.py ENDPOINT --scale N --account ID --region R [--threads T] [--prefix P] [--same-tags] [--out FILE]
       N plain symmetric keys, each with alias alias/P/NNNNN and two tags, on T threads (default
-      4), for the discover benchmark. The manifest lists them.
+      4), for the import benchmark (benches/import.rs). The tags are Team=bench and Index=<i>, a
+      tag set of its own per key; with --same-tags, Team=bench and Tier=standard on every key
+      (in the stacks layout each tag set of a stack is a provider configuration of its own, so
+      that is one for all of them). The manifest lists them.
 
 Manifest: {"endpoint", "accounts", "regions", "keys": [...], "aws_managed": [...]} where each key is
   {"name": unique label in the manifest, "account", "region", "key_id", "arn",
@@ -352,7 +355,7 @@ def build(endpoint):
             "aws_managed": [k["arn"] for k in e.keys if k["manager"] == "AWS"]}
 
 
-def scale(endpoint, n, account, region, threads, prefix):
+def scale(endpoint, n, account, region, threads, prefix, same_tags=False):
     acct = Account(endpoint, account)
     out, lock, todo = [], threading.Lock(), iter(range(n))
 
@@ -363,8 +366,9 @@ def scale(endpoint, n, account, region, threads, prefix):
                 i = next(todo, None)
             if i is None:
                 return
+            second = {"TagKey": "Tier", "TagValue": "standard"} if same_tags else {"TagKey": "Index", "TagValue": str(i)}
             meta = kms.create_key(Description=f"{prefix} key {i}",
-                                  Tags=[{"TagKey": "Team", "TagValue": "bench"}, {"TagKey": "Index", "TagValue": str(i)}])["KeyMetadata"]
+                                  Tags=[{"TagKey": "Team", "TagValue": "bench"}, second])["KeyMetadata"]
             alias = f"alias/{prefix}/{i:05d}"
             kms.create_alias(AliasName=alias, TargetKeyId=meta["KeyId"])
             with lock:
@@ -390,9 +394,10 @@ def main():
     parser.add_argument("--region", default=REGIONS[0])
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--prefix", default="bench")
+    parser.add_argument("--same-tags", action="store_true")
     args = parser.parse_args()
     if args.scale is not None:
-        manifest = scale(args.endpoint, args.scale, args.account, args.region, args.threads, args.prefix)
+        manifest = scale(args.endpoint, args.scale, args.account, args.region, args.threads, args.prefix, args.same_tags)
     else:
         manifest = build(args.endpoint)
     text = json.dumps(manifest, indent=1, sort_keys=True)

@@ -275,6 +275,21 @@ impl Emulator {
     pub fn cpu(&self) -> f64 {
         process_cpu(self.child.id())
     }
+
+    /// Resident memory of the emulator now and at its peak (VmRSS, VmHWM), in MB.
+    pub fn memory_mb(&self) -> (f64, f64) {
+        let status =
+            fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(f64::NAN, |kb| kb / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
 }
 
 impl Drop for Emulator {
