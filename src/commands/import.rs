@@ -13,7 +13,6 @@ use super::context::{exit, AppError, Loaded};
 use super::select::select;
 use crate::aws::{Reader, Target};
 use crate::cli::{DiscoverArgs, Global, RunOptions};
-use crate::config::NodeKind;
 use crate::import::classify::{classify, Estate, Options};
 use crate::import::draft::{draft, Draft, Overrides, PolicyChoice};
 use crate::import::verify::{self, Findings};
@@ -314,12 +313,7 @@ pub fn apply(
     let adopting: BTreeSet<usize> = selected
         .iter()
         .copied()
-        .filter(|&i| match &loaded.fleet.nodes[i].kind {
-            NodeKind::Key(k) => k.import.is_some(),
-            NodeKind::Replica(r) => r.import.is_some(),
-            NodeKind::Grant(g) => g.import.is_some(),
-            _ => false,
-        })
+        .filter(|&i| loaded.fleet.nodes[i].import().is_some())
         .collect();
     if adopting.is_empty() {
         say!("no selected node adopts anything (`import:`); nothing to do");
