@@ -473,7 +473,7 @@ fn estate_faults() {
         ),
     );
     let row = common::report_row(&gone.report, "core/us-east-1/app-billing");
-    assert_eq!(row["status"], "not-applied", "{}", gone.stderr);
+    assert_eq!(row["status"], "not applied", "{}", gone.stderr);
     assert_eq!(
         row["error"],
         "not run: terraform stopped on core/us-east-1/scratch in stack core/us-east-1/keys"
@@ -493,7 +493,7 @@ fn estate_faults() {
 
 /// Normalizes a drafted tree of one estate so that another estate's reads compare equal:
 /// every key and grant id (and the short forms names use) becomes the manifest's name for it,
-/// and the date of adoption goes.
+/// unquoted, and the date of adoption goes.
 fn normalized(estate: &Estate, files: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut ids: Vec<(String, String)> = Vec::new();
     for key in estate.keys() {
@@ -520,6 +520,8 @@ fn normalized(estate: &Estate, files: &BTreeMap<String, String>) -> BTreeMap<Str
         for (id, name) in ids.iter().chain(&short) {
             text = text.replace(id.as_str(), name);
         }
+        // YAML quotes an id that would read as a number (`'1234e567...'`), by chance.
+        let text = text.replace("'<", "<").replace(">'", ">");
         text.lines()
             .map(|l| match l.strip_prefix("# Adopted by `orch import` on ") {
                 Some(rest) => format!("# Adopted by `orch import` on <date>{}", &rest[10..]),
@@ -560,7 +562,9 @@ fn throttled_discover_misses_nothing() {
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(!run.stderr.contains("UNKNOWN"), "{}", run.stderr);
         assert!(!run.stderr.contains("unreadable"), "{}", run.stderr);
-        drafted.push((normalized(estate, &files(root)), run));
+        let mut written = files(root);
+        written.remove("live/orch.yaml");
+        drafted.push((normalized(estate, &written), run));
     }
     let (plain_files, plain_run) = &drafted[0];
     let (throttled_files, throttled_run) = &drafted[1];
@@ -578,13 +582,14 @@ fn throttled_discover_misses_nothing() {
             "{path} differs when throttled"
         );
     }
-    let calls = |run: &Run| -> u64 {
-        run.report["calls"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap_or(0))
-            .sum()
-    };
-    assert!(calls(throttled_run) >= calls(plain_run));
+    // Retries count as calls: every throttled action was retried, and answered.
+    for action in ["GetKeyPolicy", "ListGrants", "ListResourceTags"] {
+        let calls = |run: &Run| run.report["calls"][action].as_u64().unwrap();
+        assert!(
+            calls(throttled_run) > calls(plain_run),
+            "{action}: {} calls throttled, {} without",
+            calls(throttled_run),
+            calls(plain_run)
+        );
+    }
 }
