@@ -142,9 +142,7 @@ fn import_on_an_explicit_replica() {
         )
         .file(
             replica,
-            &format!(
-                "replica_of: prod/us-east-1/data\nimport: {{key_id: mrk-1234abcd12ab34cd56ef1234567890ab}}\n"
-            ),
+            "replica_of: prod/us-east-1/data\nimport: {key_id: mrk-1234abcd12ab34cd56ef1234567890ab}\n",
         )
         .rejects(
             &[&format!("{replica}:2")],

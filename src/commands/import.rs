@@ -23,6 +23,9 @@ use crate::terraform::workflow::{Action, Imports};
 /// a key left out because its tree would differ from AWS).
 const PARTIAL: u8 = 2;
 
+/// Keys not adopted, each with why: the tree would differ from AWS.
+type Dropped = Vec<(String, Vec<String>)>;
+
 pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result<(), AppError> {
     let fleet = &loaded.fleet;
     let targets = targets(loaded, args)?;
@@ -154,7 +157,7 @@ fn settle(
     estate: &mut Estate,
     today: &str,
     scratch: &Path,
-) -> Result<(Draft, Findings, Vec<(String, Vec<String>)>), AppError> {
+) -> Result<(Draft, Findings, Dropped), AppError> {
     let mut overrides = Overrides::default();
     let mut dropped = Vec::new();
     for _round in 0..4 {
@@ -164,7 +167,7 @@ fn settle(
             estate
                 .families
                 .retain(|f| !findings.problems.contains_key(&f.primary.key_id));
-            dropped.extend(findings.problems.into_iter());
+            dropped.extend(findings.problems);
             continue;
         }
         let settled = findings.overrides.keep_policy == overrides.keep_policy

@@ -161,6 +161,9 @@ impl Held {
     }
 }
 
+/// A drafted node.yaml: its path, its fields, its `policy:` when kept as written, and its header.
+type Body = (PathBuf, Map<String, Value>, Option<String>, String);
+
 /// A node name made from an alias or a key id: lower case, `[a-z0-9_-]`, at most 63 characters,
 /// starting with a letter or digit.
 pub fn node_name(text: &str) -> String {
@@ -206,7 +209,7 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
     });
     // Nodes per new region directory, for the tags they all share.
     let mut new_regions: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    let mut bodies: Vec<(PathBuf, Map<String, Value>, Option<String>, String)> = Vec::new();
+    let mut bodies: Vec<Body> = Vec::new();
     for family in families {
         let (account, region) = (&family.account, &family.region);
         let key = &family.primary;
@@ -666,7 +669,7 @@ fn grant_body(grant: &LiveGrant, key: &str, region: &str) -> Result<Map<String, 
 /// defaults in an existing one would change the tags of the nodes already there.
 fn lift_region_tags(
     out: &mut Draft,
-    bodies: &mut [(PathBuf, Map<String, Value>, Option<String>, String)],
+    bodies: &mut [Body],
     regions: &BTreeMap<(String, String), Vec<usize>>,
 ) {
     for ((account, region), members) in regions {
