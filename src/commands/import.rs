@@ -25,6 +25,9 @@ use crate::terraform::workflow::{Action, Imports};
 /// a key left out because its tree would differ from AWS).
 const PARTIAL: u8 = 2;
 
+/// Keys not adopted, each with why: the tree would differ from AWS.
+type Dropped = Vec<(String, Vec<String>)>;
+
 pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result<(), AppError> {
     let fleet = &loaded.fleet;
     let targets = targets(loaded, args)?;
@@ -150,7 +153,7 @@ fn targets(loaded: &Loaded, args: &DiscoverArgs) -> Result<Vec<Target>, AppError
 }
 
 /// A settled draft, what its check found, and the keys dropped from it with why.
-type Settled = (Draft, Findings, Vec<(String, Vec<String>)>);
+type Settled = (Draft, Findings, Dropped);
 
 /// The draft to write: made, checked against the tree it makes, made again with the choices
 /// the check calls for, checked again. Keys still different from AWS after that are dropped
@@ -428,12 +431,7 @@ pub fn apply(
     let adopting: BTreeSet<usize> = selected
         .iter()
         .copied()
-        .filter(|&i| match &loaded.fleet.nodes[i].kind {
-            NodeKind::Key(k) => k.import.is_some(),
-            NodeKind::Replica(r) => r.import.is_some(),
-            NodeKind::Grant(g) => g.import.is_some(),
-            _ => false,
-        })
+        .filter(|&i| loaded.fleet.nodes[i].import().is_some())
         .collect();
     if adopting.is_empty() {
         say!("no selected node adopts anything (`import:`); nothing to do");

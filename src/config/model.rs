@@ -197,6 +197,16 @@ impl Node {
             NodeKind::Custom(c) => c.key.as_ref(),
         }
     }
+
+    /// The AWS resource this node adopts (`import:`; a replica's is its primary's).
+    pub fn import(&self) -> Option<&Import> {
+        match &self.kind {
+            NodeKind::Key(k) => k.import.as_ref(),
+            NodeKind::Replica(r) => r.import.as_ref(),
+            NodeKind::Grant(g) => g.import.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -493,6 +493,15 @@ pub fn read_defaults(f: &mut Fields) -> MarkedMappingNode {
             continue;
         }
         let span = super::yaml::marker_span(key.span().start());
+        if key.as_str() == "import" {
+            // Said here, once, even when no node is below to inherit it.
+            f.error(
+                span,
+                "`import` names one AWS resource, so it belongs in a node.yaml, not in defaults",
+            )
+            .help = Some("move `import` into the node.yaml of the node that adopts the key".into());
+            continue;
+        }
         let d = f.error(
             span,
             format!("`{}` cannot be set in `defaults`", key.as_str()),

@@ -30,6 +30,12 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start(venv: &Path) -> Emulator {
+        Emulator::start_with(venv, &[])
+    }
+
+    /// [`Emulator::start`] with `env` added to the emulator's environment: the fault switches
+    /// scripts/emulator.py reads at start (`ORCH_EMULATOR_THROTTLE`, ...).
+    pub fn start_with(venv: &Path, env: &[(&str, &str)]) -> Emulator {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -39,6 +45,7 @@ impl Emulator {
         let child = Command::new(venv.join("bin/python"))
             .arg(script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

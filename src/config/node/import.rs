@@ -73,17 +73,12 @@ pub(super) fn read_grant_import(f: &mut Fields, source: u32) -> Option<Import> {
     })
 }
 
-/// Where `import:` is written, when the node's own file writes it; an error when it comes from
-/// a default.
+/// Where `import:` is written, when the node's own file writes it. One from a default is
+/// ignored here: `settings::read_defaults` reports it once, where it is written.
 fn own_only(f: &mut Fields, source: u32) -> Option<Span> {
     let span = f.key_span("import")?;
     if span.source != source {
         f.node("import");
-        f.error(
-            span,
-            "`import` names one AWS resource, so it belongs in a node.yaml, not in defaults",
-        )
-        .help = Some("move `import` into the node.yaml of the node that adopts the key".into());
         return None;
     }
     Some(span)

@@ -280,6 +280,20 @@ fn read_replicas(f: &mut Fields) -> Option<Spanned<Replicas>> {
 
 pub(super) fn read_replica(f: &mut Fields) -> Option<ReplicaDecl> {
     let primary = read_address(f, "replica_of");
+    let span = f.key_span("import");
+    if let (Some(span), Some(_)) = (span, f.node("import")) {
+        let on = primary
+            .as_ref()
+            .map(|p| format!(" ({})", p.value))
+            .unwrap_or_default();
+        f.error(
+            span,
+            "a replica is adopted with its primary: a multi-region key has one key id in every region",
+        )
+        .help = Some(format!(
+            "remove `import` here; it belongs in the primary's node.yaml{on}"
+        ));
+    }
     let description = read_description(f);
     let deletion_window_days = read_deletion_window(f);
     let is_enabled = f.bool("is_enabled").map(|b| b.value);

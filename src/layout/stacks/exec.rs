@@ -625,9 +625,10 @@ impl StackJob {
                     Some(first) => Outcome {
                         output: mine.iter().map(|f| f.text.as_str()).collect(),
                         ..Outcome::failed(format!(
-                            "{} on this node: {}",
+                            "{} on this node: {}{}",
                             e.message.split(':').next().unwrap_or("terraform"),
-                            crate::terraform::text::printable(&first.headline)
+                            crate::terraform::text::printable(&first.headline),
+                            adopted_gone(&fleet.nodes[i], &first.headline)
                         ))
                     },
                     None => Outcome {
@@ -712,6 +713,26 @@ fn consistent_counts(
             import: t.import + c.import,
         });
     (total == summary).then_some(mine)
+}
+
+/// What to do when the AWS resource a node adopts is not there to import (deleted, or pending
+/// deletion, since `orch import discover` found it): terraform says only that an id does not
+/// exist, and the plan of the whole stack stops there, so nothing of it is imported.
+fn adopted_gone(node: &crate::config::Node, headline: &str) -> String {
+    let Some(import) = node.import() else {
+        return String::new();
+    };
+    if headline != "Cannot import non-existent remote object" {
+        return String::new();
+    }
+    let what = match node.kind {
+        crate::config::NodeKind::Grant(_) => "grant",
+        _ => "key",
+    };
+    format!(
+        " ({what} {} of `import:` is not in AWS: deleted, or pending deletion, since discovery; nothing of this stack was imported: remove this node, or remove its `import:` to create a new {what})",
+        import.id
+    )
 }
 
 /// The log of a stack's terraform runs: `.orch/logs/<run>/_stacks/<stack>.log`.

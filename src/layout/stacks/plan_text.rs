@@ -136,6 +136,11 @@ pub fn errors(text: &str, dir_module: &BTreeMap<String, String>) -> Vec<Failure>
             if place.contains('/') {
                 failure.module = dir_module.get(dir).cloned();
             }
+        } else if let Some(at) = body.find("\"module.") {
+            // An import's error names its resource only in its text, quoted:
+            // `While attempting to import an existing object to "module.x.aws_kms_key.this", ...`
+            let quoted = body[at + 1..].split('"').next().unwrap_or("");
+            failure.module = module_of(quoted).map(str::to_string);
         }
     }
     out
@@ -239,5 +244,17 @@ Plan: 2 to import, 0 to add, 1 to change, 0 to destroy.
         assert_eq!(errors[0].module.as_deref(), Some("c"));
         assert_eq!(errors[1].module.as_deref(), Some("_d"));
         assert_eq!(errors[2].module, None);
+    }
+
+    #[test]
+    fn an_import_of_nothing_names_its_module_in_its_text() {
+        let text = "Error: Cannot import non-existent remote object
+
+While attempting to import an existing object to
+\"module.scratch.aws_kms_key.this\", the provider detected that no object
+exists with the given id.
+";
+        let errors = errors(text, &BTreeMap::new());
+        assert_eq!(errors[0].module.as_deref(), Some("scratch"));
     }
 }
