@@ -463,21 +463,17 @@ fn estate_faults() {
             "--auto-approve",
         ],
     );
+    // orch reads each adopted key before it runs anything: the one gone is named, with what to
+    // do, and nothing is imported (terraform would say only "Cannot import non-existent remote
+    // object"; a key deleted after this check gets that, with the node named: plan_text.rs).
     assert_eq!(gone.code, 1, "{}", gone.stderr);
-    let row = common::report_row(&gone.report, "core/us-east-1/scratch");
-    assert_eq!(row["status"], "failed", "{}", gone.stderr);
-    assert_eq!(
-        row["error"],
-        format!(
-            "`terraform plan` failed (exit 1) on this node: Cannot import non-existent remote object (key {scratch} of `import:` is not in AWS: deleted, or pending deletion, since discovery; nothing of this stack was imported: remove this node, or remove its `import:` to create a new key)"
+    assert_contains(
+        &gone.stderr,
+        &format!(
+            "core/us-east-1/scratch: key {scratch} is not in AWS any more (deleted, or pending deletion): remove the node, or its `import:` to have orch create a new key"
         ),
     );
-    let row = common::report_row(&gone.report, "core/us-east-1/app-billing");
-    assert_eq!(row["status"], "not applied", "{}", gone.stderr);
-    assert_eq!(
-        row["error"],
-        "not run: terraform stopped on core/us-east-1/scratch in stack core/us-east-1/keys"
-    );
+    assert_contains(&gone.stderr, "nothing was imported");
     assert_eq!(
         state_resources(root, "core/us-east-1/keys"),
         Vec::<String>::new()
