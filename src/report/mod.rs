@@ -3,6 +3,7 @@
 //! data and the JSON form; [`html`] owns the page.
 
 mod html;
+pub mod markdown;
 
 use std::path::{Path, PathBuf};
 
