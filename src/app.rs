@@ -36,6 +36,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Destroy { run, auto_approve } => {
             commands::run::exec(loaded, global, run, Action::Destroy, false, *auto_approve)
         }
+        Command::Drift { run } => commands::drift::exec(loaded, global, run),
         Command::Rollout(args) => commands::rollout::exec(loaded, global, args),
         Command::Layout {
             what: LayoutCommand::Migrate { auto_approve },

@@ -45,8 +45,8 @@ pub struct Execution {
     /// The terraform (or tofu) binary.
     #[arg(long, env = "ORCH_TERRAFORM")]
     pub terraform_bin: Option<String>,
-    /// Write the summary (a rollout's by wave) to FILE: JSON (run.json) or a self-contained page
-    /// (run.html).
+    /// Write the summary (a rollout's by wave) to FILE: JSON (run.json), a self-contained page
+    /// (run.html) or Markdown for a pull request (run.md).
     #[arg(long, value_name = "FILE", value_parser = crate::report::parse_path)]
     pub report: Option<PathBuf>,
 }
@@ -119,6 +119,12 @@ pub enum Command {
         /// Destroy without asking (required when there is no terminal).
         #[arg(long)]
         auto_approve: bool,
+    },
+    /// What changed in AWS outside orch: a refresh-only plan of every selected node, changing
+    /// nothing. Exit 0 in sync, 2 drifted (or deleted outside orch), 1 error.
+    Drift {
+        #[command(flatten)]
+        run: RunOptions,
     },
     /// Print the recorded outputs of an applied node.
     Output { address: String },

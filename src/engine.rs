@@ -104,6 +104,19 @@ pub struct Request {
     pub skip_unchanged: BTreeSet<usize>,
     /// Whether applies adopt existing resources (`orch import apply`) or refuse plans that do.
     pub imports: Imports,
+    /// `orch drift`: refresh-only plans, read for what changed outside orch.
+    pub drift: bool,
+}
+
+impl Request {
+    /// What the run is called in its summary and report.
+    fn action_name(&self) -> &'static str {
+        if self.drift {
+            "drift"
+        } else {
+            self.action.name()
+        }
+    }
 }
 
 /// The outcome of a run: its exit code and whether it was stopped by the user.
@@ -137,6 +150,7 @@ pub fn execute(setup: &Setup, request: Request) -> std::io::Result<Outcome> {
             let mut context = setup.context(action, preview, &prepared, &interrupt);
             context.skip_unchanged = request.skip_unchanged.clone();
             context.imports = request.imports;
+            context.drift = request.drift;
             Arc::new(context)
         };
         if confirm_first {
@@ -337,13 +351,10 @@ fn finish(
     fleet: &Fleet,
     run_id: &str,
 ) -> Outcome {
-    let failed = rows.iter().any(|r| {
-        !matches!(
-            r.status.as_str(),
-            "ok" | "changes" | "no changes" | "unchanged"
-        )
-    });
-    let changes = rows.iter().any(|r| r.status == "changes");
+    let failed = rows.iter().any(|r| !succeeded(&r.status));
+    let changes = rows
+        .iter()
+        .any(|r| matches!(r.status.as_str(), "changes" | "drifted" | "deleted"));
     let code = if interrupted(interrupt) {
         130
     } else if failed {
@@ -355,41 +366,64 @@ fn finish(
     };
     let (own_cpu, children_cpu) = cpu_seconds();
     say_raw!("\n{}", table(&rows));
+    say_raw!("{}", crate::report::review::summary(&rows));
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
-    say!(
-        "{} nodes: {} ok, {} with changes, {} without, {}{} failed{}, {} skipped or not started; logs in {}",
-        rows.len(),
-        count("ok"),
-        count("changes"),
-        count("no changes"),
-        match count("unchanged") {
-            0 => String::new(),
-            n => format!("{n} unchanged since their last apply, "),
-        },
-        count("failed") + count("interrupted"),
-        // `layout: stacks`: nodes of a stack whose run terraform stopped on another of them.
-        match rows.iter().filter(|r| r.status.starts_with("not ") && r.status != "not started").count() {
-            0 => String::new(),
-            n => format!(", {n} {}", crate::reporter::not_applied(request.action)),
-        },
-        rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
-        fleet.state_dir().join("logs").join(run_id).display()
-    );
-    if let Some(path) = &request.report {
-        let report = crate::report::Report {
-            run: run_id.to_string(),
-            action: request.action.name().to_string(),
-            exit_code: code,
-            orch_cpu_seconds: own_cpu,
-            terraform_cpu_seconds: children_cpu,
-            nodes: rows,
-            waves: Vec::new(),
-        };
-        if let Err(e) = crate::report::write(path, &report) {
-            say!("error: cannot write the report {}: {e}", path.display());
-        }
+    if request.drift {
+        say!(
+            "{} nodes: {} in sync, {} drifted, {} deleted or pending deletion outside orch, {} unknown (not read), {} skipped or not started; logs in {}",
+            rows.len(),
+            count("in sync"),
+            count("drifted"),
+            count("deleted"),
+            count("failed")
+                + count("interrupted")
+                + rows
+                    .iter()
+                    .filter(|r| r.status.starts_with("not ") && r.status != "not started")
+                    .count(),
+            rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
+            fleet.state_dir().join("logs").join(run_id).display()
+        );
+    } else {
+        say!(
+            "{} nodes: {} ok, {} with changes, {} without, {}{} failed{}, {} skipped or not started; logs in {}",
+            rows.len(),
+            count("ok"),
+            count("changes"),
+            count("no changes"),
+            match count("unchanged") {
+                0 => String::new(),
+                n => format!("{n} unchanged since their last apply, "),
+            },
+            count("failed") + count("interrupted"),
+            // `layout: stacks`: nodes of a stack whose run terraform stopped on another of them.
+            match rows.iter().filter(|r| r.status.starts_with("not ") && r.status != "not started").count() {
+                0 => String::new(),
+                n => format!(", {n} {}", crate::reporter::not_applied(request.action)),
+            },
+            rows.iter().filter(|r| r.status.starts_with("skipped") || r.status == "not started").count(),
+            fleet.state_dir().join("logs").join(run_id).display()
+        );
     }
+    let report = crate::report::Report {
+        run: run_id.to_string(),
+        action: request.action_name().to_string(),
+        exit_code: code,
+        orch_cpu_seconds: own_cpu,
+        terraform_cpu_seconds: children_cpu,
+        nodes: rows,
+        waves: Vec::new(),
+    };
+    crate::report::publish(request.report.as_deref(), &report);
     Outcome { code }
+}
+
+/// A node's summary status that is not a failure.
+pub(crate) fn succeeded(status: &str) -> bool {
+    matches!(
+        status,
+        "ok" | "changes" | "no changes" | "unchanged" | "in sync" | "drifted" | "deleted"
+    )
 }
 
 /// CPU seconds of orch itself, and of the terraform processes it waited for.

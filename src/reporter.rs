@@ -15,6 +15,8 @@ use serde::Serialize;
 
 use crate::diag::{escape, escape_lines};
 use crate::scheduler::Event;
+use crate::terraform::access::KeyAccess;
+use crate::terraform::drift::NodeDrift;
 use crate::terraform::workflow::{Action, NodeRun, Status};
 
 /// One row of the summary.
@@ -31,6 +33,12 @@ pub struct Row {
     pub attempts: u32,
     pub error: Option<String>,
     pub log: Option<String>,
+    /// Who gains and who loses what, per key whose policy the plan changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<KeyAccess>,
+    /// `orch drift`: what changed outside orch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<NodeDrift>,
 }
 
 pub struct Reporter {
@@ -134,6 +142,8 @@ impl Reporter {
             attempts: 0,
             error: None,
             log: None,
+            access: Vec::new(),
+            drift: None,
         }
     }
 
@@ -199,6 +209,15 @@ fn finished_line(run: &NodeRun) -> String {
             not_applied(run.action),
             escape(run.error.as_deref().unwrap_or(""))
         ),
+        Status::InSync => "in sync".to_string(),
+        Status::Drifted => match &run.drift {
+            Some(d) if d.deleted => "deleted or pending deletion outside orch".to_string(),
+            Some(d) => {
+                let words: Vec<&str> = d.findings.iter().map(|f| f.words.as_str()).collect();
+                format!("drifted: {}", escape(&words.join("; ")))
+            }
+            None => "drifted".to_string(),
+        },
     };
     let provisional = if run.provisional {
         " (provisional)"
@@ -221,6 +240,9 @@ fn row(run: &NodeRun) -> Row {
         Status::Interrupted => "interrupted",
         Status::Unchanged => "unchanged",
         Status::NotApplied => not_applied(run.action),
+        Status::InSync => "in sync",
+        Status::Drifted if run.drift.as_ref().is_some_and(|d| d.deleted) => "deleted",
+        Status::Drifted => "drifted",
     };
     Row {
         address: run.address.clone(),
@@ -234,6 +256,8 @@ fn row(run: &NodeRun) -> Row {
         attempts: run.attempts,
         error: run.error.clone(),
         log: Some(run.log.display().to_string()),
+        access: run.access.clone(),
+        drift: run.drift.clone(),
     }
 }
 
@@ -295,6 +319,8 @@ mod tests {
             attempts: 1,
             error: None,
             log: None,
+            access: Vec::new(),
+            drift: None,
         }
     }
 

@@ -19,7 +19,7 @@ use crate::import::draft::{draft, Draft, Overrides, PolicyChoice};
 use crate::import::verify::{self, Findings};
 use crate::import::write::write_all;
 use crate::policy::{self, describe, KeyFacts, Permissions};
-use crate::terraform::workflow::{Action, Imports};
+use crate::terraform::workflow::Action;
 
 /// Exit code of a discovery that could not read everything it was asked to (a region unknown,
 /// a key left out because its tree would differ from AWS).
@@ -448,7 +448,7 @@ pub fn apply(
         global,
         options,
         (Action::Apply, false, auto_approve),
-        Imports::Adopt,
+        super::run::Kind::Adopt,
         Some(adopting),
     )
 }

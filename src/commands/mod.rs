@@ -3,6 +3,7 @@
 
 pub mod backend;
 mod context;
+pub mod drift;
 pub mod explain;
 pub mod generate;
 pub mod graph;

@@ -315,6 +315,7 @@ impl Rollout<'_> {
             fancy: self.options.fancy,
             skip_unchanged: BTreeSet::new(),
             imports: crate::terraform::workflow::Imports::Refuse,
+            drift: false,
         }
     }
 
@@ -801,9 +802,11 @@ impl Rollout<'_> {
                 }
             }
         }
-        let Some(path) = &self.options.args.execution.report else {
-            return;
-        };
+        let rows: Vec<_> = results
+            .iter()
+            .flat_map(|r| r.rows.iter().cloned())
+            .collect();
+        say_raw!("{}", crate::report::review::summary(&rows));
         let (own_cpu, children_cpu) = engine::cpu_seconds();
         let report = crate::report::Report {
             run: journal.map(|j| j.id.clone()).unwrap_or_default(),
@@ -827,9 +830,7 @@ impl Rollout<'_> {
                 })
                 .collect(),
         };
-        if let Err(e) = crate::report::write(path, &report) {
-            say!("error: cannot write the report {}: {e}", path.display());
-        }
+        crate::report::publish(self.options.args.execution.report.as_deref(), &report);
     }
 }
 

@@ -28,20 +28,30 @@ pub fn exec(
         global,
         options,
         (action, detailed_exitcode, auto_approve),
-        Imports::Refuse,
+        Kind::Plain,
         None,
     )
 }
 
-/// A run: `(action, detailed_exitcode, auto_approve)`, what it does with plans that import
-/// (`imports`), and `only` the nodes chosen by the caller (`orch import apply`) instead of the
-/// filters' selection.
+/// What a run is besides its action.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `orch plan | apply | destroy`: a plan that imports is refused.
+    Plain,
+    /// `orch import apply`: plans import, and must create and destroy nothing.
+    Adopt,
+    /// `orch drift`: refresh-only plans, read for what changed outside orch.
+    Drift,
+}
+
+/// A run: `(action, detailed_exitcode, auto_approve)`, its [`Kind`], and `only` the nodes chosen
+/// by the caller (`orch import apply`) instead of the filters' selection.
 pub fn exec_with(
     loaded: Loaded,
     global: &Global,
     options: &RunOptions,
     (action, detailed_exitcode, auto_approve): (Action, bool, bool),
-    imports: Imports,
+    kind: Kind,
     only: Option<BTreeSet<usize>>,
 ) -> Result<(), AppError> {
     let selected = match only {
@@ -64,6 +74,11 @@ pub fn exec_with(
     let store = loaded.store(profile.clone(), Ok(&binary), parallelism);
     layout_guard(&loaded, &*store, &selected)?;
     let (selected, skip_unchanged) = if options.filters.changed {
+        if kind == Kind::Drift {
+            return Err(AppError::Usage(
+                "--changed selects what changed in the tree since the last apply; drift is what changed in AWS, so `orch drift` reads every selected node: drop --changed".into(),
+            ));
+        }
         if action == Action::Destroy {
             return Err(AppError::Usage(
                 "--changed selects what to apply; destroy takes addresses, --account, --region or --all".into(),
@@ -85,7 +100,12 @@ pub fn exec_with(
         report: options.execution.report.clone(),
         fancy: crate::engine::fancy_output(global.no_color),
         skip_unchanged,
-        imports,
+        imports: if kind == Kind::Adopt {
+            Imports::Adopt
+        } else {
+            Imports::Refuse
+        },
+        drift: kind == Kind::Drift,
     };
     let setup = loaded.into_setup(profile, binary, store);
     exit(crate::engine::execute(&setup, request)?.code)

@@ -75,4 +75,14 @@ impl<'a> KeyFacts<'a> {
     pub(super) fn symmetric_encryption(&self) -> bool {
         self.spec == KeySpec::SymmetricDefault && self.usage == KeyUsage::EncryptDecrypt
     }
+
+    /// What names the capabilities of this key in an access review.
+    pub fn shape(&self) -> super::KeyShape {
+        super::KeyShape {
+            spec: self.spec,
+            usage: self.usage,
+            multi_region: self.multi_region,
+            partition: self.partition,
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! `facts` is what a policy is computed from, `actions` the KMS actions of each capability,
 //! `build` the policy document, `json` its JSON form, `check` the problems and warnings found
 //! before terraform runs, `explain` the policy in plain words. `semantic` is a policy's normal
-//! form, to compare policies by effect; `infer` maps a live policy back onto the access model.
+//! form, to compare policies by effect; `infer` maps a live policy back onto the access model;
+//! `review` tells who gains and who loses what when a policy changes.
 
 mod actions;
 mod build;
@@ -17,6 +18,7 @@ mod facts;
 mod fixtures;
 mod infer;
 mod json;
+mod review;
 mod semantic;
 
 pub use actions::cross_account_actions;
@@ -25,4 +27,5 @@ pub use check::{check, warnings, Problem};
 pub use explain::explain;
 pub use facts::KeyFacts;
 pub use infer::{infer, InferContext, Inference};
+pub use review::{review, KeyShape, Review};
 pub use semantic::{describe, Permissions};

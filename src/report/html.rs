@@ -289,6 +289,8 @@ mod tests {
             attempts: 1,
             error: None,
             log: None,
+            access: Vec::new(),
+            drift: None,
         }
     }
 

@@ -3,6 +3,12 @@
 //! GitHub renders the HTML inside Markdown, so `<` is never let through; a table cell keeps to one
 //! line; control and bidi characters are shown escaped as on the terminal.
 
+use std::collections::BTreeMap;
+
+use super::review::{self, Group};
+use super::{Entry, Report};
+use crate::reporter::Row;
+
 /// The most characters GitHub takes in one pull-request comment or issue body.
 pub const GITHUB_LIMIT: usize = 65_536;
 
@@ -70,6 +76,78 @@ pub fn fit(doc: &str, limit: usize, whole: &str) -> String {
     }
     kept.push_str(&note(total - lines));
     kept
+}
+
+/// A run as Markdown for a pull request: the counts, the access review and the drift grouped,
+/// then the nodes that changed or failed, the rest folded; cut to [`GITHUB_LIMIT`].
+pub fn run(report: &Report, whole: &str) -> String {
+    let entries = report.entries();
+    let rows: Vec<Row> = entries.iter().map(|e| e.row.clone()).collect();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &rows {
+        *counts.entry(r.status.as_str()).or_default() += 1;
+    }
+    let counted: Vec<String> = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {}", text(s)))
+        .collect();
+    let mut doc = format!(
+        "## orch {}: {} nodes\n\n{} · exit code {} · run {}\n",
+        text(&report.action),
+        rows.len(),
+        counted.join(", "),
+        report.exit_code,
+        text(&report.run)
+    );
+    let groups = |title: &str, groups: Vec<Group>| -> String {
+        if groups.is_empty() {
+            return String::new();
+        }
+        let rows: Vec<Vec<String>> = groups
+            .iter()
+            .map(|g| vec![g.kind.to_string(), text(&g.words), text(&g.place())])
+            .collect();
+        format!("\n### {title}\n\n{}", table(&["", "what", "where"], &rows))
+    };
+    doc.push_str(&groups(
+        "Access review: who gains and who loses what",
+        review::access_groups(&rows),
+    ));
+    doc.push_str(&groups("Changed outside orch", review::drift_groups(&rows)));
+    let quiet = |r: &Row| {
+        matches!(
+            r.status.as_str(),
+            "no changes" | "in sync" | "unchanged" | "ok"
+        )
+    };
+    let line = |e: &&Entry| {
+        let n = |v: Option<u32>| v.map_or("-".to_string(), |v| v.to_string());
+        vec![
+            text(&e.row.address),
+            e.wave.map(text).unwrap_or_default(),
+            text(&e.row.status),
+            n(e.row.add),
+            n(e.row.change),
+            n(e.row.destroy),
+            text(e.row.error.as_deref().unwrap_or("")),
+        ]
+    };
+    let head = ["node", "wave", "status", "+add", "~chg", "-del", "error"];
+    let (loud, calm): (Vec<&Entry>, Vec<&Entry>) = entries.iter().partition(|e| !quiet(e.row));
+    if !loud.is_empty() {
+        doc.push_str(&format!(
+            "\n### Changed or failed\n\n{}",
+            table(&head, &loud.iter().map(line).collect::<Vec<_>>())
+        ));
+    }
+    if !calm.is_empty() {
+        doc.push_str(&format!(
+            "\n<details><summary>{} other nodes</summary>\n\n{}\n</details>\n",
+            calm.len(),
+            table(&head, &calm.iter().map(line).collect::<Vec<_>>())
+        ));
+    }
+    fit(&doc, GITHUB_LIMIT, whole)
 }
 
 #[cfg(test)]

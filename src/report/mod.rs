@@ -4,6 +4,7 @@
 
 mod html;
 pub mod markdown;
+pub mod review;
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +19,10 @@ const MAX_TEXT_BYTES: usize = 256 * 1024;
 pub enum Format {
     Json,
     Html,
+    Markdown,
 }
 
-/// Checks `--report FILE`: `.json` or `.html` (`.htm`), any case.
+/// Checks `--report FILE`: `.json`, `.html` (`.htm`) or `.md`, any case.
 pub fn parse_path(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
     format_of(&path).map(|_| path)
@@ -34,12 +36,13 @@ fn format_of(path: &Path) -> Result<Format, String> {
     match ext.as_deref() {
         Some("json") => Ok(Format::Json),
         Some("html" | "htm") => Ok(Format::Html),
+        Some("md" | "markdown") => Ok(Format::Markdown),
         Some(other) => Err(format!(
-            "`{}`: a report is JSON or HTML, chosen by the extension; `.{other}` is neither (name it run.json or run.html)",
+            "`{}`: a report is JSON, HTML or Markdown, chosen by the extension; `.{other}` is none of them (name it run.json, run.html or run.md)",
             path.display()
         )),
         None => Err(format!(
-            "`{}` has no extension: name the report run.json (JSON) or run.html (a page)",
+            "`{}` has no extension: name the report run.json (JSON), run.html (a page) or run.md (Markdown for a pull request)",
             path.display()
         )),
     }
@@ -102,8 +105,36 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
     let text = match format {
         Format::Json => serde_json::to_string_pretty(report).expect("JSON serializes") + "\n",
         Format::Html => html::page(report, &report.entries()),
+        Format::Markdown => markdown::run(report, &path.display().to_string()),
     };
     crate::render::write_atomic(path, text.as_bytes())
+}
+
+/// Writes the report to `path` when one was asked for, and when `GITHUB_STEP_SUMMARY` names a
+/// file (a GitHub Actions job) appends the run's Markdown to it. Says what could not be written.
+pub fn publish(path: Option<&Path>, report: &Report) {
+    if let Some(path) = path {
+        if let Err(e) = write(path, report) {
+            say!("error: cannot write the report {}: {e}", path.display());
+        }
+    }
+    let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) else {
+        return;
+    };
+    let whole = path.map_or("the job's log".to_string(), |p| p.display().to_string());
+    let appended = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&summary)
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, (markdown::run(report, &whole) + "\n").as_bytes())
+        });
+    if let Err(e) = appended {
+        say!(
+            "error: cannot append the summary to GITHUB_STEP_SUMMARY ({}): {e}",
+            Path::new(&summary).display()
+        );
+    }
 }
 
 /// What the page folds under a node: its log from the first `terraform plan` on (init's output

@@ -2,12 +2,15 @@
 //! with its output captured and redacted, the per-node workflow init -> plan -> apply, and the
 //! record of running processes that lets a run recover from a killed one. Knows no YAML.
 
+pub mod access;
 pub mod binary;
+pub mod drift;
 pub mod env;
 pub mod lock_info;
 pub mod process;
 pub mod redact;
 pub mod remote;
 pub mod runs;
+pub mod shown;
 pub mod text;
 pub mod workflow;

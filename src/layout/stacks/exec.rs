@@ -23,6 +23,9 @@ use super::{module_name, Stacks, STACKS_DIR};
 use crate::config::Fleet;
 use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
+use crate::terraform::access::{key_access, KeyAccess};
+use crate::terraform::drift::{node_drift, NodeDrift};
+use crate::terraform::shown::{Change, Shown};
 use crate::terraform::workflow::{
     apply_args, write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status,
     StepError, TerraformExecutor,
@@ -158,6 +161,8 @@ struct Outcome {
     provisional: bool,
     error: Option<String>,
     output: String,
+    access: Vec<KeyAccess>,
+    drift: Option<NodeDrift>,
 }
 
 impl Outcome {
@@ -168,6 +173,8 @@ impl Outcome {
             provisional: false,
             error: None,
             output: String::new(),
+            access: Vec::new(),
+            drift: None,
         }
     }
 
@@ -224,6 +231,8 @@ impl StackJob {
                     error: o.error,
                     log: log.clone(),
                     output: o.output,
+                    access: o.access,
+                    drift: o.drift,
                 }
             })
             .collect();
@@ -284,6 +293,7 @@ impl StackJob {
             return out;
         }
         let mut round = 0;
+        let mut access: BTreeMap<usize, Vec<KeyAccess>> = BTreeMap::new();
         let planned = loop {
             let planned = match job.plan(destroy).await {
                 Ok(p) => p,
@@ -292,6 +302,24 @@ impl StackJob {
                     return out;
                 }
             };
+            if ctx.drift || planned.may_change_policies(destroy) {
+                let shown = if planned.changes {
+                    match job.show().await {
+                        Ok(shown) => shown,
+                        Err(e) => {
+                            out.extend(self.all_failed(&run, &e.message, job));
+                            return out;
+                        }
+                    }
+                } else {
+                    Shown::default()
+                };
+                if ctx.drift {
+                    out.extend(self.drifted(&run, &shown));
+                    return out;
+                }
+                access = self.access(&run, &shown);
+            }
             let by_module = plan_text::plan_by_module(&planned.text);
             let orphans: Vec<&str> = by_module
                 .counts
@@ -360,8 +388,9 @@ impl StackJob {
                             },
                             counts: c,
                             provisional: files[&i].provisional,
-                            error: None,
                             output: by_module.text.get(&m).cloned().unwrap_or_default(),
+                            access: access.remove(&i).unwrap_or_default(),
+                            ..Outcome::new(Status::NoChanges)
                         },
                     );
                 }
@@ -420,11 +449,10 @@ impl StackJob {
             out.insert(
                 i,
                 Outcome {
-                    status: Status::Done,
                     counts: counts.as_ref().map(|c| c[&i]),
-                    provisional: false,
-                    error: None,
                     output: by_module.text.get(&m).cloned().unwrap_or_default(),
+                    access: access.remove(&i).unwrap_or_default(),
+                    ..Outcome::new(Status::Done)
                 },
             );
         }
@@ -661,6 +689,52 @@ impl StackJob {
                 (i, o)
             })
             .collect()
+    }
+
+    /// `orch drift`: each node's drift, from the refresh-only plan's `resource_drift`.
+    fn drifted(&self, run: &[usize], shown: &Shown) -> BTreeMap<usize, Outcome> {
+        run.iter()
+            .map(|&i| {
+                let drift = node_drift(&self.module_changes(i, &shown.drift), self.shape(i));
+                let status = if drift.in_sync() {
+                    Status::InSync
+                } else {
+                    Status::Drifted
+                };
+                let outcome = Outcome {
+                    drift: Some(drift),
+                    ..Outcome::new(status)
+                };
+                (i, outcome)
+            })
+            .collect()
+    }
+
+    /// Each node's access review, from the plan's `resource_changes`.
+    fn access(&self, run: &[usize], shown: &Shown) -> BTreeMap<usize, Vec<KeyAccess>> {
+        run.iter()
+            .map(|&i| {
+                (
+                    i,
+                    key_access(&self.module_changes(i, &shown.changes), self.shape(i)),
+                )
+            })
+            .filter(|(_, a)| !a.is_empty())
+            .collect()
+    }
+
+    /// The changes of node `i`'s module block.
+    fn module_changes<'s>(&self, i: usize, changes: &'s [Change]) -> Vec<&'s Change> {
+        let m = module_name(&self.context.fleet.nodes[i]);
+        changes
+            .iter()
+            .filter(|c| c.module.as_deref() == Some(m.as_str()))
+            .collect()
+    }
+
+    fn shape(&self, i: usize) -> Option<crate::policy::KeyShape> {
+        let fleet = &self.context.fleet;
+        crate::policy::KeyFacts::of(fleet, &fleet.nodes[i]).map(|f| f.shape())
     }
 
     /// Child directory (node name) -> module name, for errors that name a file.
