@@ -248,15 +248,15 @@ fn hostile_terraform_output_stays_text() {
 }
 
 #[test]
-fn a_report_is_json_or_html_by_its_extension() {
+fn a_report_is_json_html_or_markdown_by_its_extension() {
     let tree = fleet();
     for (file, says) in [
         (
             "run.txt",
-            "`.txt` is neither (name it run.json or run.html)",
+            "`.txt` is none of them (name it run.json, run.html or run.md)",
         ),
         ("run", "`run` has no extension"),
-        ("report.", "is neither"),
+        ("report.", "is none of them"),
     ] {
         let out = plan_html(&tree, file, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr);

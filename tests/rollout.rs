@@ -883,7 +883,7 @@ fn a_rollout_report_is_json_or_a_page_with_its_waves() {
     };
     let bad = run("run.txt");
     assert_eq!(bad.code, 1, "{}", bad.stderr);
-    assert!(bad.stderr.contains("is neither"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("is none of them"), "{}", bad.stderr);
     assert!(bad.calls.is_empty(), "terraform ran: {:?}", bad.calls);
     let page = tree.path("run.html");
     let good = run(page.to_str().unwrap());

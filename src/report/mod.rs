@@ -179,9 +179,10 @@ mod tests {
         assert_eq!(format_of(Path::new("run.json")), Ok(Format::Json));
         assert_eq!(format_of(Path::new("out/RUN.HTML")), Ok(Format::Html));
         assert_eq!(format_of(Path::new("run.htm")), Ok(Format::Html));
+        assert_eq!(format_of(Path::new("pr/plan.MD")), Ok(Format::Markdown));
         assert!(format_of(Path::new("run.txt"))
             .unwrap_err()
-            .contains("`.txt` is neither"));
+            .contains("`.txt` is none of them"));
         assert!(format_of(Path::new("run"))
             .unwrap_err()
             .contains("has no extension"));
