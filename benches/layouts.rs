@@ -12,7 +12,8 @@
 //!
 //! For each fleet size and layout, on a fresh emulator and a fresh tree: `orch plan`, `orch apply
 //! --auto-approve`, then `orch plan` again (the re-plan of the applied fleet, which must show no
-//! changes). Reported per run, in one table: CPU seconds per node (orch + terraform + providers:
+//! changes), then `orch drift` (a refresh-only plan of the same fleet, which must find every node
+//! in sync; its CPU against the re-plan's is a goal line). Reported per run, in one table: CPU seconds per node (orch + terraform + providers:
 //! getrusage(RUSAGE_CHILDREN) of this process around the run, so every process orch started and
 //! reaped counts, and nothing else does), wall time, and the peak memory of orch's whole process
 //! tree (the sum of the proportional set size, Pss of /proc/PID/smaps_rollup, over orch and every
@@ -54,6 +55,8 @@ const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 const GOAL_RATIO_AT_200: f64 = 10.0;
 const GOAL_PLAN_1000_WALL: f64 = 300.0;
 const GOAL_PEAK_MB: f64 = 4096.0;
+/// `orch drift` of an applied fleet against its re-plan, in CPU-s (issue 17).
+const GOAL_DRIFT_RATIO: f64 = 1.2;
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Layout {
@@ -324,10 +327,11 @@ fn bench_fleet(
         fail("tests/e2e/setup_roles.py could not create the consumers' roles");
     }
     let select = selection(size, layout, full);
-    let phases: [(&str, &[&str], &str); 3] = [
+    let phases: [(&str, &[&str], &str); 4] = [
         ("plan", &["plan"], "changes"),
         ("apply", &["apply", "--auto-approve"], "ok"),
         ("re-plan", &["plan"], "no changes"),
+        ("drift", &["drift"], "in sync"),
     ];
     let mut runs = Vec::new();
     for (phase, command, expected) in phases {
@@ -734,6 +738,20 @@ fn goals(results: &[FleetResult]) {
             verdict(s.wall < GOAL_PLAN_1000_WALL && s.exit == 0),
             s.wall
         );
+    }
+    for r in results {
+        if let (Some(replan), Some(drift)) = (
+            find(results, r.size, r.layout, "re-plan"),
+            find(results, r.size, r.layout, "drift"),
+        ) {
+            let ratio = drift.cpu / replan.cpu.max(0.001);
+            println!(
+                "   {} {} nodes, {}: drift costs {ratio:.2}x the CPU of the re-plan (goal <= {GOAL_DRIFT_RATIO}x)",
+                verdict(ratio <= GOAL_DRIFT_RATIO && drift.exit == 0),
+                r.size,
+                r.layout.name()
+            );
+        }
     }
     let peak = results
         .iter()

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use emulator::{orch, processes_in, readback, write, Sandbox};
+use emulator::{command, finish, orch, processes_in, readback, write, Sandbox};
 use serde_json::Value;
 
 /// A description with quotes, a newline and template markers: it must arrive verbatim.
@@ -97,18 +97,29 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
     let sandbox = Sandbox::start();
     let (venv, endpoint, root) = sandbox.parts();
     fleet(root);
+    // A third account with one key, for the drift below (rotation turned off on two keys).
+    write(
+        root,
+        "live/tools/account.yaml",
+        "account_id: \"333333333333\"\nenvironment: tools\nrole_arn: arn:aws:iam::333333333333:role/orch-deployer\nregions: [us-east-1]\n",
+    );
+    write(
+        root,
+        "live/tools/us-east-1/scratch/node.yaml",
+        "description: scratch key\nkey_administrators: [arn:aws:iam::333333333333:role/admin]\n",
+    );
     sandbox.roles(&["arn:aws:iam::222222222222:role/reader"]);
 
     // 1. Plan: everything to create; dependents plan on placeholders (provisional).
     let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
     assert_eq!(plan.code, 2, "{}", plan.stderr);
     let rows = plan.statuses();
-    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert_eq!(rows.len(), 8, "{rows:?}");
     for (address, status, provisional) in &rows {
         assert_eq!(status, "changes", "{address}");
         let dependent = !matches!(
             address.as_str(),
-            "prod/us-east-1/data" | "shared/us-east-1/own"
+            "prod/us-east-1/data" | "shared/us-east-1/own" | "tools/us-east-1/scratch"
         );
         assert_eq!(*provisional, dependent, "{address} provisional");
     }
@@ -232,7 +243,10 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         again.statuses()
     );
 
-    // 5. Destroy, and read back that it is gone (keys wait out their deletion window).
+    // 5. Changes behind orch's back, told by `orch drift`, restored by `orch apply`.
+    drift_is_told_and_restored(&sandbox, key_id);
+
+    // 6. Destroy, and read back that it is gone (keys wait out their deletion window).
     let destroy = orch(root, endpoint, &["destroy", "--all", "--auto-approve"]);
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);
     let prod = readback(
@@ -256,15 +270,120 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         prod["s3"].as_object().unwrap().is_empty(),
         "the bucket remains"
     );
+    // The key scheduled for deletion in step 5 and the one apply made in its place.
     let shared = readback(venv, endpoint, "222222222222", &["us-east-1"]);
-    assert_eq!(
-        only_key(&shared["kms"], "us-east-1").1["state"],
-        "PendingDeletion"
+    let keys = shared["kms"]["us-east-1"]["keys"].as_object().unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(
+        keys.values().all(|k| k["state"] == "PendingDeletion"),
+        "{keys:?}"
     );
     assert!(
         shared["iam"].as_object().unwrap().is_empty(),
         "the IAM policy remains"
     );
+}
+
+/// Changes a colleague might make in the console: a principal added to a policy, rotation off on
+/// two keys, a tag and a description edited, an alias deleted, a key scheduled for deletion, a
+/// replica disabled. `orch drift` names each (the repeated one once), exits 2 and changes
+/// nothing; `orch apply` restores the tree's word, its access review naming the principal that
+/// loses access (terminal and Markdown, also in GITHUB_STEP_SUMMARY); `orch drift` then exits 0.
+fn drift_is_told_and_restored(sandbox: &Sandbox, data_key: &str) {
+    let (venv, endpoint, root) = sandbox.parts();
+    let in_sync = orch(root, endpoint, &["drift", "--all"]);
+    assert_eq!(
+        in_sync.code, 0,
+        "a fleet just applied drifts:\n{}",
+        in_sync.stderr
+    );
+    let own = readback(venv, endpoint, "222222222222", &["us-east-1"]);
+    let own_key = only_key(&own["kms"], "us-east-1").0.clone();
+    let tools = readback(venv, endpoint, "333333333333", &["us-east-1"]);
+    let scratch = only_key(&tools["kms"], "us-east-1").0.clone();
+    let intruder = "arn:aws:iam::999999999999:role/intruder";
+    let changes = serde_json::json!([
+        {"account": "111111111111", "region": "us-east-1", "op": "add_principal", "key": data_key,
+         "principal": intruder, "actions": ["kms:Decrypt", "kms:ReEncryptFrom"]},
+        {"account": "111111111111", "region": "us-east-1", "op": "disable_rotation", "key": data_key},
+        {"account": "111111111111", "region": "us-east-1", "op": "tag", "key": data_key, "tag": "Environment", "value": "edited"},
+        {"account": "111111111111", "region": "us-east-1", "op": "delete_alias", "alias": "alias/prod/data"},
+        {"account": "111111111111", "region": "eu-west-1", "op": "disable", "key": data_key},
+        {"account": "333333333333", "region": "us-east-1", "op": "disable_rotation", "key": scratch},
+        {"account": "333333333333", "region": "us-east-1", "op": "describe", "key": scratch,
+         "description": "<script>alert(1)</script> | **bold**"},
+        {"account": "222222222222", "region": "us-east-1", "op": "schedule_deletion", "key": own_key},
+    ]);
+    let status = Command::new(venv.join("bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/tamper.py"))
+        .arg(endpoint)
+        .arg(changes.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "tests/e2e/tamper.py failed");
+
+    let md = root.join("drift.md");
+    let drift = finish(
+        root,
+        command(root, endpoint, &["drift", "--all"])
+            .arg("--report")
+            .arg(&md)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(drift.code, 2, "{}", drift.stderr);
+    let said = &drift.stderr;
+    for line in [
+        "~ rotation disabled on 2 nodes: prod/us-east-1/data, tools/us-east-1/scratch",
+        &format!("~ policy: gained by {intruder}: read-data on prod/us-east-1/data"),
+        "~ tag Environment: \"prod\" -> \"edited\" on prod/us-east-1/data",
+        "~ alias alias/prod/data deleted on prod/us-east-1/data",
+        "~ replica key disabled on prod/eu-west-1/data",
+        "~ description: \"scratch key\" -> \"<script>alert(1)</script> | **bold**\" on tools/us-east-1/scratch",
+        "~ deleted or pending deletion outside orch on shared/us-east-1/own",
+    ] {
+        assert!(said.contains(line), "drift does not say `{line}`:\n{said}");
+    }
+    let statuses: std::collections::BTreeMap<String, String> = drift
+        .statuses()
+        .into_iter()
+        .map(|(a, s, _)| (a, s))
+        .collect();
+    assert_eq!(statuses["shared/us-east-1/own"], "deleted");
+    assert_eq!(statuses["tools/us-east-1/scratch"], "drifted");
+    assert_eq!(statuses["prod/ap-southeast-2/data"], "in sync");
+    let markdown = std::fs::read_to_string(&md).unwrap();
+    assert!(
+        markdown.contains("&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\| \\*\\*bold\\*\\*"),
+        "{markdown}"
+    );
+    assert!(!markdown.contains("<script>"), "{markdown}");
+    // Drift changed nothing: the alias is still gone, the intruder still in the policy.
+    let prod = readback(venv, endpoint, "111111111111", &["us-east-1"]);
+    assert!(prod["kms"]["us-east-1"]["aliases"]
+        .get("alias/prod/data")
+        .is_none());
+
+    let summary = root.join("step-summary.md");
+    let restore = finish(
+        root,
+        command(root, endpoint, &["apply", "--all", "--auto-approve"])
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(restore.code, 0, "{}", restore.stderr);
+    let loss = format!("- loses {intruder}: read-data on prod/us-east-1/data");
+    assert!(restore.stderr.contains(&loss), "{}", restore.stderr);
+    let summary = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        summary.contains(
+            "| loses | arn\\:aws\\:iam\\:\\:999999999999\\:role/intruder\\: read\\-data |"
+        ),
+        "{summary}"
+    );
+    let after = orch(root, endpoint, &["drift", "--all"]);
+    assert_eq!(after.code, 0, "apply did not restore:\n{}", after.stderr);
 }
 
 #[test]

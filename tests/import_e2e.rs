@@ -6,7 +6,7 @@
 //! writes the tree, a second discover writes nothing, `orch import apply` adopts it with no key
 //! created or destroyed, the plan after it has no changes and every key keeps its id; then a new
 //! principal on an adopted key is planned and applied as usual. Once in the stacks layout (the
-//! whole estate), once per node (one account).
+//! whole estate), once per node (one key).
 //!
 //! Needs terraform, TF_CLI_CONFIG_FILE naming the provider mirror, and the project venv with
 //! moto (ORCH_TOOLS_VENV); `scripts/just test` sets all of them up. A missing piece fails the
@@ -272,11 +272,36 @@ fn a_brownfield_estate_is_adopted_in_the_stacks_layout_and_then_changed_as_usual
     assert_eq!(key_ids(&sandbox), before);
 }
 
+/// A key made through the AWS API in `account`/`region` with alias `alias`, whose policy lets
+/// the account's root do everything (CreateKey's default); its key id.
+fn plain_key(sandbox: &Sandbox, account: &str, region: &str, alias: &str) -> String {
+    let (venv, endpoint, root) = sandbox.parts();
+    let policy = root.join(format!("{alias}.json"));
+    let document = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"}]});
+    std::fs::write(&policy, document.to_string()).unwrap();
+    let made = Command::new(venv.join("bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/make_key.py"))
+        .args([endpoint, account, region, alias])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    String::from_utf8(made.stdout).unwrap().trim().to_string()
+}
+
+/// The per-node layout's import (an `imports.tf` per node), on one key of each account: only the
+/// account named is read; a plain apply refuses the import; `apply --import` adopts the key with
+/// its id, and the plan after it has no changes. (The whole estate is adopted above, in stacks.)
 #[test]
-fn one_account_is_adopted_node_by_node() {
+fn a_key_is_adopted_node_by_node() {
     let sandbox = Sandbox::start();
     let (_, endpoint, root) = sandbox.parts();
-    brownfield(&sandbox);
+    let core = plain_key(&sandbox, "111111111111", "us-east-1", "core-archive");
+    let data = plain_key(&sandbox, "222222222222", "eu-west-1", "data-archive");
     tree(root, "per-node");
     let before = key_ids(&sandbox);
     let discover = orch(root, endpoint, &["import", "discover", "--account", "data"]);
@@ -285,6 +310,9 @@ fn one_account_is_adopted_node_by_node() {
         !root.join("live/core/us-east-1").exists(),
         "only the account named"
     );
+    let node =
+        std::fs::read_to_string(root.join("live/data/eu-west-1/data-archive/node.yaml")).unwrap();
+    assert!(node.contains(&data), "{node}");
     // A plain apply never adopts: it refuses plans that import.
     let refused = orch(
         root,
@@ -306,4 +334,5 @@ fn one_account_is_adopted_node_by_node() {
     let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     assert_eq!(key_ids(&sandbox), before);
+    assert!(before.iter().any(|k| k.ends_with(&core)));
 }

@@ -280,6 +280,59 @@ fn a_stacks_fleet_is_planned_applied_checked_replanned_and_destroyed() {
         statuses(&again)
     );
 
+    // 5b. Drift, read per module block of each stack: in sync, then two keys of one stack with
+    // rotation off (one row) and a principal added by hand; the plan's access review names the
+    // principal that loses access.
+    let in_sync = orch(root, endpoint, &["drift", "--all"]);
+    assert_eq!(in_sync.code, 0, "{}", in_sync.stderr);
+    assert!(
+        statuses(&in_sync).iter().all(|(_, s)| s == "in sync"),
+        "{:?}",
+        statuses(&in_sync)
+    );
+    let data_id = prod["kms"]["us-east-1"]["aliases"]["alias/prod/data"]
+        .as_str()
+        .unwrap();
+    let two_fa_id = prod["kms"]["us-east-1"]["aliases"]["alias/prod/2fa"]
+        .as_str()
+        .unwrap();
+    let intruder = "arn:aws:iam::999999999999:role/intruder";
+    let changes = json!([
+        {"account": "111111111111", "region": "us-east-1", "op": "disable_rotation", "key": data_id},
+        {"account": "111111111111", "region": "us-east-1", "op": "disable_rotation", "key": two_fa_id},
+        {"account": "111111111111", "region": "us-east-1", "op": "add_principal", "key": data_id,
+         "principal": intruder, "actions": ["kms:Decrypt"]},
+    ]);
+    let tampered = Command::new(venv.join("bin/python"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/tamper.py"))
+        .arg(endpoint)
+        .arg(changes.to_string())
+        .status()
+        .unwrap();
+    assert!(tampered.success(), "tests/e2e/tamper.py failed");
+    let drift = orch(root, endpoint, &["drift", "--all"]);
+    assert_eq!(drift.code, 2, "{}", drift.stderr);
+    for line in [
+        "~ rotation disabled on 2 nodes in prod/us-east-1/*",
+        &format!("~ policy: gained by {intruder}: kms:Decrypt on prod/us-east-1/data"),
+    ] {
+        assert!(
+            drift.stderr.contains(line),
+            "drift does not say `{line}`:\n{}",
+            drift.stderr
+        );
+    }
+    assert_eq!(node(&drift, "prod/us-east-1/2fa")["status"], "drifted");
+    assert_eq!(node(&drift, "shared/us-east-1/own")["status"], "in sync");
+    let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    let loss = format!("- loses {intruder}: kms:Decrypt on prod/us-east-1/data");
+    assert!(plan.stderr.contains(&loss), "{}", plan.stderr);
+    assert_eq!(
+        node(&plan, "prod/us-east-1/data")["access"][0]["lost"][0]["principal"],
+        intruder
+    );
+
     // 6. Destroy, dependents' stacks first; read back that it is gone.
     let destroy = orch(root, endpoint, &["destroy", "--all", "--auto-approve"]);
     assert_eq!(destroy.code, 0, "{}", destroy.stderr);

@@ -54,6 +54,11 @@ pub fn exec_with(
     kind: Kind,
     only: Option<BTreeSet<usize>>,
 ) -> Result<(), AppError> {
+    if kind == Kind::Drift && options.filters.changed {
+        return Err(AppError::Usage(
+            "--changed selects what changed in the tree since the last apply; drift is what changed in AWS, so `orch drift` reads every selected node: drop --changed".into(),
+        ));
+    }
     let selected = match only {
         Some(nodes) => nodes,
         None => select(&loaded, &options.filters)?,
@@ -74,11 +79,6 @@ pub fn exec_with(
     let store = loaded.store(profile.clone(), Ok(&binary), parallelism);
     layout_guard(&loaded, &*store, &selected)?;
     let (selected, skip_unchanged) = if options.filters.changed {
-        if kind == Kind::Drift {
-            return Err(AppError::Usage(
-                "--changed selects what changed in the tree since the last apply; drift is what changed in AWS, so `orch drift` reads every selected node: drop --changed".into(),
-            ));
-        }
         if action == Action::Destroy {
             return Err(AppError::Usage(
                 "--changed selects what to apply; destroy takes addresses, --account, --region or --all".into(),

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use super::review::{self, Group};
 use super::{Entry, Report};
 use crate::reporter::Row;
 
@@ -62,6 +63,17 @@ pub fn page(report: &Report, entries: &[Entry]) -> String {
     if !report.waves.is_empty() {
         waves(&mut out, report, entries);
     }
+    let rows: Vec<Row> = entries.iter().map(|e| e.row.clone()).collect();
+    groups(
+        &mut out,
+        "Access review: who gains and who loses what",
+        &review::access_groups(&rows),
+    );
+    groups(
+        &mut out,
+        "Changed outside orch",
+        &review::drift_groups(&rows),
+    );
     nodes(&mut out, entries);
     outputs(&mut out, entries);
     out.push_str("</body>\n</html>\n");
@@ -152,6 +164,29 @@ fn waves(out: &mut String, report: &Report, entries: &[Entry]) {
     out.push_str("</table>\n");
 }
 
+/// The access review or the drift, one row per change with where it is seen.
+fn groups(out: &mut String, title: &str, groups: &[Group]) {
+    if groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "<h2>{}</h2>\n<table class=\"review\">\n<tr><th></th><th>what</th><th>where</th></tr>",
+        escape(title)
+    );
+    for g in groups {
+        let _ = writeln!(
+            out,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(g.kind),
+            escape(g.kind),
+            escape(&g.words),
+            escape(&g.place())
+        );
+    }
+    out.push_str("</table>\n");
+}
+
 fn nodes(out: &mut String, entries: &[Entry]) {
     let with_waves = entries.iter().any(|e| e.wave.is_some());
     out.push_str("<h2>Nodes</h2>\n<table class=\"nodes\">\n<tr><th>address</th>");
@@ -221,8 +256,8 @@ fn outputs(out: &mut String, entries: &[Entry]) {
 /// The CSS class of a status: its colour in the grid, the table and the legend.
 fn class(status: &str) -> &'static str {
     match status {
-        "ok" | "no changes" | "unchanged" | "passed" | "done" => "s-ok",
-        "changes" => "s-changes",
+        "ok" | "no changes" | "unchanged" | "passed" | "done" | "in sync" => "s-ok",
+        "changes" | "drifted" | "deleted" => "s-changes",
         "failed" | "interrupted" => "s-failed",
         // "not applied" and the like: a node of a stack whose run stopped on another node.
         s if s.starts_with("skipped") || s.starts_with("not ") => "s-skipped",
@@ -292,6 +327,59 @@ mod tests {
             access: Vec::new(),
             drift: None,
         }
+    }
+
+    /// A drifted row whose finding and access change carry markup from AWS.
+    fn hostile_row() -> Row {
+        use crate::policy::Review;
+        use crate::terraform::access::KeyAccess;
+        use crate::terraform::drift::{Finding, NodeDrift};
+        let mut r = row("prod/us-east-1/a", "drifted");
+        r.drift = Some(NodeDrift {
+            deleted: false,
+            findings: vec![Finding {
+                resource: "aws_kms_key.this".into(),
+                attribute: "description".into(),
+                words: "description: \"a\" -> \"<script>x</script> | **b**\"".into(),
+            }],
+        });
+        let review = Review::default();
+        r.access = vec![KeyAccess {
+            resource: "aws_kms_key.this".into(),
+            review,
+            note: Some("<img src=x onerror=y>".into()),
+        }];
+        r
+    }
+
+    #[test]
+    fn drift_and_access_review_markup_stays_text() {
+        let report = Report {
+            run: "r".into(),
+            action: "drift".into(),
+            exit_code: 2,
+            orch_cpu_seconds: 0.0,
+            terraform_cpu_seconds: 0.0,
+            nodes: vec![hostile_row()],
+            waves: Vec::new(),
+        };
+        let page = page(&report, &report.entries());
+        assert!(page.contains("<h2>Changed outside orch</h2>"), "{page}");
+        assert!(
+            page.contains("&lt;script&gt;x&lt;/script&gt; | **b**"),
+            "{page}"
+        );
+        assert!(page.contains("&lt;img src=x onerror=y&gt;"), "{page}");
+        assert!(
+            !page.contains("<script>") && !page.contains("<img"),
+            "{page}"
+        );
+        let md = super::super::markdown::run(&report, "r.md");
+        assert!(
+            md.contains("&lt;script&gt;x&lt;/script&gt; \\| \\*\\*b\\*\\*"),
+            "{md}"
+        );
+        assert!(!md.contains("<script>") && !md.contains("<img"), "{md}");
     }
 
     #[test]

@@ -23,9 +23,25 @@ pub enum Format {
 }
 
 /// Checks `--report FILE`: `.json`, `.html` (`.htm`) or `.md`, any case.
+/// The path must name a file that can be made: not a directory, in a directory that exists.
 pub fn parse_path(text: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
-    format_of(&path).map(|_| path)
+    format_of(&path)?;
+    if path.is_dir() {
+        return Err(format!(
+            "`{}` is a directory: name a file in it, e.g. {}",
+            path.display(),
+            path.join("run.md").display()
+        ));
+    }
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(format!(
+            "`{}`: the directory {} does not exist; create it first",
+            path.display(),
+            parent.display()
+        )),
+        _ => Ok(path),
+    }
 }
 
 fn format_of(path: &Path) -> Result<Format, String> {

@@ -1,8 +1,11 @@
 //! Drift: what a refresh found changed outside orch in the resources of orch's own modules,
 //! told one finding at a time ("rotation disabled", "tag Team \"a\" -> \"b\"", a principal that
-//! gained a capability), so the same change on many keys can be told once. Empty and absent
-//! values are equal (a refresh of a key applied a moment ago reads `tags = {}` where the state
-//! has none), and a key policy is compared by effect, never as text.
+//! gained a capability), so the same change on many keys can be told once. Only what orch
+//! manages counts: the attributes its configuration sets (and the tags), not what the provider
+//! computes (an IAM policy's `attachment_count`, a bucket's inline `versioning` that a separate
+//! resource sets). Empty and absent values are equal, also nested (a refresh of a key applied a
+//! moment ago reads `tags = {}` where the state has none), and a key policy is compared by
+//! effect, never as text.
 
 use std::collections::BTreeSet;
 
@@ -87,9 +90,12 @@ fn noun(change: &Change) -> String {
     }
 }
 
-/// Attributes never told: computed ones that follow others (`tags` is told through `tags_all`,
-/// which also holds the provider's default tags).
+/// Attributes never told: `tags` is told through `tags_all`, which also holds the provider's
+/// default tags.
 const QUIET: [&str; 1] = ["tags"];
+
+/// Told though not set in the configuration: the tags the provider's `default_tags` set.
+const ALWAYS: [&str; 1] = ["tags_all"];
 
 fn attribute_findings(change: &Change, shape: Option<KeyShape>) -> Vec<Finding> {
     let (Some(before), Some(after)) = (change.before.as_object(), change.after.as_object()) else {
@@ -107,7 +113,11 @@ fn attribute_findings(change: &Change, shape: Option<KeyShape>) -> Vec<Finding> 
             before.get(name).unwrap_or(&Value::Null),
             after.get(name).unwrap_or(&Value::Null),
         );
-        if same(old, new) || QUIET.contains(&name.as_str()) {
+        let managed = change
+            .configured
+            .as_ref()
+            .is_none_or(|set| set.contains(name.as_str()) || ALWAYS.contains(&name.as_str()));
+        if !managed || same(old, new) || QUIET.contains(&name.as_str()) {
             continue;
         }
         // With rotation off AWS returns no period, and the provider reads 0: the rotation
@@ -193,17 +203,10 @@ fn policy_findings(old: &Value, new: &Value, shape: Option<KeyShape>) -> Vec<Str
     }
 }
 
-/// Equal, counting null, "", {} and [] as the same absence, and two JSON texts of equal value
-/// (a policy reformatted by AWS) as equal.
+/// Equal, counting null, "", {} and [] as the same absence at any depth, and two JSON texts of
+/// equal value (a policy reformatted by AWS) as equal.
 fn same(a: &Value, b: &Value) -> bool {
-    let absent = |v: &Value| match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        Value::Object(m) => m.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        _ => false,
-    };
-    if a == b || (absent(a) && absent(b)) {
+    if pruned(a) == pruned(b) {
         return true;
     }
     match (a, b) {
@@ -211,6 +214,33 @@ fn same(a: &Value, b: &Value) -> bool {
             matches!((serde_json::from_str::<Value>(x), serde_json::from_str::<Value>(y)), (Ok(p), Ok(q)) if p.is_object() && p == q)
         }
         _ => false,
+    }
+}
+
+/// `v` with every absent value (null, "", {}, []) left out of its objects, lists of them
+/// pruned, and an absent whole as null.
+fn pruned(v: &Value) -> Value {
+    let absent = |v: &Value| match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    let out = match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), pruned(v)))
+                .filter(|(_, v)| !absent(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(pruned).collect()),
+        other => other.clone(),
+    };
+    if absent(&out) {
+        Value::Null
+    } else {
+        out
     }
 }
 
@@ -239,6 +269,7 @@ mod tests {
             before,
             after,
             after_unknown: Value::Null,
+            configured: None,
         }
     }
 
@@ -306,6 +337,24 @@ mod tests {
         assert_eq!(
             words(&d),
             vec!["policy: gained by arn:aws:iam::999999999999:role/x: read-data"]
+        );
+    }
+
+    #[test]
+    fn a_policy_in_state_that_is_not_json_is_told_not_hidden() {
+        let c = drift(
+            "aws_kms_key",
+            json!({"policy": "{not json"}),
+            json!({"policy": "{\"Statement\": []}"}),
+        );
+        let d = node_drift(&[&c], shape());
+        assert_eq!(d.findings.len(), 1);
+        assert!(
+            d.findings[0]
+                .words
+                .starts_with("policy changed (the old policy is not JSON"),
+            "{:?}",
+            d.findings
         );
     }
 

@@ -3,6 +3,8 @@
 //! reads: terraform's machine format, so no user text (a description, a tag) can pass for a line
 //! of it.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::Value;
 
 /// One resource's change (or drift) in a plan.
@@ -22,6 +24,9 @@ pub struct Change {
     /// `after_unknown`.
     pub after: Value,
     pub after_unknown: Value,
+    /// The attributes the configuration sets on this resource (its `expressions`): what orch
+    /// manages of it, as opposed to what the provider computes. `None` when the plan does not say.
+    pub configured: Option<BTreeSet<String>>,
 }
 
 impl Change {
@@ -61,10 +66,20 @@ pub fn parse(text: &str) -> Result<Shown, String> {
             first.join("\n")
         ));
     };
+    let configured = configured(&document);
     let read = |field: &str| -> Result<Vec<Change>, String> {
         match document.get(field) {
             None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items.iter().map(change).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| {
+                    change(item).map(|mut c| {
+                        let bare = c.address.split('[').next().unwrap_or_default().to_string();
+                        c.configured = configured.get(&(c.module.clone(), bare)).cloned();
+                        c
+                    })
+                })
+                .collect(),
             Some(_) => Err(format!("`terraform show -json`: `{field}` is not a list")),
         }
     };
@@ -72,6 +87,34 @@ pub fn parse(text: &str) -> Result<Shown, String> {
         changes: read("resource_changes")?,
         drift: read("resource_drift")?,
     })
+}
+
+/// (module name, resource address without index) -> the attributes its configuration sets, from
+/// the plan's `configuration`: the root module's resources and those of each module call.
+fn configured(document: &Value) -> BTreeMap<(Option<String>, String), BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    let mut take = |module: Option<String>, resources: Option<&Value>| {
+        for r in resources.and_then(Value::as_array).into_iter().flatten() {
+            let (Some(address), Some(expressions)) = (
+                r.get("address").and_then(Value::as_str),
+                r.get("expressions").and_then(Value::as_object),
+            ) else {
+                continue;
+            };
+            out.insert(
+                (module.clone(), address.to_string()),
+                expressions.keys().cloned().collect(),
+            );
+        }
+    };
+    let root = &document["configuration"]["root_module"];
+    take(None, root.get("resources"));
+    if let Some(calls) = root.get("module_calls").and_then(Value::as_object) {
+        for (name, call) in calls {
+            take(Some(name.clone()), call["module"].get("resources"));
+        }
+    }
+    out
 }
 
 fn change(item: &Value) -> Result<Change, String> {
@@ -108,6 +151,7 @@ fn change(item: &Value) -> Result<Change, String> {
         before: change.get("before").cloned().unwrap_or(Value::Null),
         after: change.get("after").cloned().unwrap_or(Value::Null),
         after_unknown: change.get("after_unknown").cloned().unwrap_or(Value::Null),
+        configured: None,
     })
 }
 
@@ -115,7 +159,7 @@ fn change(item: &Value) -> Result<Change, String> {
 mod tests {
     use super::*;
 
-    const DOC: &str = r#"{"format_version":"1.2","resource_drift":[{"address":"module.core_app.aws_kms_key.this","module_address":"module.core_app","type":"aws_kms_key","change":{"actions":["update"],"before":{"enable_key_rotation":true},"after":{"enable_key_rotation":false},"after_unknown":{}}}],"resource_changes":[{"address":"aws_kms_alias.this[\"a\"]","type":"aws_kms_alias","change":{"actions":["create"],"before":null,"after":{"name":"alias/a"},"after_unknown":{"arn":true}}}]}"#;
+    const DOC: &str = r#"{"format_version":"1.2","configuration":{"root_module":{"resources":[{"address":"aws_kms_alias.this","expressions":{"name":{}}}],"module_calls":{"core_app":{"module":{"resources":[{"address":"aws_kms_key.this","expressions":{"enable_key_rotation":{},"policy":{}}}]}}}}},"resource_drift":[{"address":"module.core_app.aws_kms_key.this","module_address":"module.core_app","type":"aws_kms_key","change":{"actions":["update"],"before":{"enable_key_rotation":true},"after":{"enable_key_rotation":false},"after_unknown":{}}}],"resource_changes":[{"address":"aws_kms_alias.this[\"a\"]","type":"aws_kms_alias","change":{"actions":["create"],"before":null,"after":{"name":"alias/a"},"after_unknown":{"arn":true}}}]}"#;
 
     #[test]
     fn changes_and_drift_by_module() {
@@ -128,6 +172,18 @@ mod tests {
         assert_eq!(shown.changes[0].address, "aws_kms_alias.this[\"a\"]");
         assert!(shown.changes[0].acts());
         assert!(shown.changes[0].unknown_after("arn"));
+        let names = |c: &Change| {
+            c.configured
+                .clone()
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&shown.drift[0]),
+            vec!["enable_key_rotation", "policy"]
+        );
+        assert_eq!(names(&shown.changes[0]), vec!["name"]);
     }
 
     #[test]

@@ -100,9 +100,14 @@ impl Sandbox {
     }
 
     pub fn start() -> Sandbox {
+        Sandbox::start_with(&[])
+    }
+
+    /// [`Sandbox::start`] with the emulator's fault switches in `env` ([`Emulator::start_with`]).
+    pub fn start_with(env: &[(&str, &str)]) -> Sandbox {
         crate::common::require_terraform();
         let venv = venv();
-        let emulator = Emulator::start(&venv);
+        let emulator = Emulator::start_with(&venv, env);
         Sandbox {
             venv,
             emulator,
