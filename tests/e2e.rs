@@ -326,8 +326,7 @@ fn drift_is_told_and_restored(sandbox: &Sandbox, data_key: &str) {
     let drift = finish(
         root,
         command(root, endpoint, &["drift", "--all"])
-            .arg("--report")
-            .arg(&md)
+            .env("GITHUB_STEP_SUMMARY", &md)
             .output()
             .unwrap(),
     );

@@ -189,6 +189,14 @@ fn state_in_s3_from_bootstrap_to_a_fresh_checkout_shards_and_locks() {
         seen.keys().collect::<Vec<_>>(),
         ["dev/us-east-1/g1", "dev/us-east-1/k1", "ops/us-east-1/k2"],
     );
+    // Drift reads the stacks' states in S3 from the fresh checkout too: nothing changed.
+    let drift = orch(fresh, endpoint, &["drift", "--all"]);
+    assert_eq!(drift.code, 0, "{}", drift.stderr);
+    assert!(
+        drift.statuses().iter().all(|(_, s, _)| s == "in sync"),
+        "{:?}",
+        drift.statuses()
+    );
     let recorded =
         std::fs::read_to_string(fresh.join(".orch/outputs/dev/us-east-1/k1.json")).unwrap();
     assert!(
@@ -343,6 +351,14 @@ fn stacks_keep_one_state_per_stack_in_s3_and_a_fresh_checkout_reads_it() {
             "{address}"
         );
     }
+    // Drift reads the stacks' states in S3 from the fresh checkout too: nothing changed.
+    let drift = orch(fresh, endpoint, &["drift", "--all"]);
+    assert_eq!(drift.code, 0, "{}", drift.stderr);
+    assert!(
+        drift.statuses().iter().all(|(_, s, _)| s == "in sync"),
+        "{:?}",
+        drift.statuses()
+    );
     let recorded =
         std::fs::read_to_string(fresh.join(".orch/outputs/dev/us-east-1/k1.json")).unwrap();
     assert!(

@@ -54,6 +54,15 @@ pub(crate) fn hint(text: &str, dir: &Path) -> String {
     if let Some(lock) = super::lock_info::LockInfo::parse(text) {
         return format!(" ({})", printable(&lock.describe(dir)));
     }
+    // "Error acquiring the state lock" with no lock held: the state could not be read at all
+    // (a format from a newer terraform, a damaged file), and the message after says why.
+    if let Some(at) = flat.find("Error acquiring the state lock Error message: ") {
+        let why = &flat[at + 46..];
+        let end = why
+            .find(" Terraform acquires a state lock")
+            .unwrap_or(why.len());
+        return format!(": {}", printable(&why[..end]));
+    }
     String::new()
 }
 
@@ -182,6 +191,11 @@ mod tests {
         let locked = "Error: Error acquiring the state lock\n\nLock Info:\n  ID:        4b0c-11\n  Path:      s3/x\n";
         assert!(hint(locked, Path::new("w")).contains("`terraform force-unlock 4b0c-11` in w"));
         assert_eq!(hint("Error: AccessDenied", Path::new("w")), "");
+        let unreadable = "Error: Error acquiring the state lock\n\nError message: Unsupported state file format: The state file uses format\nversion 5, which is not supported by Terraform 1.11.4.\n\nTerraform acquires a state lock to protect the state";
+        assert_eq!(
+            hint(unreadable, Path::new("w")),
+            ": Unsupported state file format: The state file uses format version 5, which is not supported by Terraform 1.11.4."
+        );
     }
 
     #[test]
