@@ -25,4 +25,4 @@ pub use check::{check, warnings, Problem};
 pub use explain::explain;
 pub use facts::KeyFacts;
 pub use infer::{infer, InferContext, Inference};
-pub use semantic::{describe, Permissions};
+pub use semantic::{describe, Effect, Permissions, Tuple, Who};
