@@ -30,15 +30,15 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 use common::{
-    children_cpu, fail, loadavg, machine_busy, orch_command, preflight, print_machine, settle,
-    verdict, write, Emulator, Tools,
+    children_cpu, fail, loadavg, machine_busy, make_estate, orch_command, preflight, print_machine,
+    run, settle, verdict, write, Emulator, Tools,
 };
 
 const ACCOUNT_ID: &str = "111111111111";
@@ -166,84 +166,6 @@ fn tree(root: &Path, endpoint: &str) {
     );
 }
 
-/// `keys` keys made by scripts/brownfield.py on 4 threads; its output is kept in DIR.
-fn make_estate(
-    tools: &Tools,
-    emulator: &Emulator,
-    dir: &Path,
-    keys: usize,
-    same_tags: bool,
-    timeout: Duration,
-) {
-    fs::create_dir_all(dir).expect("estate dir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brownfield.py");
-    let mut cmd = Command::new(&tools.python);
-    cmd.arg(&script)
-        .arg(&emulator.endpoint)
-        .args(["--scale", &keys.to_string(), "--account", ACCOUNT_ID])
-        .args(["--region", REGION, "--threads", "4", "--out"])
-        .arg(dir.join("manifest.json"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("brownfield.stderr")).expect("stderr file"));
-    if same_tags {
-        cmd.arg("--same-tags");
-    }
-    let emulator_before = emulator.cpu();
-    let (exit, wall) = run(cmd, timeout, "brownfield.py");
-    let (rss, _) = emulator.memory_mb();
-    println!(
-        "   made {keys} keys{} with scripts/brownfield.py --threads 4: {wall:.1} s ({:.0} keys/s), \
-         emulator {:.1} CPU-s, its memory {rss:.0} MB, exit {exit}, load average {}",
-        if same_tags { " (--same-tags)" } else { "" },
-        keys as f64 / wall,
-        emulator.cpu() - emulator_before,
-        loadavg()
-    );
-    if exit != 0 {
-        fail(&format!(
-            "brownfield.py failed (exit {exit}): see {}",
-            dir.join("brownfield.stderr").display()
-        ));
-    }
-}
-
-/// Runs `cmd`, stopping it past `timeout` (SIGTERM, which orch passes on to terraform, then
-/// SIGKILL 120 s later). Exit code (-1 when stopped or killed by a signal) and wall seconds.
-fn run(mut cmd: Command, timeout: Duration, what: &str) -> (i32, f64) {
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("spawn {what}: {e}")));
-    let mut stopping: Option<Instant> = None;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let exit = if stopping.is_some() {
-                -1
-            } else {
-                status.code().unwrap_or(-1)
-            };
-            return (exit, start.elapsed().as_secs_f64());
-        }
-        match stopping {
-            None if start.elapsed() > timeout => {
-                println!(
-                    "   ({what} still running after {} s: stopping it)",
-                    timeout.as_secs()
-                );
-                // SAFETY: kill has no memory preconditions; the pid is our own child's.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                stopping = Some(Instant::now());
-            }
-            Some(since) if since.elapsed() > Duration::from_secs(120) => {
-                let _ = child.kill();
-            }
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// One measured orch run.
 struct Measured {
     wall: f64,
@@ -338,6 +260,7 @@ fn bench_discover(
         &emulator,
         &base.join("estate-a"),
         keys,
+        (ACCOUNT_ID, REGION),
         false,
         timeout,
     );
@@ -459,6 +382,7 @@ fn bench_apply(
         &emulator,
         &base.join("estate-b"),
         keys,
+        (ACCOUNT_ID, REGION),
         !unique_tags,
         timeout,
     );

@@ -11,9 +11,9 @@ mod emulator;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use emulator::{venv, write, Emulator};
+use emulator::{sandboxed, venv, write, Emulator};
 use serde_json::Value;
 
 const PROD: &str = "111111111111";
@@ -112,22 +112,9 @@ struct Audit {
 
 /// `orch audit ARGS` on `root/live` through the sandbox profile.
 fn audit(root: &Path, endpoint: &str, args: &[&str]) -> Audit {
-    let out = Command::new(env!("CARGO_BIN_EXE_orch"))
-        .arg("--live")
-        .arg(root.join("live"))
-        .args([
-            "--profile",
-            "sandbox",
-            "--endpoint",
-            endpoint,
-            "--no-color",
-            "audit",
-        ])
-        .args(args)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let mut all = vec!["audit"];
+    all.extend_from_slice(args);
+    let out = sandboxed(root, endpoint, &all).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
     Audit {
