@@ -19,15 +19,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 use common::{
-    children_cpu, fail, loadavg, machine_busy, make_estate, orch_command, preflight, print_machine,
-    run, settle, verdict, write, Emulator,
+    make_estate, measure_orch, number_env, one_account_tree, preflight, print_checks,
+    print_machine, work_dir, Emulator, Measured,
 };
 
 const ACCOUNT_ID: &str = "111111111111";
@@ -44,30 +43,7 @@ fn main() {
     let timeout = Duration::from_secs(number_env("ORCH_BENCH_TIMEOUT", 1800) as u64);
     let tools = preflight();
     print_machine(&orch, Some(&tools));
-    let keep = std::env::var_os("ORCH_BENCH_KEEP").map(PathBuf::from);
-    let _tmp;
-    let base = match &keep {
-        Some(dir) => {
-            if dir.exists() {
-                fail(&format!(
-                    "ORCH_BENCH_KEEP={} exists: name a new directory",
-                    dir.display()
-                ));
-            }
-            fs::create_dir_all(dir).expect("create ORCH_BENCH_KEEP");
-            fs::canonicalize(dir).expect("ORCH_BENCH_KEEP")
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("orch-bench-audit-")
-                .tempdir()
-                .expect("temp dir");
-            let p = t.path().to_path_buf();
-            _tmp = t;
-            p
-        }
-    };
-    println!("   working under {}", base.display());
+    let (base, _tmp) = work_dir("orch-bench-audit-");
     let started = Instant::now();
     println!("\n== audit of {keys} keys in one account/region");
     let emulator = Emulator::start(&tools.python);
@@ -81,7 +57,7 @@ fn main() {
         timeout,
     );
     let root = base.join("audit");
-    tree(&root, &emulator.endpoint);
+    one_account_tree(&root, &emulator.endpoint, (ACCOUNT_ID, REGION), "");
     println!(
         "   {:<12} {:>7} {:>10} {:>14} {:>13} {:>6} {:>9} {:>5} {:>9}",
         "run",
@@ -108,32 +84,34 @@ fn main() {
     let markdown = audit(&orch, &root, "audit.md", &emulator, timeout);
     for r in runs.iter().chain(std::iter::once(&markdown)) {
         println!(
-            "   {:<12} {:>7.1} {:>10.1} {:>14.1} {:>13.1} {:>6} {:>9.2} {:>5} {:>9}",
+            "   {:<12} {:>7.1} {:>10.1} {:>14.1} {:>13.1} {:>6} {:>9} {:>5} {:>9}",
             r.name,
-            r.wall,
-            r.cpu,
-            r.emulator_cpu,
-            r.others_cpu,
-            r.calls.map_or("-".into(), |c| c.to_string()),
-            r.calls.map_or(f64::NAN, |c| c as f64 / keys as f64),
-            r.exit,
-            r.findings.map_or("-".into(), |f| f.to_string()),
+            r.run.wall,
+            r.run.cpu,
+            r.run.emulator_cpu,
+            r.run.others_cpu,
+            shown(r.calls),
+            r.calls
+                .map_or("-".into(), |c| format!("{:.2}", c as f64 / keys as f64)),
+            r.run.exit,
+            shown(r.findings),
         );
     }
     for r in &runs {
         checks.push((
-            r.exit == 2,
-            format!("{}: exit {} (2: findings)", r.name, r.exit),
+            r.run.exit == 2,
+            format!("{}: exit {} (2: findings)", r.name, r.run.exit),
         ));
         checks.push((
             r.keys_read == Some(keys as u64),
-            format!("{}: {:?} of {keys} keys read", r.name, r.keys_read),
+            format!("{}: {} of {keys} keys read", r.name, shown(r.keys_read)),
         ));
         checks.push((
             r.findings == Some(2 * keys),
             format!(
-                "{}: {:?} findings, 2 per key (unmanaged-key, rotation-off)",
-                r.name, r.findings
+                "{}: {} findings, 2 per key (unmanaged-key, rotation-off)",
+                r.name,
+                shown(r.findings)
             ),
         ));
         let per_key = r.calls.map_or(f64::INFINITY, |c| c as f64 / keys as f64);
@@ -148,10 +126,10 @@ fn main() {
     let md = fs::read_to_string(root.join("audit.md")).unwrap_or_default();
     let chars = md.chars().count();
     checks.push((
-        markdown.exit == 2 && chars > 0 && chars <= GITHUB_LIMIT,
+        markdown.run.exit == 2 && chars > 0 && chars <= GITHUB_LIMIT,
         format!(
             "audit.md: exit {}, {chars} characters (GitHub takes {GITHUB_LIMIT}){}",
-            markdown.exit,
+            markdown.run.exit,
             if md.contains("**Cut to fit: ") {
                 ", cut to fit"
             } else {
@@ -159,94 +137,35 @@ fn main() {
             }
         ),
     ));
-    println!("\n== checks");
-    for (ok, text) in &checks {
-        println!("   {} {text}", verdict(*ok));
-    }
-    println!(
-        "\nbench took {:.0} s; load average at the end: {}",
-        started.elapsed().as_secs_f64(),
-        loadavg()
-    );
+    print_checks(&checks, started);
 }
 
-fn number_env(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| fail(&format!("{name}={text:?} is not a number"))),
-        Err(_) => default,
-    }
-}
-
-/// `ROOT/live`: the one account (reached through the role brownfield.py uses) in one region, no
-/// node, its `sandbox` profile on the emulator.
-fn tree(root: &Path, endpoint: &str) {
-    let live = root.join("live");
-    write(
-        &live,
-        "orch.yaml",
-        &format!("backend: {{type: local}}\nprofiles:\n  sandbox: {{endpoint: \"{endpoint}\"}}\n"),
-    );
-    write(
-        &live,
-        "prod/account.yaml",
-        &format!(
-            "account_id: \"{ACCOUNT_ID}\"\nenvironment: prod\nrole_arn: arn:aws:iam::{ACCOUNT_ID}:role/orch-brownfield\n\
-             regions: [{REGION}]\n"
-        ),
-    );
+/// A figure of a JSON report, or `-` where the report has none.
+fn shown<T: ToString>(figure: Option<T>) -> String {
+    figure.map_or("-".into(), |f| f.to_string())
 }
 
 /// One measured `orch audit`, and what its JSON report says (nothing for a Markdown run but
 /// the exit code).
 struct Run {
     name: String,
-    wall: f64,
-    cpu: f64,
-    emulator_cpu: f64,
-    others_cpu: f64,
-    exit: i32,
+    run: Measured,
     calls: Option<u64>,
     keys_read: Option<u64>,
     findings: Option<usize>,
 }
 
-/// `orch --profile sandbox audit --report ROOT/NAME`, its stderr kept in ROOT/NAME.stderr.
+/// `orch --profile sandbox audit --report ROOT/NAME`.
 fn audit(orch: &Path, root: &Path, name: &str, emulator: &Emulator, timeout: Duration) -> Run {
-    let report = root.join(name);
-    let mut cmd = orch_command(orch, root, &["--profile", "sandbox", "audit"], &report);
-    cmd.stdout(Stdio::null())
-        .stderr(fs::File::create(root.join(format!("{name}.stderr"))).expect("stderr file"));
-    settle();
-    let cpu_before = children_cpu();
-    let emulator_before = emulator.cpu();
-    let busy_before = machine_busy();
-    let (exit, wall) = run(cmd, timeout, &format!("orch audit --report {name}"));
-    let cpu = children_cpu() - cpu_before;
-    let emulator_cpu = emulator.cpu() - emulator_before;
-    let others_cpu = (machine_busy() - busy_before - cpu - emulator_cpu).max(0.0);
-    let json: Option<Value> = name
-        .ends_with(".json")
-        .then(|| fs::read_to_string(&report).ok())
-        .flatten()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let run = measure_orch(orch, root, name, &["audit".to_string()], emulator, timeout);
+    let json = &run.report;
     Run {
         name: name.to_string(),
-        wall,
-        cpu,
-        emulator_cpu,
-        others_cpu,
-        exit,
-        calls: json.as_ref().and_then(|j| {
-            j["calls"]
-                .as_object()
-                .map(|o| o.values().filter_map(Value::as_u64).sum())
-        }),
-        keys_read: json.as_ref().and_then(|j| j["keys_read"].as_u64()),
-        findings: json
-            .as_ref()
-            .and_then(|j| j["findings"].as_array().map(Vec::len)),
+        calls: json["calls"]
+            .as_object()
+            .map(|o| o.values().filter_map(Value::as_u64).sum()),
+        keys_read: json["keys_read"].as_u64(),
+        findings: json["findings"].as_array().map(Vec::len),
+        run,
     }
 }

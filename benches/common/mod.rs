@@ -11,10 +11,145 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// Prints `message` and exits 2: a bench that cannot measure says why and stops.
 pub fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
     std::process::exit(2);
+}
+
+/// A number from the environment variable `name`, or `default` when it is unset; anything else
+/// stops the bench.
+pub fn number_env(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name}={text:?} is not a number"))),
+        Err(_) => default,
+    }
+}
+
+/// Where a bench works: `ORCH_BENCH_KEEP=DIR` (a directory that must not exist yet, kept
+/// afterwards), else a new temporary directory named `PREFIX...`, removed when the returned
+/// guard drops.
+pub fn work_dir(prefix: &str) -> (PathBuf, Option<tempfile::TempDir>) {
+    let base = match std::env::var_os("ORCH_BENCH_KEEP").map(PathBuf::from) {
+        Some(dir) => {
+            if dir.exists() {
+                fail(&format!(
+                    "ORCH_BENCH_KEEP={} exists: name a new directory",
+                    dir.display()
+                ));
+            }
+            fs::create_dir_all(&dir).expect("create ORCH_BENCH_KEEP");
+            (fs::canonicalize(&dir).expect("ORCH_BENCH_KEEP"), None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("temp dir");
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    println!("   working under {}", base.0.display());
+    base
+}
+
+/// `ROOT/live` for an estate: one account, `prod` (ACCOUNT, reached through the role
+/// brownfield.py uses), in REGION, no node, its `sandbox` profile on the emulator; `settings`
+/// are more lines of orch.yaml (`layout: stacks\n`).
+pub fn one_account_tree(
+    root: &Path,
+    endpoint: &str,
+    (account, region): (&str, &str),
+    settings: &str,
+) {
+    let live = root.join("live");
+    write(
+        &live,
+        "orch.yaml",
+        &format!(
+            "backend: {{type: local}}\n{settings}profiles:\n  sandbox: {{endpoint: \"{endpoint}\"}}\n"
+        ),
+    );
+    write(
+        &live,
+        "prod/account.yaml",
+        &format!(
+            "account_id: \"{account}\"\nenvironment: prod\nrole_arn: arn:aws:iam::{account}:role/orch-brownfield\n\
+             regions: [{region}]\n"
+        ),
+    );
+}
+
+/// One measured orch run.
+pub struct Measured {
+    pub wall: f64,
+    /// orch and every process it started and reaped (rusage of the children).
+    pub cpu: f64,
+    pub emulator_cpu: f64,
+    /// CPU seconds every other process of the machine took meanwhile.
+    pub others_cpu: f64,
+    pub exit: i32,
+    pub report: Value,
+}
+
+/// `orch --no-color --live ROOT/live --profile sandbox ARGS... --report ROOT/REPORT`, its stderr
+/// kept in ROOT/REPORT.stderr, run once the machine is idle, with what it cost; the report is
+/// read back when it is JSON.
+pub fn measure_orch(
+    orch: &Path,
+    root: &Path,
+    report: &str,
+    args: &[String],
+    emulator: &Emulator,
+    timeout: Duration,
+) -> Measured {
+    let report_path = root.join(report);
+    let mut all = vec!["--profile".to_string(), "sandbox".to_string()];
+    all.extend(args.iter().cloned());
+    let mut cmd = orch_command(orch, root, &all, &report_path);
+    cmd.stdout(Stdio::null())
+        .stderr(fs::File::create(root.join(format!("{report}.stderr"))).expect("stderr file"));
+    settle();
+    let cpu_before = children_cpu();
+    let emulator_before = emulator.cpu();
+    let busy_before = machine_busy();
+    let (exit, wall) = run(cmd, timeout, &format!("orch {}", args.join(" ")));
+    let cpu = children_cpu() - cpu_before;
+    let emulator_cpu = emulator.cpu() - emulator_before;
+    let others_cpu = (machine_busy() - busy_before - cpu - emulator_cpu).max(0.0);
+    let json = report.ends_with(".json");
+    let report = fs::read_to_string(&report_path)
+        .ok()
+        .filter(|_| json)
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    Measured {
+        wall,
+        cpu,
+        emulator_cpu,
+        others_cpu,
+        exit,
+        report,
+    }
+}
+
+/// The closing of a bench: each check with PASS or MISS, how long the bench took since
+/// `started`, and the load average.
+pub fn print_checks(checks: &[(bool, String)], started: Instant) {
+    println!("\n== checks");
+    for (ok, text) in checks {
+        println!("   {} {text}", verdict(*ok));
+    }
+    println!(
+        "\nbench took {:.0} s; load average at the end: {}",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
 }
 
 /// terraform, the provider mirror config and the venv with the emulator, checked up front.
