@@ -181,7 +181,7 @@ pub fn text(outcome: &Outcome) -> String {
             let description = if f.description.is_empty() {
                 String::new()
             } else {
-                format!(" {:?}", escape(&f.description))
+                format!(" \"{}\"", escape(&f.description))
             };
             let _ = writeln!(
                 out,
