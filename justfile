@@ -51,8 +51,9 @@ test: setup fmt-check lint
 
 # Benchmarks: fleet scale (benches/fleet.rs), then the executor against a fake terraform and
 # real terraform + the emulator (benches/executor.rs; needs `scripts/just setup` first), then a
-# 1,000-node plan split over 4 shards (benches/shards.rs), then the layouts and import (below).
-bench: && bench-layouts bench-import
+# 1,000-node plan split over 4 shards (benches/shards.rs), then the layouts, import and audit
+# (below).
+bench: && bench-layouts bench-import bench-audit
     cargo bench --bench fleet && cargo bench --bench executor && cargo bench --bench shards
 
 # per-node vs stacks on fleets of 20, 200 and 1,000 nodes, plan, apply and re-plan with real
@@ -68,6 +69,12 @@ bench-layouts:
 # ORCH_BENCH_DISCOVER_KEYS=100 ORCH_BENCH_IMPORT_KEYS=20 (see the file's header for the others).
 bench-import:
     cargo bench --bench import
+
+# `orch audit` of 1,000 keys in one account/region against the emulator (benches/audit.rs): wall
+# time, CPU, API calls per key, and a Markdown report cut to GitHub's limit. Making the keys takes
+# a few minutes; for a short run, ORCH_BENCH_AUDIT_KEYS=100 (see the file's header).
+bench-audit:
+    cargo bench --bench audit
 
 # The reference book (book.toml; pages in docs/, listed in docs/SUMMARY.md) built into
 # target/book/. Installs the pinned mdbook into .tools/mdbook on first use (from crates.io; only

@@ -30,15 +30,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 use common::{
-    children_cpu, fail, loadavg, machine_busy, orch_command, preflight, print_machine, settle,
-    verdict, write, Emulator, Tools,
+    fail, loadavg, make_estate, measure_orch, number_env, one_account_tree, preflight,
+    print_checks, print_machine, work_dir, Emulator, Measured, Tools,
 };
 
 const ACCOUNT_ID: &str = "111111111111";
@@ -74,30 +73,7 @@ fn main() {
     let timeout = Duration::from_secs(number_env("ORCH_BENCH_TIMEOUT", 5400) as u64);
     let tools = preflight();
     print_machine(&orch, Some(&tools));
-    let keep = std::env::var_os("ORCH_BENCH_KEEP").map(PathBuf::from);
-    let _tmp;
-    let base = match &keep {
-        Some(dir) => {
-            if dir.exists() {
-                fail(&format!(
-                    "ORCH_BENCH_KEEP={} exists: name a new directory",
-                    dir.display()
-                ));
-            }
-            fs::create_dir_all(dir).expect("create ORCH_BENCH_KEEP");
-            fs::canonicalize(dir).expect("ORCH_BENCH_KEEP")
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("orch-bench-import-")
-                .tempdir()
-                .expect("temp dir");
-            let p = t.path().to_path_buf();
-            _tmp = t;
-            p
-        }
-    };
-    println!("   working under {}", base.display());
+    let (base, _tmp) = work_dir("orch-bench-import-");
     let started = Instant::now();
     let mut checks = Checks::new();
     if discover_keys > 0 {
@@ -121,178 +97,11 @@ fn main() {
             timeout,
         ));
     }
-    println!("\n== checks");
-    for (ok, text) in &checks {
-        println!("   {} {text}", verdict(*ok));
-    }
-    println!(
-        "\nbench took {:.0} s; load average at the end: {}",
-        started.elapsed().as_secs_f64(),
-        loadavg()
-    );
-}
-
-fn number_env(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| fail(&format!("{name}={text:?} is not a number"))),
-        Err(_) => default,
-    }
+    print_checks(&checks, started);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Estates, trees and runs
-
-/// `ROOT/live`: one account (`prod`, reached through the role brownfield.py uses) in one region,
-/// in `layout: stacks`, its `sandbox` profile on the emulator.
-fn tree(root: &Path, endpoint: &str) {
-    let live = root.join("live");
-    write(
-        &live,
-        "orch.yaml",
-        &format!(
-            "backend: {{type: local}}\nlayout: stacks\nprofiles:\n  sandbox: {{endpoint: \"{endpoint}\"}}\n"
-        ),
-    );
-    write(
-        &live,
-        "prod/account.yaml",
-        &format!(
-            "account_id: \"{ACCOUNT_ID}\"\nenvironment: prod\nrole_arn: arn:aws:iam::{ACCOUNT_ID}:role/orch-brownfield\n\
-             regions: [{REGION}]\n"
-        ),
-    );
-}
-
-/// `keys` keys made by scripts/brownfield.py on 4 threads; its output is kept in DIR.
-fn make_estate(
-    tools: &Tools,
-    emulator: &Emulator,
-    dir: &Path,
-    keys: usize,
-    same_tags: bool,
-    timeout: Duration,
-) {
-    fs::create_dir_all(dir).expect("estate dir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brownfield.py");
-    let mut cmd = Command::new(&tools.python);
-    cmd.arg(&script)
-        .arg(&emulator.endpoint)
-        .args(["--scale", &keys.to_string(), "--account", ACCOUNT_ID])
-        .args(["--region", REGION, "--threads", "4", "--out"])
-        .arg(dir.join("manifest.json"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(dir.join("brownfield.stderr")).expect("stderr file"));
-    if same_tags {
-        cmd.arg("--same-tags");
-    }
-    let emulator_before = emulator.cpu();
-    let (exit, wall) = run(cmd, timeout, "brownfield.py");
-    let (rss, _) = emulator.memory_mb();
-    println!(
-        "   made {keys} keys{} with scripts/brownfield.py --threads 4: {wall:.1} s ({:.0} keys/s), \
-         emulator {:.1} CPU-s, its memory {rss:.0} MB, exit {exit}, load average {}",
-        if same_tags { " (--same-tags)" } else { "" },
-        keys as f64 / wall,
-        emulator.cpu() - emulator_before,
-        loadavg()
-    );
-    if exit != 0 {
-        fail(&format!(
-            "brownfield.py failed (exit {exit}): see {}",
-            dir.join("brownfield.stderr").display()
-        ));
-    }
-}
-
-/// Runs `cmd`, stopping it past `timeout` (SIGTERM, which orch passes on to terraform, then
-/// SIGKILL 120 s later). Exit code (-1 when stopped or killed by a signal) and wall seconds.
-fn run(mut cmd: Command, timeout: Duration, what: &str) -> (i32, f64) {
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| fail(&format!("spawn {what}: {e}")));
-    let mut stopping: Option<Instant> = None;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let exit = if stopping.is_some() {
-                -1
-            } else {
-                status.code().unwrap_or(-1)
-            };
-            return (exit, start.elapsed().as_secs_f64());
-        }
-        match stopping {
-            None if start.elapsed() > timeout => {
-                println!(
-                    "   ({what} still running after {} s: stopping it)",
-                    timeout.as_secs()
-                );
-                // SAFETY: kill has no memory preconditions; the pid is our own child's.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                stopping = Some(Instant::now());
-            }
-            Some(since) if since.elapsed() > Duration::from_secs(120) => {
-                let _ = child.kill();
-            }
-            _ => {}
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// One measured orch run.
-struct Measured {
-    wall: f64,
-    /// orch and every process it started and reaped (rusage of the children).
-    cpu: f64,
-    emulator_cpu: f64,
-    /// CPU seconds every other process of the machine took meanwhile.
-    others_cpu: f64,
-    exit: i32,
-    report: Value,
-}
-
-/// `orch --no-color --live ROOT/live --profile sandbox ARGS... --report ROOT/NAME.json`, its
-/// stderr kept in ROOT/NAME.stderr.
-fn measure_orch(
-    orch: &Path,
-    root: &Path,
-    name: &str,
-    args: &[String],
-    emulator: &Emulator,
-    timeout: Duration,
-) -> Measured {
-    let report_path = root.join(format!("{name}.json"));
-    let mut all = vec!["--profile".to_string(), "sandbox".to_string()];
-    all.extend(args.iter().cloned());
-    let mut cmd = orch_command(orch, root, &all, &report_path);
-    cmd.stdout(Stdio::null())
-        .stderr(fs::File::create(root.join(format!("{name}.stderr"))).expect("stderr file"));
-    settle();
-    let cpu_before = children_cpu();
-    let emulator_before = emulator.cpu();
-    let busy_before = machine_busy();
-    let (exit, wall) = run(cmd, timeout, &format!("orch {}", args.join(" ")));
-    let cpu = children_cpu() - cpu_before;
-    let emulator_cpu = emulator.cpu() - emulator_before;
-    let others_cpu = (machine_busy() - busy_before - cpu - emulator_cpu).max(0.0);
-    let report = fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or(Value::Null);
-    Measured {
-        wall,
-        cpu,
-        emulator_cpu,
-        others_cpu,
-        exit,
-        report,
-    }
-}
 
 /// API calls of a discover report, by operation.
 fn calls(report: &Value) -> BTreeMap<String, u64> {
@@ -338,6 +147,7 @@ fn bench_discover(
         &emulator,
         &base.join("estate-a"),
         keys,
+        (ACCOUNT_ID, REGION),
         false,
         timeout,
     );
@@ -345,9 +155,14 @@ fn bench_discover(
     for round in 1..=rounds {
         for &c in concurrency {
             let root = base.join(format!("discover-c{c}-r{round}"));
-            tree(&root, &emulator.endpoint);
+            one_account_tree(
+                &root,
+                &emulator.endpoint,
+                (ACCOUNT_ID, REGION),
+                "layout: stacks\n",
+            );
             let args = ["import", "discover", "--concurrency", &c.to_string()].map(String::from);
-            let run = measure_orch(orch, &root, "discover", &args, &emulator, timeout);
+            let run = measure_orch(orch, &root, "discover.json", &args, &emulator, timeout);
             let by_op = calls(&run.report);
             let d = DiscoverRun {
                 concurrency: c,
@@ -459,11 +274,17 @@ fn bench_apply(
         &emulator,
         &base.join("estate-b"),
         keys,
+        (ACCOUNT_ID, REGION),
         !unique_tags,
         timeout,
     );
     let root = base.join("apply");
-    tree(&root, &emulator.endpoint);
+    one_account_tree(
+        &root,
+        &emulator.endpoint,
+        (ACCOUNT_ID, REGION),
+        "layout: stacks\n",
+    );
     let phases: [(&str, &[&str]); 3] = [
         ("discover", &["import", "discover"]),
         (
@@ -476,7 +297,14 @@ fn bench_apply(
     for (phase, args) in phases {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let name = phase.replace(' ', "-");
-        let run = measure_orch(orch, &root, &name, &args, &emulator, timeout);
+        let run = measure_orch(
+            orch,
+            &root,
+            &format!("{name}.json"),
+            &args,
+            &emulator,
+            timeout,
+        );
         let rows = run.report["nodes"].as_array().cloned().unwrap_or_default();
         let statuses = rows.iter().fold(BTreeMap::new(), |mut m, n| {
             *m.entry(n["status"].as_str().unwrap_or("?").to_string())

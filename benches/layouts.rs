@@ -47,7 +47,7 @@ use serde_json::Value;
 mod common;
 use common::{
     children_cpu, fail, loadavg, machine_busy, orch_command, preflight, print_machine, settle,
-    verdict, write, Emulator, Tools,
+    verdict, work_dir, write, Emulator, Tools,
 };
 
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
@@ -86,30 +86,7 @@ fn main() {
     let full = std::env::var_os("ORCH_BENCH_FULL").is_some_and(|v| v == "1");
     let tools = preflight();
     print_machine(&orch, Some(&tools));
-    let keep = std::env::var_os("ORCH_BENCH_KEEP").map(PathBuf::from);
-    let _tmp;
-    let base = match &keep {
-        Some(dir) => {
-            if dir.exists() {
-                fail(&format!(
-                    "ORCH_BENCH_KEEP={} exists: name a new directory",
-                    dir.display()
-                ));
-            }
-            fs::create_dir_all(dir).expect("create ORCH_BENCH_KEEP");
-            fs::canonicalize(dir).expect("ORCH_BENCH_KEEP")
-        }
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("orch-bench-layouts-")
-                .tempdir()
-                .expect("temp dir");
-            let p = t.path().to_path_buf();
-            _tmp = t;
-            p
-        }
-    };
-    println!("   working under {}", base.display());
+    let (base, _tmp) = work_dir("orch-bench-layouts-");
     let started = Instant::now();
     let mut results = Vec::new();
     // Stacks first: on a busy machine the run may be cut short, and its figures are the new ones.

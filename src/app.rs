@@ -55,6 +55,7 @@ pub fn run(cli: Cli) -> Result<(), AppError> {
         Command::Import {
             what: ImportCommand::Apply { run, auto_approve },
         } => commands::import::apply(loaded, global, run, *auto_approve),
+        Command::Audit(args) => commands::audit::exec(&loaded, global, args),
         Command::Generate {
             what: Generate::Tfvars { env, out, format },
         } => {
@@ -78,6 +79,7 @@ fn quiet_on_closed_pipe(command: &Command) {
             | Command::Policy { .. }
             | Command::Render { .. }
             | Command::Output { .. }
+            | Command::Audit(_)
             | Command::Generate { .. }
     );
     if prints {

@@ -145,6 +145,9 @@ pub enum Command {
         #[command(subcommand)]
         what: ImportCommand,
     },
+    /// Check the live accounts of the tree: keys orch does not manage, rotation off, keys pending
+    /// deletion or disabled, public policies, unknown accounts, grants (read-only).
+    Audit(AuditArgs),
     /// Write per-node tfvars for pipelines of one's own.
     Generate {
         #[command(subcommand)]
@@ -223,6 +226,24 @@ pub struct DiscoverArgs {
     pub concurrency: u16,
     /// Write what was found, adopted and left alone as JSON to FILE.
     #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Options of `orch audit`.
+#[derive(Debug, Args, Clone)]
+pub struct AuditArgs {
+    /// Only this account of the tree (repeatable; default: every account).
+    #[arg(long)]
+    pub account: Vec<String>,
+    /// Only this region (repeatable; default: each account's `regions`).
+    #[arg(long)]
+    pub region: Vec<String>,
+    /// AWS API calls in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Write the findings to FILE: JSON (audit.json), a self-contained page (audit.html) or
+    /// Markdown for a pull request (audit.md).
+    #[arg(long, value_name = "FILE", value_parser = crate::audit::parse_report_path)]
     pub report: Option<PathBuf>,
 }
 

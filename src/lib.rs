@@ -22,6 +22,7 @@ macro_rules! say_raw {
 }
 
 pub mod app;
+mod audit;
 #[doc(hidden)]
 pub mod aws;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! What the benchmarks that run the orch binary share: the machine and tool checks, CPU and
-//! idle accounting from rusage and /proc, the local AWS emulator, and writing a tree's files.
+//! idle accounting from rusage and /proc, the local AWS emulator and estates of keys made in it,
+//! running a command with a timeout, and writing a tree's files.
 //! Included by each bench with `mod common;`; each uses only part of it.
 #![allow(dead_code)]
 
@@ -10,10 +11,145 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 /// Prints `message` and exits 2: a bench that cannot measure says why and stops.
 pub fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
     std::process::exit(2);
+}
+
+/// A number from the environment variable `name`, or `default` when it is unset; anything else
+/// stops the bench.
+pub fn number_env(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{name}={text:?} is not a number"))),
+        Err(_) => default,
+    }
+}
+
+/// Where a bench works: `ORCH_BENCH_KEEP=DIR` (a directory that must not exist yet, kept
+/// afterwards), else a new temporary directory named `PREFIX...`, removed when the returned
+/// guard drops.
+pub fn work_dir(prefix: &str) -> (PathBuf, Option<tempfile::TempDir>) {
+    let base = match std::env::var_os("ORCH_BENCH_KEEP").map(PathBuf::from) {
+        Some(dir) => {
+            if dir.exists() {
+                fail(&format!(
+                    "ORCH_BENCH_KEEP={} exists: name a new directory",
+                    dir.display()
+                ));
+            }
+            fs::create_dir_all(&dir).expect("create ORCH_BENCH_KEEP");
+            (fs::canonicalize(&dir).expect("ORCH_BENCH_KEEP"), None)
+        }
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("temp dir");
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    println!("   working under {}", base.0.display());
+    base
+}
+
+/// `ROOT/live` for an estate: one account, `prod` (ACCOUNT, reached through the role
+/// brownfield.py uses), in REGION, no node, its `sandbox` profile on the emulator; `settings`
+/// are more lines of orch.yaml (`layout: stacks\n`).
+pub fn one_account_tree(
+    root: &Path,
+    endpoint: &str,
+    (account, region): (&str, &str),
+    settings: &str,
+) {
+    let live = root.join("live");
+    write(
+        &live,
+        "orch.yaml",
+        &format!(
+            "backend: {{type: local}}\n{settings}profiles:\n  sandbox: {{endpoint: \"{endpoint}\"}}\n"
+        ),
+    );
+    write(
+        &live,
+        "prod/account.yaml",
+        &format!(
+            "account_id: \"{account}\"\nenvironment: prod\nrole_arn: arn:aws:iam::{account}:role/orch-brownfield\n\
+             regions: [{region}]\n"
+        ),
+    );
+}
+
+/// One measured orch run.
+pub struct Measured {
+    pub wall: f64,
+    /// orch and every process it started and reaped (rusage of the children).
+    pub cpu: f64,
+    pub emulator_cpu: f64,
+    /// CPU seconds every other process of the machine took meanwhile.
+    pub others_cpu: f64,
+    pub exit: i32,
+    pub report: Value,
+}
+
+/// `orch --no-color --live ROOT/live --profile sandbox ARGS... --report ROOT/REPORT`, its stderr
+/// kept in ROOT/REPORT.stderr, run once the machine is idle, with what it cost; the report is
+/// read back when it is JSON.
+pub fn measure_orch(
+    orch: &Path,
+    root: &Path,
+    report: &str,
+    args: &[String],
+    emulator: &Emulator,
+    timeout: Duration,
+) -> Measured {
+    let report_path = root.join(report);
+    let mut all = vec!["--profile".to_string(), "sandbox".to_string()];
+    all.extend(args.iter().cloned());
+    let mut cmd = orch_command(orch, root, &all, &report_path);
+    cmd.stdout(Stdio::null())
+        .stderr(fs::File::create(root.join(format!("{report}.stderr"))).expect("stderr file"));
+    settle();
+    let cpu_before = children_cpu();
+    let emulator_before = emulator.cpu();
+    let busy_before = machine_busy();
+    let (exit, wall) = run(cmd, timeout, &format!("orch {}", args.join(" ")));
+    let cpu = children_cpu() - cpu_before;
+    let emulator_cpu = emulator.cpu() - emulator_before;
+    let others_cpu = (machine_busy() - busy_before - cpu - emulator_cpu).max(0.0);
+    let json = report.ends_with(".json");
+    let report = fs::read_to_string(&report_path)
+        .ok()
+        .filter(|_| json)
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    Measured {
+        wall,
+        cpu,
+        emulator_cpu,
+        others_cpu,
+        exit,
+        report,
+    }
+}
+
+/// The closing of a bench: each check with PASS or MISS, how long the bench took since
+/// `started`, and the load average.
+pub fn print_checks(checks: &[(bool, String)], started: Instant) {
+    println!("\n== checks");
+    for (ok, text) in checks {
+        println!("   {} {text}", verdict(*ok));
+    }
+    println!(
+        "\nbench took {:.0} s; load average at the end: {}",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
 }
 
 /// terraform, the provider mirror config and the venv with the emulator, checked up front.
@@ -219,6 +355,86 @@ pub fn orch_command(
         .env_remove("ORCH_LIVE")
         .stdin(Stdio::null());
     cmd
+}
+
+/// `keys` keys made by scripts/brownfield.py on 4 threads in one (account id, region); its
+/// output is kept in DIR.
+pub fn make_estate(
+    tools: &Tools,
+    emulator: &Emulator,
+    dir: &Path,
+    keys: usize,
+    (account, region): (&str, &str),
+    same_tags: bool,
+    timeout: Duration,
+) {
+    fs::create_dir_all(dir).expect("estate dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/brownfield.py");
+    let mut cmd = Command::new(&tools.python);
+    cmd.arg(&script)
+        .arg(&emulator.endpoint)
+        .args(["--scale", &keys.to_string(), "--account", account])
+        .args(["--region", region, "--threads", "4", "--out"])
+        .arg(dir.join("manifest.json"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(dir.join("brownfield.stderr")).expect("stderr file"));
+    if same_tags {
+        cmd.arg("--same-tags");
+    }
+    let emulator_before = emulator.cpu();
+    let (exit, wall) = run(cmd, timeout, "brownfield.py");
+    let (rss, _) = emulator.memory_mb();
+    println!(
+        "   made {keys} keys{} with scripts/brownfield.py --threads 4: {wall:.1} s ({:.0} keys/s), \
+         emulator {:.1} CPU-s, its memory {rss:.0} MB, exit {exit}, load average {}",
+        if same_tags { " (--same-tags)" } else { "" },
+        keys as f64 / wall,
+        emulator.cpu() - emulator_before,
+        loadavg()
+    );
+    if exit != 0 {
+        fail(&format!(
+            "brownfield.py failed (exit {exit}): see {}",
+            dir.join("brownfield.stderr").display()
+        ));
+    }
+}
+
+/// Runs `cmd`, stopping it past `timeout` (SIGTERM, which orch passes on to terraform, then
+/// SIGKILL 120 s later). Exit code (-1 when stopped or killed by a signal) and wall seconds.
+pub fn run(mut cmd: Command, timeout: Duration, what: &str) -> (i32, f64) {
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| fail(&format!("spawn {what}: {e}")));
+    let mut stopping: Option<Instant> = None;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let exit = if stopping.is_some() {
+                -1
+            } else {
+                status.code().unwrap_or(-1)
+            };
+            return (exit, start.elapsed().as_secs_f64());
+        }
+        match stopping {
+            None if start.elapsed() > timeout => {
+                println!(
+                    "   ({what} still running after {} s: stopping it)",
+                    timeout.as_secs()
+                );
+                // SAFETY: kill has no memory preconditions; the pid is our own child's.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                stopping = Some(Instant::now());
+            }
+            Some(since) if since.elapsed() > Duration::from_secs(120) => {
+                let _ = child.kill();
+            }
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The emulator on a free loopback port, stopped when dropped.

@@ -30,26 +30,13 @@ type Dropped = Vec<(String, Vec<String>)>;
 
 pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result<(), AppError> {
     let fleet = &loaded.fleet;
-    let targets = targets(loaded, args)?;
-    let profile = loaded.run_profile(global)?;
-    let endpoint = profile.and_then(|p| p.endpoint);
-    let reader = Reader::new(endpoint, usize::from(args.concurrency));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    say!(
-        "reading {} account/region pair(s) of {} account(s)...",
-        targets.len(),
-        targets
-            .iter()
-            .map(|t| &t.account)
-            .collect::<BTreeSet<_>>()
-            .len()
-    );
-    let started = std::time::Instant::now();
-    let read = runtime.block_on(reader.read_all(targets));
-    let seconds = started.elapsed().as_secs_f64();
+    let targets = super::reading::targets(
+        loaded,
+        &args.account,
+        &args.region,
+        "import adopts keys into accounts the tree has",
+    )?;
+    let (read, seconds) = super::reading::read(loaded, global, targets, args.concurrency)?;
     let mut estate = classify(
         read,
         Options {
@@ -109,47 +96,6 @@ pub fn discover(loaded: &Loaded, global: &Global, args: &DiscoverArgs) -> Result
     }
     let partial = !estate.unknown.is_empty() || !dropped.is_empty();
     exit(if partial { PARTIAL } else { 0 })
-}
-
-/// The accounts and regions to read: the tree's, or those named.
-fn targets(loaded: &Loaded, args: &DiscoverArgs) -> Result<Vec<Target>, AppError> {
-    let fleet = &loaded.fleet;
-    for name in &args.account {
-        if !fleet.accounts.contains_key(name) {
-            let known: Vec<&str> = fleet.accounts.keys().map(String::as_str).collect();
-            return Err(AppError::Usage(format!(
-                "--account {name}: no such account in the tree (accounts: {}); import adopts keys into accounts the tree has: add live/{name}/account.yaml first",
-                known.join(", ")
-            )));
-        }
-    }
-    for region in &args.region {
-        if !crate::config::regions::is_known(region) {
-            return Err(AppError::Usage(format!(
-                "--region {region}: not an AWS region orch knows"
-            )));
-        }
-    }
-    let mut out = Vec::new();
-    for (name, account) in &fleet.accounts {
-        if !args.account.is_empty() && !args.account.contains(name) {
-            continue;
-        }
-        let regions = if args.region.is_empty() {
-            account.regions.clone()
-        } else {
-            args.region.clone()
-        };
-        for region in regions {
-            out.push(Target {
-                account: name.clone(),
-                account_id: account.account_id.clone(),
-                role_arn: account.role_arn.clone(),
-                region,
-            });
-        }
-    }
-    Ok(out)
 }
 
 /// A settled draft, what its check found, and the keys dropped from it with why.

@@ -1,6 +1,7 @@
 //! One file per command (DESIGN §11): each takes the loaded tree ([`Loaded`]) and the command's
 //! arguments, and calls into the library. `crate::app` resolves the tree and dispatches here.
 
+pub mod audit;
 pub mod backend;
 mod context;
 pub mod drift;
@@ -12,6 +13,7 @@ pub mod layout;
 mod load;
 pub mod output;
 pub mod policy;
+mod reading;
 pub mod render;
 pub mod rollout;
 pub mod run;

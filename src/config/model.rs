@@ -57,6 +57,60 @@ pub struct Settings {
     pub backend: Backend,
     pub profiles: BTreeMap<String, Profile>,
     pub waves: Vec<Wave>,
+    pub audit: Audit,
+}
+
+/// `audit:` in orch.yaml: the checks of `orch audit` turned off, each with the reason its
+/// reports print.
+#[derive(Clone, Debug, Default)]
+pub struct Audit {
+    pub disabled: BTreeMap<AuditCheck, String>,
+}
+
+/// A check of `orch audit`, by the id orch.yaml and the reports name it with, in the order the
+/// reports list them. What each finds, its severity and the AWS Config rule or Prowler check it
+/// matches are `crate::audit`'s.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuditCheck {
+    PublicPolicy,
+    UnknownAccount,
+    PendingDeletion,
+    UnconstrainedGrant,
+    RotationOff,
+    UnmanagedKey,
+    DisabledKey,
+    ManyGrants,
+}
+
+impl AuditCheck {
+    /// Most severe first: the order of the reports.
+    pub const ALL: [AuditCheck; 8] = [
+        AuditCheck::PublicPolicy,
+        AuditCheck::UnknownAccount,
+        AuditCheck::PendingDeletion,
+        AuditCheck::UnconstrainedGrant,
+        AuditCheck::RotationOff,
+        AuditCheck::UnmanagedKey,
+        AuditCheck::DisabledKey,
+        AuditCheck::ManyGrants,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            AuditCheck::UnmanagedKey => "unmanaged-key",
+            AuditCheck::RotationOff => "rotation-off",
+            AuditCheck::PendingDeletion => "pending-deletion",
+            AuditCheck::DisabledKey => "disabled-key",
+            AuditCheck::PublicPolicy => "public-policy",
+            AuditCheck::UnknownAccount => "unknown-account",
+            AuditCheck::UnconstrainedGrant => "unconstrained-grant",
+            AuditCheck::ManyGrants => "many-grants",
+        }
+    }
+
+    pub fn parse(id: &str) -> Option<AuditCheck> {
+        AuditCheck::ALL.into_iter().find(|c| c.id() == id)
+    }
 }
 
 /// How nodes map to terraform root modules and states (DESIGN §9).

@@ -9,7 +9,8 @@ use marked_yaml::Node;
 use super::address::check_name;
 use super::decode::{printable, Fields};
 use super::model::{
-    Account, Backend, Layout, Profile, S3Backend, Settings, Wave, BUCKET_PLACEHOLDERS,
+    Account, Audit, AuditCheck, Backend, Layout, Profile, S3Backend, Settings, Wave,
+    BUCKET_PLACEHOLDERS,
 };
 use super::node::K9_TAGS;
 use super::principal::{check_account_id, check_partition, check_role, partition_of};
@@ -56,6 +57,7 @@ pub fn default_settings() -> Settings {
         backend: Backend::Local,
         profiles: BTreeMap::new(),
         waves: Vec::new(),
+        audit: Audit::default(),
     }
 }
 
@@ -136,6 +138,9 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
     }
     if let Some(node) = f.node("waves") {
         settings.waves = read_waves(node, &mut f.diags);
+    }
+    if let Some(a) = f.map("audit", "`audit`") {
+        settings.audit = read_audit(a, &mut f.diags);
     }
     let defaults = read_defaults(&mut f);
     f.finish(diags, None);
@@ -421,6 +426,75 @@ fn read_profile(node: &Node, diags: &mut Diagnostics) -> Option<Profile> {
     Some(Profile {
         endpoint: endpoint.map(|e| e.value),
     })
+}
+
+/// `audit: {disable: {<check id>: <reason>}}`: each check turned off must say why, in text the
+/// reports print.
+fn read_audit(mut a: Fields, diags: &mut Diagnostics) -> Audit {
+    let mut audit = Audit::default();
+    let ids = || AuditCheck::ALL.map(AuditCheck::id);
+    let example = "e.g. `disable: {rotation-off: \"HMAC keys are rotated by the app\"}`";
+    if let Some(node) = a.node("disable") {
+        let Node::Mapping(map) = node else {
+            a.error(
+                span_of(node),
+                "`disable` must be a mapping of check ids to the reason each is off",
+            )
+            .help = Some(example.into());
+            a.finish(diags, None);
+            return audit;
+        };
+        for (key, value) in map.iter() {
+            let at = super::yaml::marker_span(key.span().start());
+            let id = key.as_str();
+            let Some(check) = AuditCheck::parse(id) else {
+                let shown = crate::diag::escape(id);
+                a.error(at, format!("`{shown}` is not a check of `orch audit`"))
+                    .help = Some(match did_you_mean(id, ids()) {
+                    Some(near) => format!("did you mean `{near}`?"),
+                    None => format!("the checks are: {}", ids().join(", ")),
+                });
+                continue;
+            };
+            match reason(value) {
+                Ok(text) => {
+                    audit.disabled.insert(check, text);
+                }
+                Err(why) => {
+                    // A null value may have no text of its own to point at: the key has.
+                    let null = matches!(value, Node::Scalar(s) if super::decode::is_null(s));
+                    let span = if null { at } else { span_of(value) };
+                    a.error(span, format!("`{id}` is turned off {why}"))
+                        .help = Some(format!(
+                        "say in quotes why the check does not apply, e.g. `{id}: \"<why>\"`; the reports print it"
+                    ));
+                }
+            }
+        }
+    }
+    a.finish(diags, None);
+    audit
+}
+
+/// The reason a check is off: text that is not blank and prints as it is.
+fn reason(node: &Node) -> Result<String, String> {
+    let Node::Scalar(s) = node else {
+        return Err("with a list or a mapping for a reason: a reason is text".into());
+    };
+    if super::decode::is_null(s) {
+        return Err("without a reason (null)".into());
+    }
+    if s.may_coerce() && (s.as_bool().is_some() || s.as_f64().is_some()) {
+        return Err(format!(
+            "with `{}` for a reason: a reason is text, not a number or a boolean",
+            s.as_str()
+        ));
+    }
+    if s.as_str().trim().is_empty() {
+        return Err("with an empty reason".into());
+    }
+    printable(s.as_str()).map_err(|why| format!("with a reason that cannot be printed: {why}"))?;
+    Ok(s.as_str().to_string())
 }
 
 fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {

@@ -12,13 +12,12 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::classify::{Estate, Family};
+use super::held::Held;
 use crate::aws::{LiveGrant, LiveKey};
 use crate::config::{
-    check_principal_in, partition_of, Access, Address, Fleet, KeySpec, KeyUsage, NodeKind,
-    GRANT_OPERATIONS,
+    check_principal_in, partition_of, Access, Address, Fleet, KeySpec, KeyUsage, GRANT_OPERATIONS,
 };
 use crate::policy::{infer, InferContext, Inference};
-use crate::render::RecordedOutputs;
 
 /// How a key's policy is written.
 #[derive(Clone, Debug, Serialize)]
@@ -82,88 +81,6 @@ pub struct Overrides {
 /// A file to write: its path, its fields, a policy kept verbatim, its header comment.
 type Body = (PathBuf, Map<String, Value>, Option<String>, String);
 
-/// Keys, aliases and grants of the tree, to match what was discovered against.
-struct Held {
-    /// (account, region, key id) -> address.
-    keys: BTreeMap<(String, String, String), String>,
-    /// (account, region, alias) -> address.
-    aliases: BTreeMap<(String, String, String), String>,
-    /// (account, region, grant id) -> address.
-    grants: BTreeMap<(String, String, String), String>,
-    /// (account, region) -> node names taken (nodes and directories).
-    names: BTreeMap<(String, String), BTreeSet<String>>,
-}
-
-impl Held {
-    fn of(fleet: &Fleet) -> Held {
-        let outputs = RecordedOutputs::for_fleet(fleet);
-        let mut held = Held {
-            keys: BTreeMap::new(),
-            aliases: BTreeMap::new(),
-            grants: BTreeMap::new(),
-            names: BTreeMap::new(),
-        };
-        for node in &fleet.nodes {
-            let a = &node.address;
-            let slot = |id: &str| (a.account.clone(), a.region.clone(), id.to_string());
-            let (import, aliases) = match &node.kind {
-                NodeKind::Key(k) => (k.import.as_ref(), k.aliases.as_slice()),
-                NodeKind::Replica(r) => (r.import.as_ref(), r.aliases.as_slice()),
-                NodeKind::Grant(g) => {
-                    let ids = g
-                        .import
-                        .as_ref()
-                        .map(|i| i.id.clone())
-                        .into_iter()
-                        .chain(outputs.get(a, "grant_id"));
-                    for id in ids {
-                        held.grants.insert(slot(&id), a.to_string());
-                    }
-                    (None, &[][..])
-                }
-                _ => (None, &[][..]),
-            };
-            let ids = import
-                .map(|i| i.id.clone())
-                .into_iter()
-                .chain(outputs.get(a, "key_id"));
-            for id in ids {
-                held.keys.insert(slot(&id), a.to_string());
-            }
-            for alias in aliases {
-                held.aliases.insert(slot(alias), a.to_string());
-            }
-            held.names
-                .entry((a.account.clone(), a.region.clone()))
-                .or_default()
-                .insert(a.name.clone());
-        }
-        // A directory that is no node (yet) is taken too: orch never writes into it.
-        for (account, regions) in fleet.accounts.iter().map(|(n, a)| (n, &a.regions)) {
-            for region in regions {
-                let dir = fleet.live.join(account).join(region);
-                let Ok(entries) = std::fs::read_dir(&dir) else {
-                    continue;
-                };
-                let names = held
-                    .names
-                    .entry((account.clone(), region.clone()))
-                    .or_default();
-                names.extend(
-                    entries
-                        .flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned()),
-                );
-            }
-        }
-        held
-    }
-
-    fn key(&self, account: &str, region: &str, id: &str) -> Option<&String> {
-        self.keys.get(&(account.into(), region.into(), id.into()))
-    }
-}
-
 /// A node name made from an alias or a key id: lower case, `[a-z0-9_-]`, at most 63 characters,
 /// starting with a letter or digit.
 pub fn node_name(text: &str) -> String {
@@ -213,19 +130,7 @@ pub fn draft(fleet: &Fleet, estate: &Estate, overrides: &Overrides, today: &str)
     for family in families {
         let (account, region) = (&family.account, &family.region);
         let key = &family.primary;
-        let matched = held
-            .key(account, region, &key.key_id)
-            .map(|a| (a, "key id"))
-            .or_else(|| {
-                family
-                    .aliases
-                    .iter()
-                    .find_map(|alias| {
-                        held.aliases
-                            .get(&(account.clone(), region.clone(), alias.clone()))
-                    })
-                    .map(|a| (a, "alias"))
-            });
+        let matched = held.holder(account, region, &key.key_id, &family.aliases);
         let address = match matched {
             Some((address, by)) => {
                 out.matched.push(Matched {

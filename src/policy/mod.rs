@@ -28,4 +28,4 @@ pub use explain::explain;
 pub use facts::KeyFacts;
 pub use infer::{infer, InferContext, Inference};
 pub use review::{review, KeyShape, Review};
-pub use semantic::{describe, Permissions};
+pub use semantic::{describe, Effect, Permissions, Tuple, Who};

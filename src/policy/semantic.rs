@@ -488,7 +488,6 @@ impl Permissions {
         normalize(policy, partition).map(|doc| Permissions::from(&doc))
     }
 
-    #[cfg(test)]
     pub fn tuples(&self) -> &BTreeSet<Tuple> {
         &self.tuples
     }

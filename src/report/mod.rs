@@ -2,7 +2,7 @@
 //! chosen by the file's extension, checked when the command line is read. Owns the report's
 //! data and the JSON form; [`html`] owns the page.
 
-mod html;
+pub(crate) mod html;
 pub mod markdown;
 pub mod review;
 

@@ -434,6 +434,7 @@ mod tests {
                 backend,
                 profiles: Default::default(),
                 waves: Vec::new(),
+                audit: Default::default(),
             },
             accounts: accounts.into_iter().map(|a| (a.name.clone(), a)).collect(),
             nodes: Vec::new(),

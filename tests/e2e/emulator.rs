@@ -204,7 +204,7 @@ pub fn command(root: &Path, endpoint: &str, args: &[&str]) -> Command {
 }
 
 /// orch on `root/live` through the sandbox profile at `endpoint`, running `args`.
-fn sandboxed(root: &Path, endpoint: &str, args: &[&str]) -> Command {
+pub fn sandboxed(root: &Path, endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
     cmd.arg("--live")
         .arg(root.join("live"))
