@@ -123,7 +123,7 @@ fn attribute_findings(change: &Change, shape: Option<KeyShape>) -> Vec<Finding> 
         // With rotation off AWS returns no period, and the provider reads 0: the rotation
         // finding says it all.
         let rotation_off = after.get("enable_key_rotation") == Some(&Value::Bool(false));
-        if name == "rotation_period_in_days" && rotation_off && !new.as_u64().is_some_and(|d| d > 0)
+        if name == "rotation_period_in_days" && rotation_off && new.as_u64().is_none_or(|d| d == 0)
         {
             continue;
         }
