@@ -289,6 +289,7 @@ fn a_fleet_is_planned_applied_checked_replanned_and_destroyed() {
 /// replica disabled. `orch drift` names each (the repeated one once), exits 2 and changes
 /// nothing; `orch apply` restores the tree's word, its access review naming the principal that
 /// loses access (terminal and Markdown, also in GITHUB_STEP_SUMMARY); `orch drift` then exits 0.
+/// `orch audit` of the live accounts finds nothing before, and each planted problem after.
 fn drift_is_told_and_restored(sandbox: &Sandbox, data_key: &str) {
     let (venv, endpoint, root) = sandbox.parts();
     let in_sync = orch(root, endpoint, &["drift", "--all"]);
@@ -357,6 +358,29 @@ fn drift_is_told_and_restored(sandbox: &Sandbox, data_key: &str) {
         "{markdown}"
     );
     assert!(!markdown.contains("<script>"), "{markdown}");
+    // The audit of the live accounts finds each planted problem, and nothing else.
+    let audit = orch(root, endpoint, &["audit"]);
+    assert_eq!(audit.code, 2, "{}", audit.stderr);
+    let found: std::collections::BTreeSet<(String, String, String)> = audit.report["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no audit report:\n{}", audit.stderr))
+        .iter()
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap().to_string();
+            (s("check"), s("account"), s("region"))
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<(String, String, String)> = [
+        ("rotation-off", "prod", "us-east-1"),
+        ("rotation-off", "tools", "us-east-1"),
+        ("unknown-account", "prod", "us-east-1"),
+        ("disabled-key", "prod", "eu-west-1"),
+        ("pending-deletion", "shared", "us-east-1"),
+    ]
+    .iter()
+    .map(|(c, a, r)| (c.to_string(), a.to_string(), r.to_string()))
+    .collect();
+    assert_eq!(found, expected, "{}", audit.stderr);
     // Drift changed nothing: the alias is still gone, the intruder still in the policy.
     let prod = readback(venv, endpoint, "111111111111", &["us-east-1"]);
     assert!(prod["kms"]["us-east-1"]["aliases"]
