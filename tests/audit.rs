@@ -188,11 +188,11 @@ fn a_report_path_it_cannot_write() {
     assert!(!out.stderr.contains("reading "), "{}", out.stderr);
     refused(
         &["--report", "audit.txt"],
-        "`audit.txt`: an audit report is JSON, HTML or Markdown, chosen by the extension; `.txt` is none of them (name it audit.json, audit.html or audit.md)",
+        "`audit.txt`: a report is JSON, HTML or Markdown, chosen by the extension; `.txt` is none of them (name it audit.json, audit.html or audit.md)",
     );
     refused(
         &["--report", "audit"],
-        "`audit` has no extension: name the report audit.json, audit.html or audit.md",
+        "`audit` has no extension: name the report audit.json (JSON), audit.html (a page) or audit.md (Markdown for a pull request)",
     );
     refused(
         &["--report", "/nonexistent-dir/audit.md"],

@@ -12,64 +12,16 @@ use serde_json::json;
 use super::finding::{rules, Finding, Outcome, Rule};
 use crate::diag::escape;
 use crate::report::html::escape as html;
-use crate::report::markdown;
+use crate::report::{format_of, markdown, Format};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Format {
-    Json,
-    Html,
-    Markdown,
-}
-
-/// Checks `--report FILE`: `.json`, `.html` (`.htm`) or `.md` (`.markdown`), any case; not a
-/// directory, in a directory that exists.
+/// Checks `--report FILE` of an audit (the checks of a run's report, examples named `audit.*`).
 pub fn parse_report_path(text: &str) -> Result<PathBuf, String> {
-    let path = PathBuf::from(text);
-    format_of(&path)?;
-    if path.is_dir() {
-        return Err(format!(
-            "`{}` is a directory: name a file in it (e.g. {}/audit.md)",
-            escape(text),
-            escape(text.trim_end_matches('/'))
-        ));
-    }
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(format!(
-            "`{}`: the directory {} does not exist (orch does not create it)",
-            escape(text),
-            escape(&parent.display().to_string())
-        ));
-    }
-    Ok(path)
-}
-
-fn format_of(path: &Path) -> Result<Format, String> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    let shown = escape(&path.display().to_string()).into_owned();
-    match ext.as_deref() {
-        Some("json") => Ok(Format::Json),
-        Some("html" | "htm") => Ok(Format::Html),
-        Some("md" | "markdown") => Ok(Format::Markdown),
-        Some(other) => Err(format!(
-            "`{shown}`: an audit report is JSON, HTML or Markdown, chosen by the extension; `.{}` is none of them (name it audit.json, audit.html or audit.md)",
-            escape(other)
-        )),
-        None => Err(format!(
-            "`{shown}` has no extension: name the report audit.json, audit.html or audit.md"
-        )),
-    }
+    crate::report::parse_path_named(text, "audit")
 }
 
 /// Writes the report to `path` (whole or not at all), as its extension says.
 pub fn write(path: &Path, outcome: &Outcome) -> std::io::Result<()> {
-    let text = match format_of(path).map_err(std::io::Error::other)? {
+    let text = match format_of(path, "audit").map_err(std::io::Error::other)? {
         Format::Json => {
             serde_json::to_string_pretty(&document(outcome)).expect("JSON serializes") + "\n"
         }

@@ -1,5 +1,5 @@
-//! `--report FILE`: the run's summary written to a file, JSON or a self-contained HTML page
-//! chosen by the file's extension, checked when the command line is read. Owns the report's
+//! `--report FILE`: the run's summary written to a file, JSON, a self-contained HTML page or
+//! Markdown, chosen by the file's extension, checked when the command line is read. Owns the report's
 //! data and the JSON form; [`html`] owns the page.
 
 pub(crate) mod html;
@@ -22,44 +22,52 @@ pub enum Format {
     Markdown,
 }
 
-/// Checks `--report FILE`: `.json`, `.html` (`.htm`) or `.md`, any case.
-/// The path must name a file that can be made: not a directory, in a directory that exists.
+/// Checks `--report FILE` of a run: [`parse_path_named`] with the example names `run.*`.
 pub fn parse_path(text: &str) -> Result<PathBuf, String> {
+    parse_path_named(text, "run")
+}
+
+/// Checks `--report FILE`: `.json`, `.html` (`.htm`) or `.md` (`.markdown`), any case, naming a
+/// file that can be made: not a directory, in a directory that exists. `stem` names the examples
+/// the errors suggest (`run.json`, `audit.md`).
+pub fn parse_path_named(text: &str, stem: &str) -> Result<PathBuf, String> {
     let path = PathBuf::from(text);
-    format_of(&path)?;
+    format_of(&path, stem)?;
+    let shown = |p: &Path| crate::diag::escape(&p.display().to_string()).into_owned();
     if path.is_dir() {
         return Err(format!(
-            "`{}` is a directory: name a file in it, e.g. {}",
-            path.display(),
-            path.join("run.md").display()
+            "`{}` is a directory: name a file in it (e.g. {}/{stem}.md)",
+            shown(&path),
+            crate::diag::escape(text.trim_end_matches('/'))
         ));
     }
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(format!(
-            "`{}`: the directory {} does not exist; create it first",
-            path.display(),
-            parent.display()
+            "`{}`: the directory {} does not exist (orch does not create it)",
+            shown(&path),
+            shown(parent)
         )),
         _ => Ok(path),
     }
 }
 
-fn format_of(path: &Path) -> Result<Format, String> {
+/// The format `path`'s extension names; an Err suggests `stem.json`, `stem.html`, `stem.md`.
+pub fn format_of(path: &Path, stem: &str) -> Result<Format, String> {
     let ext = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
+    let shown = crate::diag::escape(&path.display().to_string()).into_owned();
     match ext.as_deref() {
         Some("json") => Ok(Format::Json),
         Some("html" | "htm") => Ok(Format::Html),
         Some("md" | "markdown") => Ok(Format::Markdown),
         Some(other) => Err(format!(
-            "`{}`: a report is JSON, HTML or Markdown, chosen by the extension; `.{other}` is none of them (name it run.json, run.html or run.md)",
-            path.display()
+            "`{shown}`: a report is JSON, HTML or Markdown, chosen by the extension; `.{}` is none of them (name it {stem}.json, {stem}.html or {stem}.md)",
+            crate::diag::escape(other)
         )),
         None => Err(format!(
-            "`{}` has no extension: name the report run.json (JSON), run.html (a page) or run.md (Markdown for a pull request)",
-            path.display()
+            "`{shown}` has no extension: name the report {stem}.json (JSON), {stem}.html (a page) or {stem}.md (Markdown for a pull request)"
         )),
     }
 }
@@ -117,7 +125,7 @@ impl Report {
 
 /// Writes the report to `path` (whole or not at all), as its extension says.
 pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
-    let format = format_of(path).map_err(std::io::Error::other)?;
+    let format = format_of(path, "run").map_err(std::io::Error::other)?;
     let text = match format {
         Format::Json => serde_json::to_string_pretty(report).expect("JSON serializes") + "\n",
         Format::Html => html::page(report, &report.entries()),
@@ -190,19 +198,23 @@ fn terraform_text(log: &str) -> String {
 mod tests {
     use super::*;
 
+    fn format_of_run(path: &Path) -> Result<Format, String> {
+        format_of(path, "run")
+    }
+
     #[test]
     fn formats_by_extension() {
-        assert_eq!(format_of(Path::new("run.json")), Ok(Format::Json));
-        assert_eq!(format_of(Path::new("out/RUN.HTML")), Ok(Format::Html));
-        assert_eq!(format_of(Path::new("run.htm")), Ok(Format::Html));
-        assert_eq!(format_of(Path::new("pr/plan.MD")), Ok(Format::Markdown));
-        assert!(format_of(Path::new("run.txt"))
+        assert_eq!(format_of_run(Path::new("run.json")), Ok(Format::Json));
+        assert_eq!(format_of_run(Path::new("out/RUN.HTML")), Ok(Format::Html));
+        assert_eq!(format_of_run(Path::new("run.htm")), Ok(Format::Html));
+        assert_eq!(format_of_run(Path::new("pr/plan.MD")), Ok(Format::Markdown));
+        assert!(format_of_run(Path::new("run.txt"))
             .unwrap_err()
             .contains("`.txt` is none of them"));
-        assert!(format_of(Path::new("run"))
+        assert!(format_of_run(Path::new("run"))
             .unwrap_err()
             .contains("has no extension"));
-        assert!(format_of(Path::new(".html"))
+        assert!(format_of_run(Path::new(".html"))
             .unwrap_err()
             .contains("has no extension"));
     }
