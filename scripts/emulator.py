@@ -336,10 +336,32 @@ def with_grant_key_checked(original):
 
 def create_grant_response(self):
     self._validate_cmk_id(self._get_param("KeyId") or "")
-    body = json.loads(moto_create_grant(self))
     key = self.kms_backend.keys[self.kms_backend.get_key_id(self._get_param("KeyId"))]
+    same = existing_grant(self, key)
+    if same is not None:
+        return json.dumps({"GrantId": same.id, "GrantToken": same.token})
+    body = json.loads(moto_create_grant(self))
     key.grants[body["GrantId"]].issuing_account = f"arn:aws:iam::{self.current_account}:root"
     return json.dumps(body)
+
+
+def existing_grant(self, key):
+    """The key's grant a CreateGrant repeats: one with the same Name and the same parameters.
+
+    AWS: a CreateGrant that names its grant is idempotent, so a retried request (the provider's
+    SDK retries one whose answer it lost) returns the original GrantId instead of a second grant;
+    moto adds a grant on every call."""
+    name = self._get_param("Name")
+    if not name:
+        return None
+    wanted = (self._get_param("GranteePrincipal"), sorted(self._get_param("Operations") or []),
+              self._get_param("Constraints") or {}, self._get_param("RetiringPrincipal"))
+    for grant in key.grants.values():
+        have = (grant.grantee_principal, sorted(grant.operations or []), grant.constraints or {},
+                grant.retiring_principal)
+        if grant.name == name and have == wanted:
+            return grant
+    return None
 
 
 def list_grants_response(self):
