@@ -125,7 +125,12 @@ mod tests {
 
     #[test]
     fn from_the_refreshed_state_to_the_policy_orch_writes() {
-        let access = key_access(&state(Some("app"), ROOT), Some("app"), &written(APP), shape());
+        let access = key_access(
+            &state(Some("app"), ROOT),
+            Some("app"),
+            &written(APP),
+            shape(),
+        );
         assert_eq!(access[0].resource, "aws_kms_key.this");
         assert_eq!(words(&access), vec!["+ arn:aws:iam::1:role/app: read-data"]);
         let back = key_access(&state(None, APP), None, &written(ROOT), shape());
@@ -134,10 +139,8 @@ mod tests {
 
     #[test]
     fn the_same_policy_reformatted_is_no_review() {
-        let reformatted = serde_json::to_string_pretty(
-            &serde_json::from_str::<Value>(APP).unwrap(),
-        )
-        .unwrap();
+        let reformatted =
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(APP).unwrap()).unwrap();
         let access = key_access(&state(None, &reformatted), None, &written(APP), shape());
         assert!(access.is_empty(), "{access:?}");
     }

@@ -405,7 +405,15 @@ mod tests {
     }
     /// A plan's two states: (module, type, index key, attributes before, after); `None` for an
     /// instance absent from that state.
-    fn plan(instances: &[(Option<&str>, &str, Option<Value>, Option<Value>, Option<Value>)]) -> Planfile {
+    fn plan(
+        instances: &[(
+            Option<&str>,
+            &str,
+            Option<Value>,
+            Option<Value>,
+            Option<Value>,
+        )],
+    ) -> Planfile {
         let mut plan = Planfile::default();
         for (module, kind, index, before, after) in instances {
             let key = (
@@ -456,17 +464,14 @@ mod tests {
                 Some(json!({"name": "alias/b"})),
                 None,
             ),
-            (
-                Some("other"),
-                "aws_kms_key",
-                None,
-                Some(key.clone()),
-                None,
-            ),
+            (Some("other"), "aws_kms_key", None, Some(key.clone()), None),
         ]);
         let changes = changes(&plan, Some("app"), &written());
         let addresses: Vec<&str> = changes.iter().map(|c| c.address.as_str()).collect();
-        assert_eq!(addresses, vec!["aws_kms_alias.this[\"b\"]", "aws_kms_key.this"]);
+        assert_eq!(
+            addresses,
+            vec!["aws_kms_alias.this[\"b\"]", "aws_kms_key.this"]
+        );
         assert!(changes[0].after.is_null());
         assert_eq!(
             changes[1].configured,
@@ -475,12 +480,21 @@ mod tests {
         // `arn` changed too, but main.tf does not set it.
         let d = node_drift(&changes, shape());
         assert!(!d.deleted);
-        assert_eq!(words(&d), vec!["alias alias/b deleted", "rotation disabled"]);
+        assert_eq!(
+            words(&d),
+            vec!["alias alias/b deleted", "rotation disabled"]
+        );
     }
 
     #[test]
     fn a_key_gone_from_the_refreshed_state_is_the_node_deleted() {
-        let plan = plan(&[(None, "aws_kms_key", None, Some(json!({"key_id": "k"})), None)]);
+        let plan = plan(&[(
+            None,
+            "aws_kms_key",
+            None,
+            Some(json!({"key_id": "k"})),
+            None,
+        )]);
         let changes = changes(&plan, None, &written());
         assert_eq!(changes.len(), 1);
         assert!(node_drift(&changes, shape()).deleted);

@@ -91,7 +91,12 @@ fn parse(text: &str) -> Result<State, String> {
         };
         let (kind, name) = (text("type")?, text("name")?);
         let module = r.get("module").and_then(Value::as_str).map(module_name);
-        for instance in r.get("instances").and_then(Value::as_array).into_iter().flatten() {
+        for instance in r
+            .get("instances")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let index = instance.get("index_key").filter(|v| !v.is_null()).cloned();
             let attributes = instance.get("attributes").cloned().unwrap_or(Value::Null);
             out.instances.insert(
@@ -153,7 +158,11 @@ pub(crate) mod tests {
         let prev = r#"{"version":4,"resources":[]}"#;
         let path = plan_file(
             dir.path(),
-            &[("tfplan", "binary"), ("tfstate", STATE), ("tfstate-prev", prev)],
+            &[
+                ("tfplan", "binary"),
+                ("tfstate", STATE),
+                ("tfstate-prev", prev),
+            ],
         );
         let plan = read(&path).unwrap();
         assert!(plan.previous.instances.is_empty());
@@ -183,10 +192,16 @@ pub(crate) mod tests {
         let path = plan_file(dir.path(), &[("tfstate", STATE)]);
         let e = read(&path).unwrap_err();
         assert!(
-            e.starts_with(&format!("the plan file {}: entry `tfstate-prev`", path.display())),
+            e.starts_with(&format!(
+                "the plan file {}: entry `tfstate-prev`",
+                path.display()
+            )),
             "{e}"
         );
-        let path = plan_file(dir.path(), &[("tfstate", "{not json"), ("tfstate-prev", STATE)]);
+        let path = plan_file(
+            dir.path(),
+            &[("tfstate", "{not json"), ("tfstate-prev", STATE)],
+        );
         let e = read(&path).unwrap_err();
         assert!(e.contains("entry `tfstate`: not JSON"), "{e}");
         std::fs::write(&path, "plain text").unwrap();

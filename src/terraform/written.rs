@@ -273,6 +273,19 @@ locals {
         assert_eq!(w.policy.as_deref(), Some(r#"{"Version":"2012-10-17"}"#));
         assert!(w.resources.is_empty());
     }
+    /// A backend block for rendering in a test: where state lives matters not here.
+    struct LocalState;
+
+    impl crate::render::Backend for LocalState {
+        fn block(&self, _: &crate::config::Account, _: &str) -> Value {
+            serde_json::json!({"type": "local", "path": "\"terraform.tfstate\""})
+        }
+
+        fn lock_timeout(&self) -> std::time::Duration {
+            std::time::Duration::from_secs(1)
+        }
+    }
+
     /// Every node of the shipped tree, rendered: each resource type with what its block sets.
     #[test]
     fn the_shipped_templates_rendered() {
@@ -281,8 +294,7 @@ locals {
         assert!(!checked.diagnostics.has_errors());
         let fleet = checked.fleet;
         let templates = crate::render::Templates::builtin().unwrap();
-        let store = crate::state::memory::Memory::default();
-        let renderer = crate::render::Renderer::new(&fleet, &templates, None, &store);
+        let renderer = crate::render::Renderer::new(&fleet, &templates, None, &LocalState);
         let mut cache = crate::render::TemplateCache::default();
         let mut by_type: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for node in &fleet.nodes {
