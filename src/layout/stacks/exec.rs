@@ -706,7 +706,10 @@ impl StackJob {
         run.iter()
             .map(|&i| {
                 let module = self.module(i);
-                let drift = node_drift(&changes(plan, Some(&module), &written[&i]), self.shape(i));
+                let drift = node_drift(
+                    &changes(plan, Some(module.as_str()), &written[&i]),
+                    self.shape(i),
+                );
                 let status = if drift.in_sync() {
                     Status::InSync
                 } else {
@@ -731,8 +734,12 @@ impl StackJob {
         run.iter()
             .map(|&i| {
                 let module = self.module(i);
-                let access =
-                    key_access(&plan.refreshed, Some(&module), &written[&i], self.shape(i));
+                let access = key_access(
+                    &plan.refreshed,
+                    Some(module.as_str()),
+                    &written[&i],
+                    self.shape(i),
+                );
                 (i, access)
             })
             .filter(|(_, a)| !a.is_empty())
