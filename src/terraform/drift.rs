@@ -420,7 +420,7 @@ mod tests {
                 module.map(str::to_string),
                 kind.to_string(),
                 "this".to_string(),
-                index.clone(),
+                index.as_ref().map(Value::to_string),
             );
             if let Some(v) = before {
                 plan.previous.instances.insert(key.clone(), v.clone());
@@ -495,9 +495,9 @@ mod tests {
             Some(json!({"key_id": "k"})),
             None,
         )]);
-        let changes = changes(&plan, None, &written());
-        assert_eq!(changes.len(), 1);
-        assert!(node_drift(&changes, shape()).deleted);
+        let gone = changes(&plan, None, &written());
+        assert_eq!(gone.len(), 1);
+        assert!(node_drift(&gone, shape()).deleted);
         assert!(changes(&plan, Some("app"), &written()).is_empty());
     }
 }

@@ -18,8 +18,9 @@ const REFRESHED: &str = "tfstate";
 
 /// Where a resource instance is: (module name, resource type, resource name, index key).
 /// The module name is that of `module.<name>` (`None` at the root); the index key is the
-/// instance's `count` number or `for_each` key (`None` for a single instance).
-pub type InstanceKey = (Option<String>, String, String, Option<Value>);
+/// instance's `count` number or `for_each` key as JSON text (`0`, `"a"`; `None` for a single
+/// instance).
+pub type InstanceKey = (Option<String>, String, String, Option<String>);
 
 /// One state's managed resource instances and their attributes. Data sources are left out: a
 /// refresh reads them anew, and they are nothing orch manages.
@@ -97,7 +98,10 @@ fn parse(text: &str) -> Result<State, String> {
             .into_iter()
             .flatten()
         {
-            let index = instance.get("index_key").filter(|v| !v.is_null()).cloned();
+            let index = instance
+                .get("index_key")
+                .filter(|v| !v.is_null())
+                .map(Value::to_string);
             let attributes = instance.get("attributes").cloned().unwrap_or(Value::Null);
             out.instances.insert(
                 (module.clone(), kind.to_string(), name.to_string(), index),
@@ -125,15 +129,13 @@ pub fn address(key: &InstanceKey) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use std::io::Write;
-
-    use serde_json::json;
 
     use super::*;
 
     /// A plan file with `entries` (name, text), as terraform writes it: deflated.
-    pub(crate) fn plan_file(dir: &Path, entries: &[(&str, &str)]) -> std::path::PathBuf {
+    fn plan_file(dir: &Path, entries: &[(&str, &str)]) -> std::path::PathBuf {
         let path = dir.join("tfplan");
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         let options = zip::write::SimpleFileOptions::default()
@@ -181,7 +183,7 @@ pub(crate) mod tests {
             Some("app".into()),
             "aws_kms_alias".into(),
             "this".into(),
-            Some(json!("b")),
+            Some("\"b\"".into()),
         );
         assert_eq!(plan.refreshed.get(&alias).unwrap()["name"], "alias/b");
     }
