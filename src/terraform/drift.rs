@@ -403,17 +403,18 @@ mod tests {
         assert!(!d.deleted);
         assert_eq!(words(&d), vec!["alias alias/app deleted"]);
     }
-    /// A plan's two states: (module, type, index key, attributes before, after); `None` for an
-    /// instance absent from that state.
-    fn plan(
-        instances: &[(
-            Option<&str>,
-            &str,
-            Option<Value>,
-            Option<Value>,
-            Option<Value>,
-        )],
-    ) -> Planfile {
+
+    /// One instance in a plan's two states: (module, type, index key, attributes before,
+    /// after); `None` for an instance absent from that state.
+    type Instance<'a> = (
+        Option<&'a str>,
+        &'a str,
+        Option<Value>,
+        Option<Value>,
+        Option<Value>,
+    );
+
+    fn plan(instances: &[Instance]) -> Planfile {
         let mut plan = Planfile::default();
         for (module, kind, index, before, after) in instances {
             let key = (
