@@ -522,6 +522,12 @@ impl NodeJob {
         if current.as_deref() == Some(fingerprint.1.as_str())
             && self.dir.join(".terraform").is_dir()
         {
+            // Its providers are links into the shared cache, so the cache holds this provider
+            // set already, and no other root's init may now rewrite it (a first init installs
+            // into the cache anew, and a plan reading the link meanwhile fails with "Required
+            // plugins are not installed"). Count the set as warmed, after waiting for a first
+            // init that is running: later inits then link from the cache.
+            self.context.warmed.lock().await.insert(fingerprint.0);
             return self
                 .note("# init skipped: already initialized for these providers and backend\n");
         }
