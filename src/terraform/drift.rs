@@ -5,15 +5,54 @@
 //! computes (an IAM policy's `attachment_count`, a bucket's inline `versioning` that a separate
 //! resource sets). Empty and absent values are equal, also nested (a refresh of a key applied a
 //! moment ago reads `tags = {}` where the state has none), and a key policy is compared by
-//! effect, never as text.
+//! effect, never as text. The drift is that of the saved plan's two states (before and after its
+//! refresh, [`super::planfile`]), and what orch manages is what the node's `main.tf` sets
+//! ([`super::written`]).
 
 use std::collections::BTreeSet;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::shown::Change;
+use super::planfile::{self, Planfile};
+use super::written::Written;
 use crate::policy::{review, KeyShape};
+
+/// One resource instance that a refresh found changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// The resource's address within its module (`aws_kms_key.this`, `aws_kms_alias.this["a"]`).
+    pub address: String,
+    /// The resource type (`aws_kms_key`).
+    pub kind: String,
+    /// Its attributes before the refresh.
+    pub before: Value,
+    /// Its attributes after the refresh; null when the refresh found it gone.
+    pub after: Value,
+    /// The attributes and blocks orch's `main.tf` sets on this resource: what orch manages of
+    /// it, as opposed to what the provider computes. `None` when main.tf has no block for it.
+    pub configured: Option<BTreeSet<String>>,
+}
+
+/// The resource instances of module `module` (`None`: the root) that the refresh of `plan`
+/// changed or found gone, paired by type, name and index key.
+pub fn changes(plan: &Planfile, module: Option<&str>, written: &Written) -> Vec<Change> {
+    plan.previous
+        .instances
+        .iter()
+        .filter(|(key, _)| key.0.as_deref() == module)
+        .filter_map(|(key, before)| {
+            let after = plan.refreshed.get(key).cloned().unwrap_or(Value::Null);
+            (before != &after).then(|| Change {
+                address: planfile::address(key),
+                kind: key.1.clone(),
+                before: before.clone(),
+                after,
+                configured: written.configured(&key.1, &key.2).cloned(),
+            })
+        })
+        .collect()
+}
 
 /// One thing that changed outside orch.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -53,7 +92,7 @@ const MAIN: [&str; 5] = [
 
 /// The drift of one node from its resources' drift entries. `shape`: its key's, for naming
 /// capabilities in a policy change (`None` for nodes without a key policy).
-pub fn node_drift(drift: &[&Change], shape: Option<KeyShape>) -> NodeDrift {
+pub fn node_drift(drift: &[Change], shape: Option<KeyShape>) -> NodeDrift {
     let mut out = NodeDrift::default();
     let mut findings = BTreeSet::new();
     for change in drift {
@@ -262,13 +301,10 @@ mod tests {
 
     fn drift(kind: &str, before: Value, after: Value) -> Change {
         Change {
-            module: None,
             address: format!("{kind}.this"),
             kind: kind.into(),
-            actions: vec!["update".into()],
             before,
             after,
-            after_unknown: Value::Null,
             configured: None,
         }
     }
@@ -298,7 +334,7 @@ mod tests {
             json!({"encryption_context_equals": null}),
             json!({"encryption_context_equals": {}}),
         );
-        assert!(node_drift(&[&c, &g], shape()).in_sync());
+        assert!(node_drift(&[c, g], shape()).in_sync());
     }
 
     #[test]
@@ -308,7 +344,7 @@ mod tests {
             json!({"enable_key_rotation": true, "rotation_period_in_days": 365, "description": "a", "is_enabled": true, "tags_all": {"Team": "a", "Old": "x"}}),
             json!({"enable_key_rotation": false, "rotation_period_in_days": 0, "description": "b<script>", "is_enabled": false, "tags_all": {"Team": "b", "New": "y"}}),
         );
-        let d = node_drift(&[&c], shape());
+        let d = node_drift(&[c], shape());
         assert!(!d.deleted);
         assert_eq!(
             words(&d),
@@ -333,7 +369,7 @@ mod tests {
             json!({"policy": before.to_string()}),
             json!({"policy": after.to_string()}),
         );
-        let d = node_drift(&[&c], shape());
+        let d = node_drift(&[c], shape());
         assert_eq!(
             words(&d),
             vec!["policy: gained by arn:aws:iam::999999999999:role/x: read-data"]
@@ -347,7 +383,7 @@ mod tests {
             json!({"policy": "{not json"}),
             json!({"policy": "{\"Statement\": []}"}),
         );
-        let d = node_drift(&[&c], shape());
+        let d = node_drift(&[c], shape());
         assert_eq!(d.findings.len(), 1);
         assert!(
             d.findings[0]
@@ -361,10 +397,108 @@ mod tests {
     #[test]
     fn a_key_gone_is_the_node_deleted_and_an_alias_gone_is_not() {
         let key = drift("aws_kms_key", json!({"key_id": "k"}), Value::Null);
-        assert!(node_drift(&[&key], shape()).deleted);
+        assert!(node_drift(&[key], shape()).deleted);
         let alias = drift("aws_kms_alias", json!({"name": "alias/app"}), Value::Null);
-        let d = node_drift(&[&alias], shape());
+        let d = node_drift(&[alias], shape());
         assert!(!d.deleted);
         assert_eq!(words(&d), vec!["alias alias/app deleted"]);
+    }
+
+    /// One instance in a plan's two states: (module, type, index key, attributes before,
+    /// after); `None` for an instance absent from that state.
+    type Instance<'a> = (
+        Option<&'a str>,
+        &'a str,
+        Option<Value>,
+        Option<Value>,
+        Option<Value>,
+    );
+
+    fn plan(instances: &[Instance]) -> Planfile {
+        let mut plan = Planfile::default();
+        for (module, kind, index, before, after) in instances {
+            let key = (
+                module.map(str::to_string),
+                kind.to_string(),
+                "this".to_string(),
+                index.as_ref().map(Value::to_string),
+            );
+            if let Some(v) = before {
+                plan.previous.instances.insert(key.clone(), v.clone());
+            }
+            if let Some(v) = after {
+                plan.refreshed.instances.insert(key, v.clone());
+            }
+        }
+        plan
+    }
+
+    fn written() -> Written {
+        Written::of(&[(
+            "main.tf",
+            "resource \"aws_kms_key\" \"this\" {\n  enable_key_rotation = true\n}\n\nresource \"aws_kms_alias\" \"this\" {\n  for_each = toset([\"a\", \"b\"])\n  name = \"alias/${each.value}\"\n}\n".to_string(),
+        )])
+    }
+
+    #[test]
+    fn instances_paired_by_module_type_name_and_index() {
+        let key = json!({"enable_key_rotation": true, "arn": "arn:1"});
+        let plan = plan(&[
+            (
+                Some("app"),
+                "aws_kms_key",
+                None,
+                Some(key.clone()),
+                Some(json!({"enable_key_rotation": false, "arn": "arn:2"})),
+            ),
+            (
+                Some("app"),
+                "aws_kms_alias",
+                Some(json!("a")),
+                Some(json!({"name": "alias/a"})),
+                Some(json!({"name": "alias/a"})),
+            ),
+            (
+                Some("app"),
+                "aws_kms_alias",
+                Some(json!("b")),
+                Some(json!({"name": "alias/b"})),
+                None,
+            ),
+            (Some("other"), "aws_kms_key", None, Some(key.clone()), None),
+        ]);
+        let changes = changes(&plan, Some("app"), &written());
+        let addresses: Vec<&str> = changes.iter().map(|c| c.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            vec!["aws_kms_alias.this[\"b\"]", "aws_kms_key.this"]
+        );
+        assert!(changes[0].after.is_null());
+        assert_eq!(
+            changes[1].configured,
+            Some(BTreeSet::from(["enable_key_rotation".to_string()]))
+        );
+        // `arn` changed too, but main.tf does not set it.
+        let d = node_drift(&changes, shape());
+        assert!(!d.deleted);
+        assert_eq!(
+            words(&d),
+            vec!["alias alias/b deleted", "rotation disabled"]
+        );
+    }
+
+    #[test]
+    fn a_key_gone_from_the_refreshed_state_is_the_node_deleted() {
+        let plan = plan(&[(
+            None,
+            "aws_kms_key",
+            None,
+            Some(json!({"key_id": "k"})),
+            None,
+        )]);
+        let gone = changes(&plan, None, &written());
+        assert_eq!(gone.len(), 1);
+        assert!(node_drift(&gone, shape()).deleted);
+        assert!(changes(&plan, Some("app"), &written()).is_empty());
     }
 }

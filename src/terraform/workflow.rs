@@ -8,7 +8,9 @@
 //!
 //! Counts come from plan's own summary line and `-detailed-exitcode` rather than from
 //! `terraform show -json`: `show` loads the provider schema once more, about a quarter of the CPU
-//! of a whole plan with the AWS provider, for numbers plan already prints.
+//! of a whole plan with the AWS provider, for numbers plan already prints. For the same reason
+//! drift and the access review read the saved plan file's two states ([`super::planfile`]), and
+//! what orch manages from the node's own rendered files ([`super::written`]).
 
 use std::collections::{BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
@@ -21,12 +23,13 @@ use tokio::sync::{watch, Mutex};
 
 use super::access::{key_access, KeyAccess};
 use super::binary::Binary;
-use super::drift::{node_drift, NodeDrift};
+use super::drift::{changes, node_drift, NodeDrift};
+use super::planfile::{self, Planfile};
 use super::process::{self, Log, Spawn};
 use super::redact::Redactor;
 use super::runs::RunDir;
-use super::shown::{self, Shown};
 use super::text::{crash, first_error, hint, is_transient, parse_counts, signal_name};
+use super::written::Written;
 use crate::config::{Fleet, Profile};
 use crate::render::{Backend, Renderer, TemplateCache, Templates};
 use crate::scheduler::Executor;
@@ -363,12 +366,11 @@ impl NodeJob {
             return Ok(StepDone::new(Status::Unchanged));
         }
         self.init().await?;
+        let written = Written::of(&rendered.files);
         if self.context.drift {
             let plan = self.plan(false).await?;
             let drift = if plan.changes {
-                let shown = self.show().await?;
-                let drifted: Vec<_> = shown.drift.iter().collect();
-                node_drift(&drifted, self.shape())
+                node_drift(&changes(&self.planfile()?, None, &written), self.shape())
             } else {
                 NodeDrift::default()
             };
@@ -387,9 +389,7 @@ impl NodeJob {
         let plan = loop {
             let plan = self.plan(destroy).await?;
             if plan.may_change_policies(destroy) {
-                let shown = self.show().await?;
-                let changes: Vec<_> = shown.changes.iter().collect();
-                access = key_access(&changes, self.shape());
+                access = key_access(&self.planfile()?.refreshed, None, &written, self.shape());
             }
             if action == Action::Apply {
                 self.context
@@ -460,17 +460,9 @@ impl NodeJob {
         crate::policy::KeyFacts::of(fleet, &fleet.nodes[self.node]).map(|f| f.shape())
     }
 
-    /// `terraform show -json` of the saved plan: its changes and drift, with values.
-    pub(crate) async fn show(&mut self) -> Result<Shown, StepError> {
-        let (_, text) = self
-            .run_step(
-                &["show", "-json", "-no-color", "tfplan"],
-                &[0],
-                Retry::Quiet,
-                &[],
-            )
-            .await?;
-        shown::parse(&text).map_err(StepError::new)
+    /// The states of the saved plan, before and after its refresh.
+    pub(crate) fn planfile(&self) -> Result<Planfile, StepError> {
+        planfile::read(&self.dir.join("tfplan")).map_err(StepError::new)
     }
 
     /// Renders the node's module and writes it to the work dir.
@@ -865,9 +857,9 @@ pub(crate) struct Planned {
 }
 
 impl Planned {
-    /// Whether the plan may change a key policy, so its access review needs the plan's values
-    /// (`terraform show -json`, about a quarter of a plan's CPU): a plan that changes nothing, or
-    /// prints no `policy` attribute at all, changes no policy; a destroy is told by its counts.
+    /// Whether the plan may change a key policy, so its access review reads the saved plan's
+    /// refreshed state: a plan that changes nothing, or prints no `policy` attribute at all,
+    /// changes no policy; a destroy has no review (its counts say the key goes).
     pub(crate) fn may_change_policies(&self, destroy: bool) -> bool {
         self.changes && !destroy && self.text.contains("policy")
     }

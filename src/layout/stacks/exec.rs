@@ -24,12 +24,13 @@ use crate::config::Fleet;
 use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
 use crate::terraform::access::{key_access, KeyAccess};
-use crate::terraform::drift::{node_drift, NodeDrift};
-use crate::terraform::shown::{Change, Shown};
+use crate::terraform::drift::{changes, node_drift, NodeDrift};
+use crate::terraform::planfile::Planfile;
 use crate::terraform::workflow::{
     apply_args, write_atomically, Action, Context, Counts, NodeJob, NodeRun, Retry, Status,
     StepError, TerraformExecutor,
 };
+use crate::terraform::written::Written;
 
 /// The outcome of one stack: one run per selected node of it.
 pub struct StackRun {
@@ -253,6 +254,10 @@ impl StackJob {
         };
         let files: BTreeMap<usize, &crate::render::Rendered> =
             rendered.nodes.iter().map(|(i, r)| (*i, r)).collect();
+        let written: BTreeMap<usize, Written> = files
+            .iter()
+            .map(|(&i, r)| (i, Written::of(&r.files)))
+            .collect();
         let action = ctx.action;
         let destroy = action == Action::Destroy;
         let applying = action != Action::Plan && !ctx.preview;
@@ -303,22 +308,22 @@ impl StackJob {
                 }
             };
             if ctx.drift || planned.may_change_policies(destroy) {
-                let shown = if planned.changes {
-                    match job.show().await {
-                        Ok(shown) => shown,
+                let plan = if planned.changes {
+                    match job.planfile() {
+                        Ok(plan) => plan,
                         Err(e) => {
                             out.extend(self.all_failed(&run, &e.message, job));
                             return out;
                         }
                     }
                 } else {
-                    Shown::default()
+                    Planfile::default()
                 };
                 if ctx.drift {
-                    out.extend(self.drifted(&run, &shown));
+                    out.extend(self.drifted(&run, &plan, &written));
                     return out;
                 }
-                access = self.access(&run, &shown);
+                access = self.access(&run, &plan, &written);
             }
             let by_module = plan_text::plan_by_module(&planned.text);
             let orphans: Vec<&str> = by_module
@@ -691,11 +696,20 @@ impl StackJob {
             .collect()
     }
 
-    /// `orch drift`: each node's drift, from the refresh-only plan's `resource_drift`.
-    fn drifted(&self, run: &[usize], shown: &Shown) -> BTreeMap<usize, Outcome> {
+    /// `orch drift`: each node's drift, from the refresh-only plan's two states.
+    fn drifted(
+        &self,
+        run: &[usize],
+        plan: &Planfile,
+        written: &BTreeMap<usize, Written>,
+    ) -> BTreeMap<usize, Outcome> {
         run.iter()
             .map(|&i| {
-                let drift = node_drift(&self.module_changes(i, &shown.drift), self.shape(i));
+                let module = self.module(i);
+                let drift = node_drift(
+                    &changes(plan, Some(module.as_str()), &written[&i]),
+                    self.shape(i),
+                );
                 let status = if drift.in_sync() {
                     Status::InSync
                 } else {
@@ -710,26 +724,31 @@ impl StackJob {
             .collect()
     }
 
-    /// Each node's access review, from the plan's `resource_changes`.
-    fn access(&self, run: &[usize], shown: &Shown) -> BTreeMap<usize, Vec<KeyAccess>> {
+    /// Each node's access review, from the plan's refreshed state to the policy orch writes.
+    fn access(
+        &self,
+        run: &[usize],
+        plan: &Planfile,
+        written: &BTreeMap<usize, Written>,
+    ) -> BTreeMap<usize, Vec<KeyAccess>> {
         run.iter()
             .map(|&i| {
-                (
-                    i,
-                    key_access(&self.module_changes(i, &shown.changes), self.shape(i)),
-                )
+                let module = self.module(i);
+                let access = key_access(
+                    &plan.refreshed,
+                    Some(module.as_str()),
+                    &written[&i],
+                    self.shape(i),
+                );
+                (i, access)
             })
             .filter(|(_, a)| !a.is_empty())
             .collect()
     }
 
-    /// The changes of node `i`'s module block.
-    fn module_changes<'s>(&self, i: usize, changes: &'s [Change]) -> Vec<&'s Change> {
-        let m = module_name(&self.context.fleet.nodes[i]);
-        changes
-            .iter()
-            .filter(|c| c.module.as_deref() == Some(m.as_str()))
-            .collect()
+    /// The name of node `i`'s module block.
+    fn module(&self, i: usize) -> String {
+        module_name(&self.context.fleet.nodes[i])
     }
 
     fn shape(&self, i: usize) -> Option<crate::policy::KeyShape> {
