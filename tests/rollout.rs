@@ -59,11 +59,17 @@ impl Run {
 }
 
 fn command(tree: &Tree, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let live = tree.path("live");
+    let mut all = vec!["--live", live.to_str().unwrap()];
+    all.extend(args);
+    command_in(tree, tree.root(), &all, env)
+}
+
+/// orch run in `cwd` with exactly `args` (no `--live` added).
+fn command_in(tree: &Tree, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_orch"));
-    cmd.arg("--live")
-        .arg(tree.path("live"))
-        .args(args)
-        .current_dir(tree.root())
+    cmd.args(args)
+        .current_dir(cwd)
         .env("ORCH_TERRAFORM", fake_terraform())
         .env("FAKE_TF_LOG", tree.path("fake.log"))
         .env("FAKE_TF_STATE", tree.path("fake-state"))
@@ -896,4 +902,91 @@ fn a_rollout_report_is_json_or_a_page_with_its_waves() {
     for address in ALL {
         assert!(html.contains(address), "the page lacks {address}");
     }
+}
+
+/// Every `.orch` directory under `dir`, relative to it.
+fn orch_dirs(dir: &Path, under: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() == ".orch" {
+                found.push(path.strip_prefix(under).unwrap().to_path_buf());
+            } else {
+                orch_dirs(&path, under, found);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_tree_has_one_orch_dir_whichever_path_or_directory_names_it() {
+    let tree = waved("{command: 'true'}").dir("elsewhere");
+    let live = tree.path("live");
+    let run_in = |cwd: &Path, args: &[&str], env: &[(&str, &str)]| {
+        std::fs::create_dir_all(tree.path("fake-state")).unwrap();
+        let report = tree.path("report.json");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--report", report.to_str().unwrap()]);
+        let out = command_in(&tree, cwd, &all, env).output().unwrap();
+        finish(&tree, out)
+    };
+    // A rollout from inside live/, naming it `.`.
+    let rollout = run_in(&live, &["--live", ".", "rollout"], &[]);
+    assert_eq!(rollout.code, 0, "{}", rollout.stderr);
+    assert_eq!(rollout.called("apply").len(), 5);
+    // Every other way of naming the tree finds what that rollout recorded: nothing changed.
+    let ways: [(PathBuf, &[&str], &[(&str, &str)]); 5] = [
+        (live.join("prod"), &["--live", ".."], &[]),
+        (live.join("dev/us-east-1"), &[], &[("ORCH_LIVE", "../..")]),
+        (live.clone(), &[], &[("ORCH_LIVE", ".")]),
+        (tree.path("elsewhere"), &["--live", "../live"], &[]),
+        (live.join("prod"), &["--live", "../../live/./prod/.."], &[]),
+    ];
+    for (cwd, live_args, env) in ways {
+        let mut args = live_args.to_vec();
+        args.extend(["plan", "--all", "--changed"]);
+        let plan = run_in(&cwd, &args, env);
+        assert_eq!(plan.code, 0, "{}: {}", cwd.display(), plan.stderr);
+        assert!(
+            plan.calls.is_empty() && plan.stderr.contains("0 of 5 selected nodes changed"),
+            "{} {args:?} {env:?}: {:?}\n{}",
+            cwd.display(),
+            plan.calls,
+            plan.stderr
+        );
+        let mut args = live_args.to_vec();
+        args.extend(["output", "prod/us-east-1/data"]);
+        let output = command_in(&tree, &cwd, &args, env).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let mut args = live_args.to_vec();
+        args.extend(["render", "dev/us-east-1/app"]);
+        let render = command_in(&tree, &cwd, &args, env).output().unwrap();
+        assert!(
+            render.status.success(),
+            "{}",
+            String::from_utf8_lossy(&render.stderr)
+        );
+    }
+    let resumed = run_in(
+        &live.join("prod"),
+        &["--live", "..", "rollout", "--resume"],
+        &[],
+    );
+    let runs = std::fs::canonicalize(tree.path(".orch/runs")).unwrap();
+    assert!(
+        resumed.stderr.contains(&format!(
+            "no rollout to resume: every run in {} has finished",
+            runs.display()
+        )),
+        "{}",
+        resumed.stderr
+    );
+    let mut found = Vec::new();
+    orch_dirs(tree.root(), tree.root(), &mut found);
+    assert_eq!(found, [PathBuf::from(".orch")]);
+    assert_eq!(journals(&tree), 1);
 }
