@@ -918,6 +918,9 @@ fn orch_dirs(dir: &Path, under: &Path, found: &mut Vec<PathBuf>) {
     }
 }
 
+/// A directory to run orch in, the `--live` arguments and the environment that name the tree.
+type Way<'a> = (PathBuf, &'a [&'a str], &'a [(&'a str, &'a str)]);
+
 #[test]
 fn the_tree_has_one_orch_dir_whichever_path_or_directory_names_it() {
     let tree = waved("{command: 'true'}").dir("elsewhere");
@@ -935,7 +938,7 @@ fn the_tree_has_one_orch_dir_whichever_path_or_directory_names_it() {
     assert_eq!(rollout.code, 0, "{}", rollout.stderr);
     assert_eq!(rollout.called("apply").len(), 5);
     // Every other way of naming the tree finds what that rollout recorded: nothing changed.
-    let ways: [(PathBuf, &[&str], &[(&str, &str)]); 5] = [
+    let ways: [Way; 5] = [
         (live.join("prod"), &["--live", ".."], &[]),
         (live.join("dev/us-east-1"), &[], &[("ORCH_LIVE", "../..")]),
         (live.clone(), &[], &[("ORCH_LIVE", ".")]),
