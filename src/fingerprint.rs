@@ -84,12 +84,12 @@ pub fn compute(fleet: &Fleet, node: &Node, files: &[(&str, String)], version: &s
 }
 
 fn read_or_empty(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_default()
+    crate::files::read(path).unwrap_or_default()
 }
 
 /// The fingerprint recorded at the node's last successful apply, if any.
 pub fn recorded(fleet: &Fleet, address: &Address) -> Option<String> {
-    std::fs::read_to_string(record_path(fleet, address))
+    crate::files::read_to_string(record_path(fleet, address))
         .ok()
         .map(|t| t.trim().to_string())
 }

@@ -143,7 +143,7 @@ impl Journal {
             path: path.to_path_buf(),
             detail,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| corrupt(e.to_string()))?;
+        let text = crate::files::read_to_string(path).map_err(|e| corrupt(e.to_string()))?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         // The version first, so a journal of another layout says so rather than "corrupt".

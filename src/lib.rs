@@ -30,6 +30,7 @@ mod commands;
 mod config;
 mod diag;
 mod engine;
+mod files;
 mod fingerprint;
 mod graph;
 mod import;

@@ -1183,3 +1183,65 @@ fn s3_a_node_named_default_is_not_the_default_workspace() {
     let plan = orch_s3(&tree, &["plan", "--all"], &[]);
     assert_eq!(plan.code, 0, "{}", plan.stderr);
 }
+
+/// Runs `orch ARGS` (the fake terraform, no terminal) and fails the test if it is still running
+/// after 30 s, killing it.
+fn within_30s(tree: &Tree, args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orch"))
+        .arg("--live")
+        .arg(tree.path("live"))
+        .args(args)
+        .current_dir(tree.root())
+        .env("ORCH_TERRAFORM", fake::fake_terraform())
+        .env("FAKE_TF_LOG", tree.path("fake.log"))
+        .env_remove("ORCH_PROFILE")
+        .env_remove("ORCH_LIVE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("orch {args:?} still running after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let calls = std::fs::read_to_string(tree.path("fake.log")).unwrap_or_default();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        calls: calls.lines().map(String::from).collect(),
+    }
+}
+
+#[test]
+fn a_fifo_where_a_state_should_be_is_refused_at_once() {
+    for (layout, args) in [
+        ("per-node", &["plan", "--all"][..]),
+        (
+            "per-node",
+            &["apply", "prod/us-east-1/data", "--auto-approve"],
+        ),
+        ("stacks", &["plan", "--all"]),
+        ("stacks", &["layout", "migrate", "--auto-approve"]),
+    ] {
+        let tree = applied_per_node(layout).remove(NODE_STATE);
+        let fifo = std::ffi::CString::new(tree.path(NODE_STATE).to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let run = within_30s(&tree, args);
+        assert_eq!(run.code, 1, "{layout} {args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "{}: it is a FIFO (named pipe), not a file orch wrote: remove it",
+                tree.path(NODE_STATE).display()
+            )),
+            "{layout} {args:?}: {}",
+            run.stderr
+        );
+        assert!(run.calls.is_empty(), "terraform ran: {:?}", run.calls);
+    }
+}

@@ -9,7 +9,7 @@ pub fn exec(loaded: &Loaded, address: &str) -> Result<(), AppError> {
         .state_dir()
         .join("outputs")
         .join(format!("{}.json", node.address));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    let text = crate::files::read_to_string(&path).map_err(|e| {
         AppError::Usage(if e.kind() == std::io::ErrorKind::NotFound {
             format!(
                 "{address} has no recorded outputs: it is not applied yet (orch apply {address})"

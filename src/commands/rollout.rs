@@ -655,7 +655,7 @@ impl Rollout<'_> {
         let mut all = serde_json::Map::new();
         for &i in nodes {
             let address = self.fleet.nodes[i].address.to_string();
-            let recorded: Value = std::fs::read_to_string(dir.join(format!("{address}.json")))
+            let recorded: Value = crate::files::read_to_string(dir.join(format!("{address}.json")))
                 .ok()
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or(Value::Null);

@@ -45,6 +45,13 @@ pub fn guard(
     store.check(&accounts).map_err(GuardError::Failed)?;
     let failed = |e: MigrateError| GuardError::Failed(e.to_string());
     let nodes: Vec<usize> = nodes.iter().copied().collect();
+    let homes: BTreeSet<Place> = nodes
+        .iter()
+        .map(|&i| layout.home(&fleet.nodes[i]).place)
+        .collect();
+    store
+        .check_states(&homes.into_iter().collect::<Vec<_>>())
+        .map_err(|e| failed(e.into()))?;
     let places: Vec<Place> = nodes
         .iter()
         .map(|&i| other.home(&fleet.nodes[i]).place)

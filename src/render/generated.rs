@@ -72,7 +72,7 @@ impl Manifest {
             path: path.to_path_buf(),
             message,
         };
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::files::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Manifest {
@@ -162,7 +162,7 @@ pub fn write_set(
     let mut done = Generated::default();
     for (file, content) in files {
         let path = dir.join(file);
-        if std::fs::read(&path).is_ok_and(|old| old == content.as_bytes()) {
+        if crate::files::read(&path).is_ok_and(|old| old == content.as_bytes()) {
             done.unchanged += 1;
             continue;
         }

@@ -24,7 +24,7 @@ impl RecordedOutputs {
     /// One output of a node (`terraform output -json` form: `{"name": {"value": ...}}`).
     pub fn get(&self, address: &Address, name: &str) -> Option<String> {
         let path = self.dir.join(format!("{address}.json"));
-        let text = std::fs::read_to_string(path).ok()?;
+        let text = crate::files::read_to_string(path).ok()?;
         let value: Value = serde_json::from_str(&text).ok()?;
         value.get(name)?.get("value")?.as_str().map(String::from)
     }

@@ -57,7 +57,7 @@ pub fn write_files(dir: &Path, files: &[(&str, String)]) -> Result<WriteStats, R
     let mut stats = WriteStats::default();
     for (name, content) in files {
         let path = dir.join(name);
-        match std::fs::read(&path) {
+        match crate::files::read(&path) {
             Ok(existing) if existing == content.as_bytes() => stats.unchanged += 1,
             _ => {
                 write_atomic(&path, content.as_bytes()).map_err(err(path.clone()))?;

@@ -164,7 +164,7 @@ pub fn publish(path: Option<&Path>, report: &Report) {
 /// What the page folds under a node: its log from the first `terraform plan` on (init's output
 /// is noise there), cut at [`MAX_TEXT_BYTES`] with a note naming the whole log.
 fn terraform_text(log: &str) -> String {
-    let Ok(text) = std::fs::read_to_string(log) else {
+    let Ok(text) = crate::files::read_to_string(log) else {
         return format!("(no log at {log})");
     };
     let start = text

@@ -65,7 +65,7 @@ impl StateStore for Local {
             .iter()
             .map(|place| {
                 let file = self.file(place);
-                let text = match std::fs::read(&file) {
+                let text = match crate::files::read(&file) {
                     Ok(text) => text,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
@@ -85,7 +85,17 @@ impl StateStore for Local {
     }
 
     fn exists(&self, places: &[Place]) -> Result<Vec<bool>, StoreError> {
-        Ok(places.iter().map(|p| self.file(p).exists()).collect())
+        places
+            .iter()
+            .map(|p| {
+                let path = self.file(p);
+                crate::files::is_file(&path).map_err(|source| StoreError::Io { path, source })
+            })
+            .collect()
+    }
+
+    fn check_states(&self, places: &[Place]) -> Result<(), StoreError> {
+        self.exists(places).map(drop)
     }
 
     fn pull(&self, places: &[Place]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -93,7 +103,7 @@ impl StateStore for Local {
             .iter()
             .map(|p| {
                 let file = self.file(p);
-                match std::fs::read(&file) {
+                match crate::files::read(&file) {
                     Ok(t) => Ok(Some(t)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(source) => Err(StoreError::Io { path: file, source }),

@@ -69,6 +69,9 @@ pub trait StateStore: Backend {
     fn show(&self, place: &Place) -> String;
     /// Of each place, whether its state exists.
     fn exists(&self, places: &[Place]) -> Result<Vec<bool>, StoreError>;
+    /// Before terraform runs on these states: each is one terraform can open (a local state is
+    /// a file or nothing: on a FIFO terraform would block for good).
+    fn check_states(&self, places: &[Place]) -> Result<(), StoreError>;
     /// Each state's bytes, in the order of `places`; None where there is none. Only for states
     /// [`StateStore::exists`] found: the S3 backend creates a state it is asked to pull.
     fn pull(&self, places: &[Place]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;

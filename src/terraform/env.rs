@@ -38,7 +38,7 @@ fn user_has_plugin_cache() -> bool {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".terraformrc")));
     config
-        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|p| crate::files::read_to_string(p).ok())
         .is_some_and(|text| {
             text.lines()
                 .any(|l| l.trim_start().starts_with("plugin_cache_dir"))

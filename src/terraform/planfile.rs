@@ -48,7 +48,7 @@ pub struct Planfile {
 /// Reads both states of the plan file at `path`. An Err names the file, and the entry when one
 /// is missing or not a state.
 pub fn read(path: &Path) -> Result<Planfile, String> {
-    let file = std::fs::File::open(path)
+    let file = crate::files::open(path)
         .map_err(|e| format!("cannot open the plan file {}: {e}", path.display()))?;
     let mut zip = zip::ZipArchive::new(file)
         .map_err(|e| format!("the plan file {} is not a zip: {e}", path.display()))?;

@@ -66,7 +66,7 @@ pub async fn run(spawn: Spawn<'_>, interrupt: watch::Receiver<Level>) -> Result<
             let text = bounded(&step.out, spawn.redactor);
             append_redacted(&step.out, log, "", spawn.redactor).map(|()| text)
         }
-        Log::Quiet => std::fs::read(&step.out)
+        Log::Quiet => crate::files::read(&step.out)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| with_path(e, &step.out)),
     };
@@ -129,7 +129,7 @@ async fn wait(
 
 /// The output's first [`KEEP`] bytes and last [`KEEP`] bytes, whole lines, redacted.
 fn bounded(path: &Path, redactor: &Redactor) -> String {
-    let Ok(file) = std::fs::File::open(path) else {
+    let Ok(file) = crate::files::open(path) else {
         return String::new();
     };
     let mut reader = BufReader::new(file);

@@ -103,7 +103,7 @@ impl Runner<'_> {
         }
         let marker = dir.join(".orch-init");
         if dir.join(".terraform").is_dir()
-            && std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str())
+            && crate::files::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str())
         {
             return Ok(());
         }
@@ -285,7 +285,7 @@ fn workspace_names(text: &str) -> Vec<String> {
 
 /// Writes `path` (through a temporary file and a rename) unless it holds `text` already.
 fn write_if_changed(path: &Path, text: &str) -> Result<(), String> {
-    if std::fs::read_to_string(path).ok().as_deref() == Some(text) {
+    if crate::files::read_to_string(path).ok().as_deref() == Some(text) {
         return Ok(());
     }
     if let Some(parent) = path.parent() {

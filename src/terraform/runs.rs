@@ -182,7 +182,7 @@ pub async fn recover(
                 continue;
             }
             let finished =
-                std::fs::read_to_string(&log).is_ok_and(|t| finished_cleanly(&l.command, &t));
+                crate::files::read_to_string(&log).is_ok_and(|t| finished_cleanly(&l.command, &t));
             if !finished {
                 say!(
                     "warning: `terraform {}` of {} did not finish (its process is gone and its output ends early): \
@@ -202,7 +202,7 @@ pub async fn recover(
 }
 
 fn owner(run: &Path) -> Option<Identity> {
-    let text = std::fs::read_to_string(run.join("orch")).ok()?;
+    let text = crate::files::read_to_string(run.join("orch")).ok()?;
     let mut words = text.split_whitespace();
     Some(Identity {
         pid: words.next()?.parse().ok()?,
@@ -219,7 +219,7 @@ fn leftovers(run: &Path) -> Vec<Leftover> {
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "proc"))
         .filter_map(|p| {
-            let text = std::fs::read_to_string(&p).ok()?;
+            let text = crate::files::read_to_string(&p).ok()?;
             let mut lines = text.lines();
             let mut id = lines.next()?.split_whitespace();
             let process = Identity {
@@ -320,7 +320,7 @@ pub fn append_redacted(
             .map_err(|e| with_path(e, log))
     };
     write(header)?;
-    let mut reader = BufReader::new(File::open(from).map_err(|e| with_path(e, from))?);
+    let mut reader = BufReader::new(crate::files::open(from).map_err(|e| with_path(e, from))?);
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -369,7 +369,7 @@ enum Holder {
 
 /// Who holds an fcntl lock on any byte of `path` (None: nobody).
 fn lock_holder(path: &Path) -> Option<Holder> {
-    let file = match File::open(path) {
+    let file = match crate::files::open(path) {
         Ok(f) => f,
         // No state file: terraform died before writing one, so nothing can lock it.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,

@@ -518,7 +518,7 @@ impl NodeJob {
     pub(crate) async fn init(&mut self) -> Result<(), StepError> {
         let fingerprint = self.init_fingerprint();
         let marker = self.dir.join(".orch-init");
-        let current = std::fs::read_to_string(&marker).ok();
+        let current = crate::files::read_to_string(&marker).ok();
         if current.as_deref() == Some(fingerprint.1.as_str())
             && self.dir.join(".terraform").is_dir()
         {
@@ -559,7 +559,8 @@ impl NodeJob {
 
     /// (hash of the provider requirements, text identifying providers + backend + binary).
     fn init_fingerprint(&self) -> (u64, String) {
-        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        let read =
+            |name: &str| crate::files::read_to_string(self.dir.join(name)).unwrap_or_default();
         let versions = read("versions.tf");
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         versions.hash(&mut hasher);
