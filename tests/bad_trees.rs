@@ -1163,6 +1163,60 @@ fn grant_with_an_unknown_operation() {
 }
 
 #[test]
+fn grant_operations_the_key_cannot_do() {
+    let node = "live/prod/us-east-1/g/node.yaml";
+    // The base fleet's prod/us-east-1/data is a symmetric encryption key.
+    Tree::new()
+        .file(node, &grant("prod/us-east-1/data", "[Decrypt, Sign, GenerateMac]"))
+        .rejects(
+            &[&format!("{node}:4"), &format!("{node}:4")],
+            &[
+                "`Sign` is not an operation of prod/us-east-1/data, a SYMMETRIC_DEFAULT ENCRYPT_DECRYPT key",
+                "`GenerateMac` is not an operation of prod/us-east-1/data",
+                "AWS refuses the grant; a SYMMETRIC_DEFAULT ENCRYPT_DECRYPT key allows Decrypt, Encrypt,",
+            ],
+        );
+    // The replica in eu-west-1 is its primary's kind of key: the grant on it is checked the same.
+    Tree::new()
+        .file(
+            "live/prod/eu-west-1/g/node.yaml",
+            &grant("prod/eu-west-1/data", "[Verify]"),
+        )
+        .rejects(
+            &["live/prod/eu-west-1/g/node.yaml:4"],
+            &["`Verify` is not an operation of prod/eu-west-1/data"],
+        );
+    // A signing key: Decrypt is refused, Sign and GetPublicKey are not; an HMAC key refuses an
+    // encryption context constraint, which only symmetric encryption keys' operations take.
+    Tree::new()
+        .file(
+            "live/prod/us-east-1/signer/node.yaml",
+            "spec: RSA_2048\nusage: SIGN_VERIFY\nrotation: {enabled: false}\n",
+        )
+        .file(node, &grant("prod/us-east-1/signer", "[Sign, GetPublicKey, Decrypt]"))
+        .rejects(
+            &[&format!("{node}:4")],
+            &["`Decrypt` is not an operation of prod/us-east-1/signer, a RSA_2048 SIGN_VERIFY key"],
+        );
+    Tree::new()
+        .file(
+            "live/prod/us-east-1/mac/node.yaml",
+            "spec: HMAC_256\nusage: GENERATE_VERIFY_MAC\nrotation: {enabled: false}\n",
+        )
+        .file(
+        node,
+        &format!(
+            "{}encryption_context_subset: {{team: data}}\n",
+            grant("prod/us-east-1/mac", "[GenerateMac, VerifyMac]")
+        ),
+    )
+    .rejects(
+        &[&format!("{node}:5")],
+        &["an encryption context constraint on a grant of prod/us-east-1/mac, a HMAC_256 GENERATE_VERIFY_MAC key"],
+    );
+}
+
+#[test]
 fn grant_in_another_region_than_its_key() {
     let node = "live/prod/eu-west-1/g/node.yaml";
     Tree::new()

@@ -11,7 +11,7 @@ use super::address::Address;
 use super::decode::Spanned;
 use super::layer::merge;
 use super::model::{Access, Account, Node, NodeKind, Replica};
-use super::node::{Body, Declared, KeyDecl, ReplicaDecl, Replicas};
+use super::node::{grant_mismatches, Body, Declared, KeyDecl, ReplicaDecl, Replicas};
 use super::principal::partition_of;
 use super::regions;
 use super::tree::Unloaded;
@@ -484,6 +484,14 @@ impl Linker<'_> {
                         .with_help("key-access is for another account; in the key's own account use `access:` on the key"),
                 ),
                 _ => {}
+            }
+            if let Body::Grant(grant) = &d.body {
+                let primary = primary_of.get(&key.value).unwrap_or(&key.value);
+                if let Some(Body::Key(k)) = by_address.get(primary).map(|t| &t.body) {
+                    for (span, message, help) in grant_mismatches(grant, k.key.spec, k.key.usage) {
+                        diags.push(Diagnostic::error(span, message).with_help(help));
+                    }
+                }
             }
         }
     }

@@ -343,6 +343,10 @@ pub struct Grant {
     pub key: Spanned<Address>,
     pub grantee: String,
     pub operations: Vec<String>,
+    /// Where `operations` is (the node's own span when it is missing).
+    pub operations_span: Span,
+    /// Where an encryption context constraint is, if the grant has one.
+    pub constraint_span: Option<Span>,
     pub retiring_principal: Option<String>,
     pub encryption_context_equals: BTreeMap<String, String>,
     pub encryption_context_subset: BTreeMap<String, String>,

@@ -5,9 +5,10 @@ use super::access::read_capabilities;
 use super::read_address;
 use crate::config::address::Address;
 use crate::config::decode::Fields;
-use crate::config::model::{Account, Capability, Grant, KeyAccess, S3Bucket};
+use crate::config::model::{Account, Capability, Grant, KeyAccess, KeySpec, KeyUsage, S3Bucket};
 use crate::config::principal::{check_principal_in, check_role_in};
 use crate::diag::did_you_mean;
+use crate::diag::Span;
 
 /// Operations an `aws_kms_grant` may allow.
 pub const GRANT_OPERATIONS: &[&str] = &[
@@ -30,6 +31,74 @@ pub const GRANT_OPERATIONS: &[&str] = &[
     "DeriveSharedSecret",
 ];
 
+/// The operations a grant on a key of this spec and usage may allow: AWS's CreateGrant refuses
+/// any other with a ValidationException (AWS KMS developer guide, "Grant operations" and the key
+/// type reference). Every key allows CreateGrant, RetireGrant and DescribeKey.
+pub fn grant_operations_of(spec: KeySpec, usage: KeyUsage) -> Vec<&'static str> {
+    let mut ops = match usage {
+        KeyUsage::EncryptDecrypt if spec == KeySpec::SymmetricDefault => vec![
+            "Decrypt",
+            "Encrypt",
+            "GenerateDataKey",
+            "GenerateDataKeyWithoutPlaintext",
+            "GenerateDataKeyPair",
+            "GenerateDataKeyPairWithoutPlaintext",
+            "ReEncryptFrom",
+            "ReEncryptTo",
+        ],
+        KeyUsage::EncryptDecrypt => {
+            vec![
+                "Decrypt",
+                "Encrypt",
+                "ReEncryptFrom",
+                "ReEncryptTo",
+                "GetPublicKey",
+            ]
+        }
+        KeyUsage::SignVerify => vec!["Sign", "Verify", "GetPublicKey"],
+        KeyUsage::GenerateVerifyMac => vec!["GenerateMac", "VerifyMac"],
+        KeyUsage::KeyAgreement => vec!["DeriveSharedSecret", "GetPublicKey"],
+    };
+    ops.extend(["CreateGrant", "RetireGrant", "DescribeKey"]);
+    ops
+}
+
+/// What AWS refuses in a grant on a key of this spec and usage: each operation the key cannot
+/// do, and an encryption context constraint on any key but a symmetric encryption key (the only
+/// kind whose operations take an encryption context). (span, message, help) each.
+pub fn grant_mismatches(
+    grant: &Grant,
+    spec: KeySpec,
+    usage: KeyUsage,
+) -> Vec<(Span, String, String)> {
+    let allowed = grant_operations_of(spec, usage);
+    let kind = format!("a {} {} key", spec.name(), usage.name());
+    let mut out: Vec<(Span, String, String)> = grant
+        .operations
+        .iter()
+        .filter(|op| !allowed.contains(&op.as_str()))
+        .map(|op| {
+            (
+                grant.operations_span,
+                format!("`{op}` is not an operation of {}, {kind}", grant.key.value),
+                format!(
+                    "AWS refuses the grant; {kind} allows {}",
+                    allowed.join(", ")
+                ),
+            )
+        })
+        .collect();
+    let symmetric = spec == KeySpec::SymmetricDefault && usage == KeyUsage::EncryptDecrypt;
+    if let (Some(span), false) = (grant.constraint_span, symmetric) {
+        out.push((
+            span,
+            format!("an encryption context constraint on a grant of {}, {kind}", grant.key.value),
+            "only a symmetric encryption key's operations take an encryption context; AWS refuses the constraint: remove it".into(),
+        ));
+    }
+    out
+}
+
 pub(super) fn read_grant(f: &mut Fields, address: &Address, source: u32) -> Option<Grant> {
     let key = read_address(f, "key");
     let grantee = f.required_string("grantee");
@@ -45,7 +114,9 @@ pub(super) fn read_grant(f: &mut Fields, address: &Address, source: u32) -> Opti
         }
     }
     let mut operations = Vec::new();
-    match f.required_strings("operations") {
+    let listed = f.required_strings("operations");
+    let operations_span = listed.as_ref().map_or_else(|| f.span(), |list| list.span);
+    match listed {
         None => {}
         Some(list) if list.value.is_empty() => {
             f.error(
@@ -67,6 +138,9 @@ pub(super) fn read_grant(f: &mut Fields, address: &Address, source: u32) -> Opti
     }
     let equals = f.plain_map("encryption_context_equals");
     let subset = f.plain_map("encryption_context_subset");
+    let constraint_span = ["encryption_context_equals", "encryption_context_subset"]
+        .into_iter()
+        .find_map(|name| f.key_span(name));
     if !equals.is_empty() && !subset.is_empty() {
         let span = f.key_span("encryption_context_subset").unwrap_or(f.span());
         f.error(
@@ -88,6 +162,8 @@ pub(super) fn read_grant(f: &mut Fields, address: &Address, source: u32) -> Opti
         key: key?,
         grantee: grantee?.value,
         operations,
+        operations_span,
+        constraint_span,
         retiring_principal: retiring.map(|r| r.value),
         encryption_context_equals: equals,
         encryption_context_subset: subset,

@@ -20,7 +20,7 @@ use super::address::{check_name, Address};
 use super::decode::{Fields, Spanned};
 use super::model::{Account, Custom, Grant, Key, KeyAccess, S3Bucket};
 use crate::diag::{did_you_mean, Diagnostics, Span};
-pub use consumers::GRANT_OPERATIONS;
+pub use consumers::{grant_mismatches, GRANT_OPERATIONS};
 use consumers::{read_grant, read_key_access, read_s3_bucket};
 use custom::read_custom;
 use key::{read_key, read_replica};
