@@ -1,7 +1,7 @@
 //! Which rollout wave each node belongs to (the first wave whose globs match its address), and
 //! the checks on a wave layout: a wave that gets no node, and a node that depends on a node of a
-//! later wave (it could not be rolled out in order). A single glob that matches nothing is a
-//! warning of `app::load`.
+//! later wave (it could not be rolled out in order). A single glob that matches nothing is an
+//! error of `commands::load`, with the glob's own line.
 
 use crate::config::Fleet;
 use crate::diag::Diagnostic;
@@ -18,7 +18,7 @@ pub fn assign(fleet: &Fleet) -> Vec<Option<usize>> {
                 .settings
                 .waves
                 .iter()
-                .position(|w| w.patterns.iter().any(|p| glob_match(p, &address)))
+                .position(|w| w.patterns.iter().any(|p| glob_match(&p.value, &address)))
         })
         .collect()
 }
@@ -33,7 +33,7 @@ pub fn check(fleet: &Fleet, dag: &Dag) -> Vec<Diagnostic> {
         if !assigned.contains(&Some(w)) {
             let taken = addresses
                 .iter()
-                .any(|a| wave.patterns.iter().any(|p| glob_match(p, a)));
+                .any(|a| wave.patterns.iter().any(|p| glob_match(&p.value, a)));
             let why = if taken {
                 "every node it matches belongs to an earlier wave"
             } else {

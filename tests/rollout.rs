@@ -663,6 +663,41 @@ fn a_wave_that_gets_no_node_is_an_error() {
 }
 
 #[test]
+fn a_glob_that_matches_nothing_is_an_error_at_its_own_line() {
+    // `devv/**` is a typo: its nodes would fall to `rest` and skip the canary.
+    with_waves("  - name: canary\n    match:\n      - \"dev/**\"\n      - \"devv/**\"\n  - {name: rest, match: [\"**\"]}\n")
+        .rejects(
+            &["live/orch.yaml:8"],
+            &["wave `canary`: `devv/**` matches no node", "would fall to a later wave"],
+        );
+}
+
+#[test]
+fn a_wave_name_is_a_name_not_a_path() {
+    for name in ["../../x", "staging/canary", "Canary", ".hidden", "a b"] {
+        let tree = with_waves(&format!(
+            "  - {{name: \"{name}\", match: [\"dev/**\"], gate: {{command: \"true\"}}}}\n  - {{name: rest, match: [\"**\"]}}\n"
+        ));
+        let out = tree.rejects(
+            &["live/orch.yaml:5"],
+            &["wave name: ", "becomes a file name under .orch/"],
+        );
+        assert!(out.stderr.contains(name), "{name}: {}", out.stderr);
+        // A rollout runs nothing, and writes nothing outside the tree.
+        let run = orch(&tree, &["rollout", "--auto-approve"], &[]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        assert!(run.calls.is_empty(), "{name}: {:?}", run.calls);
+        assert!(!tree.path(".orch/gates").exists(), "{name}");
+        assert!(!tree
+            .root()
+            .parent()
+            .unwrap()
+            .join("x-outputs.json")
+            .exists());
+    }
+}
+
+#[test]
 fn two_waves_with_one_name_are_an_error() {
     with_waves("  - {name: canary, match: [\"dev/**\"]}\n  - {name: canary, match: [\"**\"]}\n")
         .rejects(&["live/orch.yaml:6"], &["two waves are named `canary`"]);

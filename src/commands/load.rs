@@ -117,9 +117,13 @@ pub fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
         }
     }
     for wave in &fleet.settings.waves {
-        for problem in wave.patterns.iter().filter_map(|p| glob_problem(p)) {
+        for (pattern, problem) in wave
+            .patterns
+            .iter()
+            .filter_map(|p| Some((p, glob_problem(&p.value)?)))
+        {
             diags.push(
-                Diagnostic::error(wave.span, format!("wave `{}`: {problem}", wave.name))
+                Diagnostic::error(pattern.span, format!("wave `{}`: {problem}", wave.name))
                     .with_help("shorten the pattern; `**` matches any number of segments"),
             );
         }
@@ -128,14 +132,21 @@ pub fn load(live: &Path, strict: bool) -> Result<Loaded, AppError> {
     if complete {
         let addresses: Vec<String> = fleet.nodes.iter().map(|n| n.address.to_string()).collect();
         for wave in &fleet.settings.waves {
-            for pattern in wave.patterns.iter().filter(|p| glob_problem(p).is_none()) {
-                if !addresses.iter().any(|a| glob_match(pattern, a)) {
+            for pattern in wave
+                .patterns
+                .iter()
+                .filter(|p| glob_problem(&p.value).is_none())
+            {
+                if !addresses.iter().any(|a| glob_match(&pattern.value, a)) {
                     diags.push(
-                        Diagnostic::warning(
-                            wave.span,
-                            format!("wave `{}`: `{pattern}` matches no node", wave.name),
+                        Diagnostic::error(
+                            pattern.span,
+                            format!(
+                                "wave `{}`: `{}` matches no node",
+                                wave.name, pattern.value
+                            ),
                         )
-                        .with_help("check the pattern against `orch graph`"),
+                        .with_help("the nodes it was meant for would fall to a later wave: fix the pattern (see `orch graph`) or remove it"),
                     );
                 }
             }

@@ -183,7 +183,8 @@ pub struct Profile {
 #[derive(Clone, Debug)]
 pub struct Wave {
     pub name: String,
-    pub patterns: Vec<String>,
+    /// The globs of `match:`, each where it is written.
+    pub patterns: Vec<Spanned<String>>,
     pub span: Span,
     /// Ask before the wave starts (on a terminal; `--auto-approve` otherwise).
     pub approve: bool,

@@ -521,6 +521,13 @@ fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
                 w.error(text.span, why);
             }
         }
+        // A wave's name names its files under .orch/ (the gate's outputs): a name, not a path.
+        if let Some(Err(why)) = name.as_ref().map(|n| check_name(&n.value)) {
+            let span = name.as_ref().map_or(w.span(), |n| n.span);
+            w.error(span, format!("wave name: {why}")).help = Some(
+                "a wave's name becomes a file name under .orch/: lower-case letters, digits, `-` and `_`".into(),
+            );
+        }
         let (approve, gate) = super::wave::read_extras(&mut w);
         if let (Some(name), Some(patterns)) = (name, patterns) {
             if waves.iter().any(|x| x.name == name.value) {
@@ -529,7 +536,7 @@ fn read_waves(node: &Node, diags: &mut Diagnostics) -> Vec<Wave> {
             waves.push(Wave {
                 span: name.span,
                 name: name.value,
-                patterns: patterns.value.into_iter().map(|p| p.value).collect(),
+                patterns: patterns.value,
                 approve,
                 gate,
             });
