@@ -237,7 +237,7 @@ fn a_stacks_run_is_refused_while_a_selected_node_has_its_own_state() {
             &tree,
             args,
             &[
-                "live/orch.yaml",
+                "live/orch.yaml:1:9",
                 "orch.yaml says `layout: stacks`, but the state of",
                 "still in the per-node layout",
                 "run `orch layout migrate`",

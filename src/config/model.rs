@@ -54,6 +54,8 @@ pub struct Settings {
     pub required_version: String,
     pub parallelism: Option<usize>,
     pub layout: Layout,
+    /// Where orch.yaml sets `layout:` (None: the default, per-node).
+    pub layout_span: Option<Span>,
     pub backend: Backend,
     pub profiles: BTreeMap<String, Profile>,
     pub waves: Vec<Wave>,

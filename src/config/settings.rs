@@ -54,6 +54,7 @@ pub fn default_settings() -> Settings {
         required_version: DEFAULT_REQUIRED_VERSION.to_string(),
         parallelism: None,
         layout: Layout::PerNode,
+        layout_span: None,
         backend: Backend::Local,
         profiles: BTreeMap::new(),
         waves: Vec::new(),
@@ -107,7 +108,10 @@ pub fn read_orch_yaml(file: &YamlFile, diags: &mut Diagnostics) -> (Settings, Ma
     }
     if let Some(layout) = f.string("layout") {
         match Layout::parse(&layout.value) {
-            Some(l) => settings.layout = l,
+            Some(l) => {
+                settings.layout = l;
+                settings.layout_span = Some(layout.span);
+            }
             None => {
                 let near = did_you_mean(&layout.value, Layout::NAMES)
                     .map(|n| format!("did you mean `{n}`? "))

@@ -185,7 +185,11 @@ fn refusal(fleet: &Fleet, found: Vec<(String, String)>) -> Diagnostic {
         other.name(),
         shown.join(", "),
     );
-    Diagnostic::at_path(fleet.live.join("orch.yaml"), message).with_help(format!(
+    let at = match fleet.settings.layout_span {
+        Some(span) => Diagnostic::error(span, message),
+        None => Diagnostic::at_path(fleet.live.join("orch.yaml"), message),
+    };
+    at.with_help(format!(
         "run `orch layout migrate` to move it to the {} layout (a plan now would create those resources again), or set `layout: {}` back",
         layout.name(),
         other.name()

@@ -436,6 +436,7 @@ mod tests {
                 required_version: String::new(),
                 parallelism: None,
                 layout: Default::default(),
+                layout_span: None,
                 backend,
                 profiles: Default::default(),
                 waves: Vec::new(),
