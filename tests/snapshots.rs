@@ -95,8 +95,11 @@ fn one_module_of_each_kind() {
 #[test]
 fn policies_explained() {
     let live = Path::new(env!("CARGO_MANIFEST_DIR")).join("live");
+    // s3-data: a key-access node of another account reaches it; app-secrets in eu-west-1 (a
+    // replica): a grant.
     for address in [
         "prod/us-east-1/s3-data",
+        "prod/eu-west-1/app-secrets",
         "prod/us-east-1/payments-signing",
         "staging/us-east-1/tokens-hmac",
     ] {

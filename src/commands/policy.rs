@@ -15,6 +15,7 @@ pub fn exec(loaded: &Loaded, address: &str, explain: bool) -> Result<(), AppErro
     let built = policy::build(&facts);
     if explain {
         print(&policy::explain(&facts, &built));
+        print(&policy::reaching(&loaded.fleet, node, &facts));
     } else {
         print(&(built.to_pretty_json() + "\n"));
     }

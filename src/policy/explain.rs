@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::facts::KeyFacts;
 use super::json::KeyPolicy;
-use crate::config::{Capability, KeySpec, KeyUsage};
+use crate::config::{Address, Capability, Fleet, KeySpec, KeyUsage, Node, NodeKind};
 
 /// Who can do what, in plain words, one line per principal.
 pub fn explain(facts: &KeyFacts, policy: &KeyPolicy) -> String {
@@ -92,6 +92,74 @@ pub fn explain(facts: &KeyFacts, policy: &KeyPolicy) -> String {
         out.push_str(&format!("{who}: {}\n", what.join(", ")));
     }
     out
+}
+
+/// The nodes of the tree that reach the key besides its policy's own statements: each grant on
+/// it, which the policy does not show, and each key-access node of its key family, whose IAM
+/// policy in the consumer's account does the granting. Empty when there is none.
+pub fn reaching(fleet: &Fleet, node: &Node, facts: &KeyFacts) -> String {
+    let primary = match &node.kind {
+        NodeKind::Replica(r) => &r.primary.value,
+        _ => &node.address,
+    };
+    let in_family = |a: &Address| {
+        a == primary
+            || matches!(fleet.node(a).map(|n| &n.kind),
+                Some(NodeKind::Replica(r)) if &r.primary.value == primary)
+    };
+    let mut lines = Vec::new();
+    for other in &fleet.nodes {
+        match &other.kind {
+            NodeKind::Grant(g) if g.key.value == node.address => {
+                let when = match (&g.encryption_context_equals, &g.encryption_context_subset) {
+                    (equals, _) if !equals.is_empty() => {
+                        format!(", when the encryption context is exactly {}", pairs(equals))
+                    }
+                    (_, subset) if !subset.is_empty() => {
+                        format!(", when the encryption context includes {}", pairs(subset))
+                    }
+                    _ => String::new(),
+                };
+                lines.push(format!(
+                    "grant {}: {} may {}{when}",
+                    other.address,
+                    short_principal(&g.grantee),
+                    g.operations.join(", ")
+                ));
+            }
+            NodeKind::KeyAccess(k) if in_family(&k.key.value) => {
+                let roles: Vec<String> = k.roles.iter().map(|r| short_principal(r)).collect();
+                let what: Vec<String> = k
+                    .capabilities
+                    .iter()
+                    .flat_map(|c| words(*c, facts))
+                    .collect();
+                lines.push(format!(
+                    "key-access {}: {} may {}, through its IAM policy in {} (this key's policy admits the account)",
+                    other.address,
+                    roles.join(", "),
+                    what.join(", "),
+                    fleet.account_of(other).account_id
+                ));
+            }
+            _ => {}
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\nalso reaching this key, from other nodes:\n{}\n",
+        lines.join("\n")
+    )
+}
+
+fn pairs(context: &std::collections::BTreeMap<String, String>) -> String {
+    context
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `arn:aws:iam::111111111111:role/app` -> `role/app in 111111111111`.

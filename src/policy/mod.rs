@@ -24,7 +24,7 @@ mod semantic;
 pub use actions::cross_account_actions;
 pub use build::{build, key_access_resource};
 pub use check::{check, warnings, Problem};
-pub use explain::explain;
+pub use explain::{explain, reaching};
 pub use facts::KeyFacts;
 pub use infer::{infer, InferContext, Inference};
 pub use review::{review, KeyShape, Review};
