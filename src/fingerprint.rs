@@ -1,19 +1,20 @@
 //! Change detection (`--changed`): a node's fingerprint covers everything that shapes its
 //! terraform run (the rendered module files, tfvars included, so layering, templates and orch's
-//! own version are covered; the terraform binary's version; the providers' lock file; the recorded
-//! outputs of its dependencies). It is recorded in `.orch/outputs/<address>.fingerprint` after a
-//! successful apply and forgotten before an apply starts, so a node whose apply failed or was
-//! cut short stays changed. Computing it never runs terraform.
+//! own version are covered; the terraform binary's version; the lock file of the root module it
+//! runs in, its own or its stack's; its own recorded outputs, which
+//! its dependents read; the recorded outputs of its dependencies). It is recorded in
+//! `.orch/outputs/<address>.fingerprint` after a successful apply and forgotten before an apply
+//! starts, so a node whose apply failed or was cut short stays changed. Computing it never runs
+//! terraform.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Address, Fleet, Node};
 use crate::graph::Dag;
-use crate::render::{RenderError, Renderer, TemplateCache};
 
 /// Bumped when what goes into a fingerprint changes, so old records read as changed.
-const SCHEME: &str = "orch-fingerprint-1";
+const SCHEME: &str = "orch-fingerprint-2";
 
 /// 128-bit FNV-1a: stable across Rust releases and platforms (the standard library's hasher is
 /// not), and fast enough to hash every rendered file of a 10,000-node fleet in a blink. Not a
@@ -59,9 +60,18 @@ fn dependencies(node: &Node) -> BTreeSet<&Address> {
         .collect()
 }
 
-/// The fingerprint of a node rendered to `files`, for terraform `version`, with the lock file of
-/// its work dir and the outputs its dependencies have recorded now.
-pub fn compute(fleet: &Fleet, node: &Node, files: &[(&str, String)], version: &str) -> String {
+/// The fingerprint of a node rendered to `files`, run in the root module at `root` (its own work
+/// directory, or its stack's: the lock file there names the providers terraform installed), for
+/// terraform `version`, with the outputs it and its dependencies have recorded now. A stack's
+/// other files are not in it: they hold every member's inputs, and each member's own are in
+/// `files` already.
+pub fn compute(
+    fleet: &Fleet,
+    node: &Node,
+    files: &[(&str, String)],
+    root: &Path,
+    version: &str,
+) -> String {
     let mut h = Fnv::new();
     h.field(SCHEME.as_bytes());
     for (name, text) in files {
@@ -69,11 +79,12 @@ pub fn compute(fleet: &Fleet, node: &Node, files: &[(&str, String)], version: &s
         h.field(text.as_bytes());
     }
     h.field(version.as_bytes());
-    let work = fleet
-        .state_dir()
-        .join("work")
-        .join(node.address.to_string());
-    h.field(&read_or_empty(&work.join(".terraform.lock.hcl")));
+    h.field(&read_or_empty(&root.join(".terraform.lock.hcl")));
+    // Its own outputs: gone or edited, its dependents would read something else than what its
+    // apply recorded, so it runs again and records them anew.
+    h.field(&read_or_empty(
+        &outputs_dir(fleet).join(format!("{}.json", node.address)),
+    ));
     for dep in dependencies(node) {
         h.field(dep.to_string().as_bytes());
         h.field(&read_or_empty(
@@ -114,29 +125,26 @@ pub fn forget(fleet: &Fleet, address: &Address) -> std::io::Result<()> {
 }
 
 /// What `--changed` selects among `candidates`: every node whose fingerprint differs from its
-/// record, plus every dependent of one (within `candidates`). A dependent's inputs may change
+/// record, plus every dependent of one (within `candidates`). `current` gives the fingerprints of
+/// the nodes that have a record, as the layout runs them now. A dependent's inputs may change
 /// only once its dependency is applied, so it is decided again when it runs, and skipped then if
 /// its fingerprint still matches ([`crate::terraform::workflow::Context::skip_unchanged`]).
-pub fn changed(
-    renderer: &Renderer,
+pub fn changed<E>(
+    fleet: &Fleet,
     dag: &Dag,
-    version: &str,
     candidates: &BTreeSet<usize>,
-) -> Result<BTreeSet<usize>, RenderError> {
-    let fleet = renderer.fleet;
-    let mut cache = TemplateCache::default();
-    let mut changed = BTreeSet::new();
-    for &i in candidates {
-        let node = &fleet.nodes[i];
-        let Some(record) = recorded(fleet, &node.address) else {
-            changed.insert(i);
-            continue;
-        };
-        let rendered = renderer.render(node, &mut cache)?;
-        if compute(fleet, node, &rendered.files, version) != record {
-            changed.insert(i);
-        }
-    }
+    current: impl FnOnce(&BTreeSet<usize>) -> Result<BTreeMap<usize, String>, E>,
+) -> Result<BTreeSet<usize>, E> {
+    let records: BTreeMap<usize, String> = candidates
+        .iter()
+        .filter_map(|&i| Some((i, recorded(fleet, &fleet.nodes[i].address)?)))
+        .collect();
+    let now = current(&records.keys().copied().collect())?;
+    let mut changed: BTreeSet<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|i| records.get(i) != now.get(i) || !records.contains_key(i))
+        .collect();
     let mut stack: Vec<usize> = changed.iter().copied().collect();
     while let Some(i) = stack.pop() {
         for d in dag.dependents(i) {

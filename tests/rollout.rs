@@ -233,6 +233,19 @@ fn a_template_change_marks_the_nodes_of_its_kind() {
 }
 
 #[test]
+fn a_new_provider_version_in_a_lock_file_marks_its_node() {
+    let tree = applied(fleet()).file(
+        ".orch/work/dev/us-east-1/app/.terraform.lock.hcl",
+        "provider \"registry.terraform.io/hashicorp/aws\" {\n  version = \"5.100.1\"\n}\n",
+    );
+    // Its dependent is decided when its turn comes: app's outputs did not change.
+    assert_eq!(
+        planned_when_changed(&tree, &[]),
+        set(&["dev/us-east-1/app"])
+    );
+}
+
+#[test]
 fn a_new_terraform_version_marks_every_node() {
     let tree = applied(fleet());
     assert_eq!(
@@ -248,25 +261,67 @@ fn a_new_terraform_version_marks_every_node() {
 }
 
 #[test]
-fn new_outputs_of_a_dependency_mark_its_dependents() {
+fn new_outputs_of_a_dependency_mark_it_and_its_dependents() {
     let tree = applied(fleet());
-    // As if prod/us-east-1/data had been replaced by an apply outside this fleet's view.
+    // As if prod/us-east-1/data had been replaced by an apply outside this fleet's view: it runs
+    // again to record its outputs anew, and its dependents read them.
     let outputs = tree
         .read(".orch/outputs/prod/us-east-1/data.json")
         .replace("fake-data", "fake-data-2");
     let tree = tree.file(".orch/outputs/prod/us-east-1/data.json", &outputs);
     assert_eq!(
         planned_when_changed(&tree, &[]),
-        set(&["prod/eu-west-1/data", "prod/us-east-1/grant"])
+        set(&[
+            "prod/us-east-1/data",
+            "prod/eu-west-1/data",
+            "prod/us-east-1/grant"
+        ])
     );
     let render = command(&tree, &["render", "--changed"], &[])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&render.stdout);
     assert!(
-        render.status.success() && stdout.starts_with("rendered 2 nodes"),
+        render.status.success() && stdout.starts_with("rendered 3 nodes"),
         "{stdout}"
     );
+}
+
+#[test]
+fn deleted_outputs_mark_their_node_changed_and_its_dependents_do_not_fail() {
+    let tree = applied(fleet()).remove(".orch/outputs/prod/us-east-1/data.json");
+    let run = orch(
+        &tree,
+        &["apply", "--all", "--changed", "--auto-approve"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Planned again (no changes: nothing to apply), its outputs recorded anew.
+    assert!(
+        run.called("plan").contains("prod/us-east-1/data"),
+        "{:?}",
+        run.calls
+    );
+    assert!(
+        run.called("output").contains("prod/us-east-1/data"),
+        "{:?}",
+        run.calls
+    );
+    assert!(tree
+        .path(".orch/outputs/prod/us-east-1/data.json")
+        .is_file());
+    // The same outputs as before: its dependents had nothing new to read.
+    let status = |address: &str| {
+        run.report["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == address)
+            .map(|n| n["status"].clone())
+    };
+    assert_eq!(status("prod/eu-west-1/data"), Some("unchanged".into()));
+    assert_eq!(status("prod/us-east-1/grant"), Some("unchanged".into()));
+    assert!(planned_when_changed(&tree, &[]).is_empty());
 }
 
 #[test]

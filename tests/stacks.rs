@@ -603,3 +603,110 @@ fn a_rollout_wave_runs_its_nodes_stacks_targeted() {
     );
     assert!(tree.path(".orch/outputs/dev/us-east-1/late.json").is_file());
 }
+
+/// The nodes `plan --all --changed` plans (by the report: every other node is left out).
+fn planned_when_changed(tree: &Tree, env: &[(&str, &str)]) -> BTreeSet<String> {
+    let run = orch(tree, &["plan", "--all", "--changed"], env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    if run.calls.is_empty() {
+        return BTreeSet::new();
+    }
+    rows(&run).into_iter().map(|(a, _)| a).collect()
+}
+
+fn applied_stacks() -> Tree {
+    let tree = stacks();
+    let apply = orch(&tree, &["apply", "--all", "--auto-approve"], &[]);
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert!(planned_when_changed(&tree, &[]).is_empty());
+    tree
+}
+
+#[test]
+fn every_input_of_a_fingerprint_marks_its_nodes_in_the_stacks_layout() {
+    let set = |a: &[&str]| {
+        a.iter()
+            .map(|s| s.to_string())
+            .collect::<BTreeSet<String>>()
+    };
+    let prod = [
+        "prod/eu-west-1/data",
+        "prod/us-east-1/bucket",
+        "prod/us-east-1/data",
+        "prod/us-east-1/grant",
+    ];
+    // A new provider version in one stack's lock file: every member of that stack.
+    let tree = applied_stacks().file(
+        ".orch/work/_stacks/dev/us-east-1/keys/.terraform.lock.hcl",
+        "provider \"registry.terraform.io/hashicorp/aws\" {\n  version = \"5.100.1\"\n}\n",
+    );
+    assert_eq!(
+        planned_when_changed(&tree, &[]),
+        set(&["dev/us-east-1/app", "dev/us-east-1/late"])
+    );
+    // A node.yaml: that node and its dependents.
+    let tree = applied_stacks().file(
+        "live/dev/us-east-1/app/node.yaml",
+        "description: Encrypts dev app data, v2\naliases: [dev/app]\nkey_users: [arn:aws:iam::222222222222:role/app]\n",
+    );
+    assert_eq!(
+        planned_when_changed(&tree, &[]),
+        set(&["dev/us-east-1/app", "dev/us-east-1/late"])
+    );
+    // A default in account.yaml: every node of the account.
+    let tree = applied_stacks();
+    let account = tree.read("live/prod/account.yaml");
+    let tree = tree.file(
+        "live/prod/account.yaml",
+        &account.replace("defaults:\n", "defaults:\n  tags: {Team: data}\n"),
+    );
+    assert_eq!(planned_when_changed(&tree, &[]), set(&prod));
+    // A template: the nodes of its kind (and their dependents: none here).
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tree = stacks().copy(&repo.join("templates"), "templates");
+    assert_eq!(
+        orch(&tree, &["apply", "--all", "--auto-approve"], &[]).code,
+        0
+    );
+    let main = tree.read("templates/s3-bucket/main.tf");
+    let tree = tree.file(
+        "templates/s3-bucket/main.tf",
+        &format!("{main}\n# a reviewed change to every bucket\n"),
+    );
+    assert_eq!(
+        planned_when_changed(&tree, &[]),
+        set(&["prod/us-east-1/bucket"])
+    );
+    // A new terraform version: every node.
+    let tree = applied_stacks();
+    let newer = [(
+        "FAKE_TF_VERSION",
+        r#"{"terraform_version":"1.12.1","platform":"linux_amd64"}"#,
+    )];
+    let mut all = set(&prod);
+    all.extend(set(&["dev/us-east-1/app", "dev/us-east-1/late"]));
+    assert_eq!(planned_when_changed(&tree, &newer), all);
+    // New outputs of a node: it (to record them anew) and its dependents.
+    let tree = applied_stacks();
+    let outputs = tree
+        .read(".orch/outputs/dev/us-east-1/app.json")
+        .replace("fake-app", "fake-app-2");
+    assert!(outputs.contains("fake-app-2"), "{outputs}");
+    let tree = tree.file(".orch/outputs/dev/us-east-1/app.json", &outputs);
+    assert_eq!(
+        planned_when_changed(&tree, &[]),
+        set(&["dev/us-east-1/app", "dev/us-east-1/late"])
+    );
+    // Its outputs deleted: it runs again and records them, and its dependent does not fail.
+    let tree = applied_stacks().remove(".orch/outputs/prod/us-east-1/data.json");
+    let apply = orch(
+        &tree,
+        &["apply", "--all", "--changed", "--auto-approve"],
+        &[],
+    );
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    assert!(tree
+        .path(".orch/outputs/prod/us-east-1/data.json")
+        .is_file());
+    assert!(planned_when_changed(&tree, &[]).is_empty());
+}

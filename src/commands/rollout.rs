@@ -160,10 +160,14 @@ pub fn execute(setup: &Setup, options: Options) -> Result<u8, RolloutError> {
     // node the tree has gained in the wave since. With --changed only changed ones are added.
     let changed = if journal.changed {
         Some(crate::fingerprint::changed(
-            &setup.renderer(),
+            &setup.fleet,
             &setup.dag,
-            &setup.binary.version,
             &(0..fleet.nodes.len()).collect(),
+            |nodes| {
+                setup
+                    .layout
+                    .fingerprints(&setup.renderer(), &setup.binary.version, nodes)
+            },
         )?)
     } else {
         None

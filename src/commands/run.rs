@@ -134,7 +134,9 @@ pub fn changed_only(
     binary: &Binary,
     selected: &BTreeSet<usize>,
 ) -> Result<BTreeSet<usize>, AppError> {
-    let changed = crate::fingerprint::changed(renderer, &loaded.dag, &binary.version, selected)?;
+    let changed = crate::fingerprint::changed(&loaded.fleet, &loaded.dag, selected, |nodes| {
+        loaded.layout.fingerprints(renderer, &binary.version, nodes)
+    })?;
     say!(
         "--changed: {} of {} selected nodes changed since their last apply, or depend on one that did",
         changed.len(),

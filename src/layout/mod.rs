@@ -8,7 +8,7 @@ mod outputs;
 mod per_node;
 pub mod stacks;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -77,6 +77,14 @@ pub trait Layout: Send + Sync {
         renderer: &Renderer,
         nodes: &BTreeSet<usize>,
     ) -> Result<WriteStats, RenderError>;
+    /// The fingerprint (`crate::fingerprint`) of each of `nodes` as it would run now in this
+    /// layout, for `--changed`.
+    fn fingerprints(
+        &self,
+        renderer: &Renderer,
+        version: &str,
+        nodes: &BTreeSet<usize>,
+    ) -> Result<BTreeMap<usize, String>, RenderError>;
     /// Runs the units holding `selected` through the scheduler, in DAG order (reversed for
     /// destroy), and tells `events` about nodes only: each selected node gets its own start,
     /// end, skip or stop, whatever unit it ran in.

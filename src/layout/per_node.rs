@@ -1,7 +1,7 @@
 //! The `per-node` layout: one root module and one state per node, under
 //! `.orch/work/<address>/`, its state named after its address.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -11,9 +11,9 @@ use tokio::sync::watch;
 use super::{Events, Home, Layout, Placement};
 use crate::config::Node;
 use crate::graph::Dag;
-use crate::render::{RenderError, Renderer, WriteStats};
+use crate::render::{RenderError, Renderer, TemplateCache, WriteStats};
 use crate::scheduler::{self, Options};
-use crate::terraform::workflow::{Context, TerraformExecutor};
+use crate::terraform::workflow::{work_dir, Context, TerraformExecutor};
 
 pub struct PerNode;
 
@@ -55,6 +55,28 @@ impl Layout for PerNode {
         nodes: &BTreeSet<usize>,
     ) -> Result<WriteStats, RenderError> {
         renderer.render_all(&nodes.iter().copied().collect::<Vec<_>>())
+    }
+
+    fn fingerprints(
+        &self,
+        renderer: &Renderer,
+        version: &str,
+        nodes: &BTreeSet<usize>,
+    ) -> Result<BTreeMap<usize, String>, RenderError> {
+        let fleet = renderer.fleet;
+        let mut cache = TemplateCache::default();
+        nodes
+            .iter()
+            .map(|&i| {
+                let node = &fleet.nodes[i];
+                let rendered = renderer.render(node, &mut cache)?;
+                let dir = work_dir(fleet, node);
+                Ok((
+                    i,
+                    crate::fingerprint::compute(fleet, node, &rendered.files, &dir, version),
+                ))
+            })
+            .collect()
     }
 
     fn schedule<'a>(

@@ -30,7 +30,7 @@ use super::redact::Redactor;
 use super::runs::RunDir;
 use super::text::{crash, first_error, hint, is_transient, parse_counts, signal_name};
 use super::written::Written;
-use crate::config::{Fleet, Profile};
+use crate::config::{Fleet, Node, Profile};
 use crate::render::{Backend, Renderer, TemplateCache, Templates};
 use crate::scheduler::Executor;
 use crate::signal::Level;
@@ -286,10 +286,18 @@ pub(crate) struct NodeJob {
     pub targets: Vec<String>,
 }
 
+/// A node's own root module, in the per-node layout: `.orch/work/<address>/`.
+pub fn work_dir(fleet: &Fleet, node: &Node) -> PathBuf {
+    fleet
+        .state_dir()
+        .join("work")
+        .join(node.address.to_string())
+}
+
 impl NodeJob {
     fn new(context: Arc<Context>, node: usize) -> Self {
         let address = context.fleet.nodes[node].address.to_string();
-        let dir = context.fleet.state_dir().join("work").join(&address);
+        let dir = work_dir(&context.fleet, &context.fleet.nodes[node]);
         let log = context.log_dir.join(format!("{address}.log"));
         NodeJob {
             node,
@@ -481,7 +489,7 @@ impl NodeJob {
     fn fingerprint(&self, files: &[(&str, String)]) -> String {
         let ctx = &self.context;
         let node = &ctx.fleet.nodes[self.node];
-        crate::fingerprint::compute(&ctx.fleet, node, files, &ctx.binary.version)
+        crate::fingerprint::compute(&ctx.fleet, node, files, &self.dir, &ctx.binary.version)
     }
 
     fn unchanged(&self, files: &[(&str, String)]) -> bool {

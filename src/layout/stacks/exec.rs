@@ -187,6 +187,25 @@ impl Outcome {
     }
 }
 
+/// A stack as rendered for one run: each member's files, and the stack's directory.
+pub(super) struct Unit<'a> {
+    pub nodes: BTreeMap<usize, &'a crate::render::Rendered>,
+    pub dir: PathBuf,
+}
+
+impl Unit<'_> {
+    /// The fingerprint of member `i` as it runs in this stack now.
+    pub fn fingerprint(&self, fleet: &Fleet, i: usize, version: &str) -> String {
+        crate::fingerprint::compute(
+            fleet,
+            &fleet.nodes[i],
+            &self.nodes[&i].files,
+            &self.dir,
+            version,
+        )
+    }
+}
+
 struct StackJob {
     context: Arc<Context>,
     stacks: Arc<Stacks>,
@@ -252,9 +271,12 @@ impl StackJob {
             Ok(r) => r,
             Err(e) => return self.all_failed(&self.targets, &e.to_string(), job),
         };
-        let files: BTreeMap<usize, &crate::render::Rendered> =
-            rendered.nodes.iter().map(|(i, r)| (*i, r)).collect();
-        let written: BTreeMap<usize, Written> = files
+        let unit = Unit {
+            nodes: rendered.nodes.iter().map(|(i, r)| (*i, r)).collect(),
+            dir: renderer.stack_dir(stack),
+        };
+        let written: BTreeMap<usize, Written> = unit
+            .nodes
             .iter()
             .map(|(&i, r)| (i, Written::of(&r.files)))
             .collect();
@@ -264,15 +286,14 @@ impl StackJob {
         let mut run: Vec<usize> = Vec::new();
         for &i in &self.targets {
             let node = &fleet.nodes[i];
-            let fingerprint =
-                || crate::fingerprint::compute(fleet, node, &files[&i].files, &ctx.binary.version);
+            let fingerprint = || unit.fingerprint(fleet, i, &ctx.binary.version);
             if !destroy
                 && ctx.skip_unchanged.contains(&i)
                 && crate::fingerprint::recorded(fleet, &node.address)
                     .is_some_and(|r| r == fingerprint())
             {
                 out.insert(i, Outcome::new(Status::Unchanged));
-            } else if applying && !destroy && files[&i].provisional {
+            } else if applying && !destroy && unit.nodes[&i].provisional {
                 out.insert(i, Outcome::failed("planned with placeholders for outputs of dependencies that are not applied; a provisional plan is never applied (apply its dependencies first, e.g. with --with-deps)"));
             } else {
                 run.push(i);
@@ -392,7 +413,7 @@ impl StackJob {
                                 Status::NoChanges
                             },
                             counts: c,
-                            provisional: files[&i].provisional,
+                            provisional: unit.nodes[&i].provisional,
                             output: by_module.text.get(&m).cloned().unwrap_or_default(),
                             access: access.remove(&i).unwrap_or_default(),
                             ..Outcome::new(Status::NoChanges)
@@ -437,7 +458,7 @@ impl StackJob {
                 }
                 Err(e) => {
                     out.extend(
-                        self.partly_applied(&run, &e, job, &files, (&modules, counts, &by_module))
+                        self.partly_applied(&run, &e, job, &unit, (&modules, counts, &by_module))
                             .await,
                     );
                     return out;
@@ -445,7 +466,7 @@ impl StackJob {
             }
         };
         let (counts, by_module) = planned;
-        if let Err(message) = self.after_apply(&run, &files, job).await {
+        if let Err(message) = self.after_apply(&run, &unit, job).await {
             out.extend(self.all_failed(&run, &message, job));
             return out;
         }
@@ -469,7 +490,7 @@ impl StackJob {
     async fn after_apply(
         &self,
         applied: &[usize],
-        files: &BTreeMap<usize, &crate::render::Rendered>,
+        unit: &Unit<'_>,
         job: &mut NodeJob,
     ) -> Result<(), String> {
         let ctx = &self.context;
@@ -508,8 +529,7 @@ impl StackJob {
             let text = serde_json::to_string(&Value::Object(recorded)).expect("JSON serializes");
             write_atomically(&path, &(text + "\n"))
                 .map_err(|e| format!("cannot record the outputs in {}: {e}", path.display()))?;
-            let fingerprint =
-                crate::fingerprint::compute(fleet, node, &files[&i].files, &ctx.binary.version);
+            let fingerprint = unit.fingerprint(fleet, i, &ctx.binary.version);
             crate::fingerprint::record(fleet, &node.address, &fingerprint)
                 .map_err(|e| format!("recording the fingerprint: {e}"))?;
         }
@@ -524,7 +544,7 @@ impl StackJob {
         run: &[usize],
         e: &StepError,
         job: &mut NodeJob,
-        files: &BTreeMap<usize, &crate::render::Rendered>,
+        unit: &Unit<'_>,
         (modules, counts, by_module): (
             &BTreeMap<String, usize>,
             Option<BTreeMap<usize, Counts>>,
@@ -601,7 +621,7 @@ impl StackJob {
                 o.output = format!("{}{}", job.output, o.output);
             }
         }
-        if let Err(message) = self.after_apply(&applied, files, job).await {
+        if let Err(message) = self.after_apply(&applied, unit, job).await {
             for i in applied {
                 out.insert(i, Outcome::failed(message.clone()));
             }

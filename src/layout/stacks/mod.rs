@@ -24,7 +24,7 @@ use super::{Events, Home, Layout, Placement};
 use crate::config::{Fleet, Node, NodeKind};
 use crate::diag::Diagnostic;
 use crate::graph::{Dag, Edge};
-use crate::render::{RenderError, Renderer, WriteStats};
+use crate::render::{RenderError, Renderer, TemplateCache, WriteStats};
 use crate::scheduler::Options;
 use crate::terraform::workflow::Context;
 
@@ -256,6 +256,29 @@ impl Layout for StacksLayout {
         nodes: &BTreeSet<usize>,
     ) -> Result<WriteStats, RenderError> {
         renderer.render_stacks(&self.stacks, &self.stacks.holding(nodes))
+    }
+
+    /// Each stack holding one of `nodes` rendered once, its members fingerprinted in it.
+    fn fingerprints(
+        &self,
+        renderer: &Renderer,
+        version: &str,
+        nodes: &BTreeSet<usize>,
+    ) -> Result<BTreeMap<usize, String>, RenderError> {
+        let mut cache = TemplateCache::default();
+        let mut out = BTreeMap::new();
+        for s in self.stacks.holding(nodes) {
+            let stack = &self.stacks.stacks[s];
+            let rendered = renderer.render_stack(stack, &mut cache)?;
+            let unit = exec::Unit {
+                nodes: rendered.nodes.iter().map(|(i, r)| (*i, r)).collect(),
+                dir: renderer.stack_dir(stack),
+            };
+            for &i in stack.members.iter().filter(|i| nodes.contains(i)) {
+                out.insert(i, unit.fingerprint(renderer.fleet, i, version));
+            }
+        }
+        Ok(out)
     }
 
     fn schedule<'a>(
