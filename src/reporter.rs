@@ -41,6 +41,27 @@ pub struct Row {
     pub drift: Option<NodeDrift>,
 }
 
+impl Row {
+    /// The row of a node that ran no terraform: skipped, not started, unchanged.
+    pub fn not_run(address: String, action: Action, status: String) -> Row {
+        Row {
+            address,
+            action,
+            status,
+            add: None,
+            change: None,
+            destroy: None,
+            provisional: false,
+            duration_seconds: 0.0,
+            attempts: 0,
+            error: None,
+            log: None,
+            access: Vec::new(),
+            drift: None,
+        }
+    }
+}
+
 pub struct Reporter {
     addresses: Vec<String>,
     action: Action,
@@ -130,21 +151,7 @@ impl Reporter {
     }
 
     fn unrun(&self, node: usize, status: String) -> Row {
-        Row {
-            address: self.addresses[node].clone(),
-            action: self.action,
-            status,
-            add: None,
-            change: None,
-            destroy: None,
-            provisional: false,
-            duration_seconds: 0.0,
-            attempts: 0,
-            error: None,
-            log: None,
-            access: Vec::new(),
-            drift: None,
-        }
+        Row::not_run(self.addresses[node].clone(), self.action, status)
     }
 
     /// Prints a finished node's line (and its whole output) above the progress bars.

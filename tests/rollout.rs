@@ -778,6 +778,148 @@ fn an_unknown_gate_field_is_an_error() {
 }
 
 #[test]
+fn a_gate_timeout_that_is_zero_or_not_a_duration_or_has_no_command_is_an_error() {
+    for (gate, says) in [
+        (
+            "{command: ./check, timeout: 0s}",
+            "would stop the command before it starts",
+        ),
+        (
+            "{command: ./check, timeout: five}",
+            "`five` is not a duration",
+        ),
+        ("{bake: 5m, timeout: 1m}", "this gate has none"),
+    ] {
+        with_waves(&format!(
+            "  - name: all\n    match: [\"**\"]\n    gate: {gate}\n"
+        ))
+        .rejects(&["live/orch.yaml:7"], &[says]);
+    }
+}
+
+/// The wave `rest` of [`waved`] fails or passes on `gate`; the rollout's run and report.
+fn gated(gate: &str, env: &[(&str, &str)]) -> (Tree, Run) {
+    let tree = waved(gate);
+    let run = orch(&tree, &["rollout"], env);
+    (tree, run)
+}
+
+#[test]
+fn a_gate_that_leaves_a_child_in_the_background_does_not_hold_the_rollout() {
+    let started = std::time::Instant::now();
+    let (tree, run) = gated(
+        "{command: 'sleep 300 & echo $! > bg.pid; echo checked'}",
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(120),
+        "the rollout waited for the background child"
+    );
+    assert!(run.stderr.contains("checked"), "{}", run.stderr);
+    // The child went with the gate's process group.
+    let pid = tree.read("bg.pid").trim().to_string();
+    let gone = (0..50).any(|_| {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let gone = state.is_empty() || state.contains(") Z ");
+        if !gone {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        gone
+    });
+    assert!(gone, "the gate's background child {pid} is still running");
+}
+
+#[test]
+fn a_gate_past_its_timeout_is_stopped_and_fails_the_wave() {
+    let (_, run) = gated("{command: 'echo started; sleep 60', timeout: 1s}", &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "the gate command `echo started; sleep 60` did not finish within its timeout of 1s; it was stopped"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("started"), "{}", run.stderr);
+    assert_eq!(wave_statuses(&run.report), ["passed", "passed", "failed"]);
+}
+
+#[test]
+fn a_gate_output_is_shown_like_terraform_output_and_kept_in_the_report() {
+    let secret = ("ORCH_TEST_API_TOKEN", "tok-5f2c9a7e-secret");
+    let (tree, run) = gated(
+        "{command: 'echo \"token $ORCH_TEST_API_TOKEN\"; printf \"\\033[31mred\\n\\377\\n\"; exit 3'}",
+        &[secret],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains(secret.1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("token [redacted ORCH_TEST_API_TOKEN]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "a raw escape: {}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("\\x1b[31mred"), "{}", run.stderr);
+    assert!(run.stderr.contains('\u{fffd}'), "{}", run.stderr);
+    let rest = &run.report["waves"][2];
+    assert_eq!(rest["gate"], "FAILED: the gate command `echo \"token $ORCH_TEST_API_TOKEN\"; printf \"\\033[31mred\\n\\377\\n\"; exit 3` exited 3");
+    let run_id = common::only_journal(tree.root())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let log = tree.read(&format!(".orch/gates/{run_id}/rest.log"));
+    assert!(
+        log.contains("token [redacted ORCH_TEST_API_TOKEN]"),
+        "{log}"
+    );
+    let kept = rest["gate_output"].as_str().unwrap();
+    assert!(
+        kept.contains("token [redacted ORCH_TEST_API_TOKEN]") && !kept.contains(secret.1),
+        "{kept}"
+    );
+}
+
+#[test]
+fn the_nodes_of_waves_that_never_started_are_in_the_report_as_not_started() {
+    let tree = with_waves(
+        "  - name: canary\n    match: [\"dev/**\"]\n    gate: {command: 'exit 1'}\n  - {name: rest, match: [\"**\"]}\n",
+    );
+    let run = orch(&tree, &["rollout"], &[]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(wave_statuses(&run.report), ["failed", "not started"]);
+    let rows: Vec<(String, String)> = run.report["waves"][1]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["address"].as_str().unwrap().to_string(),
+                n["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = PROD_PRIMARY
+        .iter()
+        .chain(&REST)
+        .map(|a| (a.to_string(), "not started".to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(
+        rows.into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        expected
+    );
+}
+
+#[test]
 fn a_bake_that_does_not_parse_is_an_error() {
     for bad in ["five", "5", "1m1h", "48h"] {
         with_waves(&format!(

@@ -73,6 +73,8 @@ struct WaveResult {
     status: WaveStatus,
     rows: Vec<Row>,
     gate: Option<String>,
+    /// What the gate's command printed, as shown.
+    gate_output: Option<String>,
 }
 
 /// `orch rollout`: the tree loaded, the lock held and every node guarded, then the waves
@@ -367,6 +369,7 @@ impl Rollout<'_> {
                     status: WaveStatus::Failed,
                     rows: Vec::new(),
                     gate: None,
+                    gate_output: None,
                 });
                 break;
             }
@@ -385,6 +388,7 @@ impl Rollout<'_> {
                 },
                 rows,
                 gate: wave.gate.as_ref().map(describe_gate),
+                gate_output: None,
             });
             if self.interrupted() {
                 break;
@@ -442,12 +446,17 @@ impl Rollout<'_> {
             journal.status = RunStatus::Finished;
             journal.save(&state_dir)?;
         }
-        for (w, _) in plan.iter().skip(results.len()) {
+        for (w, nodes) in plan.iter().skip(results.len()) {
+            let not_started = |&i: &usize| {
+                let address = self.fleet.nodes[i].address.to_string();
+                Row::not_run(address, Action::Apply, "not started".into())
+            };
             results.push(WaveResult {
                 name: self.wave(*w).name.clone(),
                 status: WaveStatus::Pending,
-                rows: Vec::new(),
+                rows: nodes.iter().map(not_started).collect(),
                 gate: None,
+                gate_output: None,
             });
         }
         self.summary(Some(journal), &results, code);
@@ -480,6 +489,7 @@ impl Rollout<'_> {
             status: WaveStatus::Failed,
             rows: Vec::new(),
             gate: None,
+            gate_output: None,
         };
         // Other shards (other runners) apply their part of earlier waves at their own pace: the
         // outputs of this wave's dependencies are read again from remote state.
@@ -586,7 +596,9 @@ impl Rollout<'_> {
         }
         journal.waves[w].status = WaveStatus::Gating;
         journal.save(&state_dir)?;
-        let gate = self.gate(w, nodes, &journal.id).await;
+        let gate = self
+            .gate(w, nodes, &journal.id, &mut result.gate_output)
+            .await;
         result.status = match &gate {
             Ok(()) => WaveStatus::Passed,
             Err(_) if self.interrupted() => WaveStatus::Interrupted,
@@ -602,7 +614,13 @@ impl Rollout<'_> {
 
     /// The gate of wave `w`: a fresh plan without changes, enabled keys, then the wave's own
     /// bake and command. `Err` says why it failed.
-    async fn gate(&self, w: usize, nodes: &BTreeSet<usize>, run_id: &str) -> Result<(), String> {
+    async fn gate(
+        &self,
+        w: usize,
+        nodes: &BTreeSet<usize>,
+        run_id: &str,
+        shown: &mut Option<String>,
+    ) -> Result<(), String> {
         let wave = self.wave(w);
         say!(
             "== wave {}: gate: a fresh plan shows no changes ==",
@@ -647,7 +665,8 @@ impl Rollout<'_> {
             }
         }
         if let Some(command) = &gate.command {
-            self.gate_command(wave, command, &outputs, run_id).await?;
+            self.gate_command(wave, (command, gate.timeout), &outputs, run_id, shown)
+                .await?;
         }
         say!("== wave {}: gate passed ==", wave.name);
         Ok(())
@@ -704,25 +723,36 @@ impl Rollout<'_> {
         Ok(())
     }
 
-    /// Runs the wave's gate command with its outputs in `ORCH_WAVE_OUTPUTS`; exit 0 passes.
+    /// Runs the wave's gate command with its outputs in `ORCH_WAVE_OUTPUTS`; exit 0 passes. The
+    /// command runs in a process group of its own, its output (stdout and stderr together) in
+    /// `.orch/gates/<run>/<wave>.log`, not a pipe: a child it leaves in the background cannot
+    /// keep the rollout waiting for the end of its output. When the command ends, times out or
+    /// the rollout is interrupted, the whole group is killed. Its output is shown like
+    /// terraform's: secrets of the environment redacted, terminal escapes neutralized, bytes
+    /// that are not UTF-8 shown as U+FFFD; and kept, so, for the report (the log redacted too).
     async fn gate_command(
         &self,
         wave: &Wave,
-        command: &str,
+        gate: (&str, Duration),
         outputs: &Value,
         run_id: &str,
+        shown: &mut Option<String>,
     ) -> Result<(), String> {
+        let (command, timeout) = gate;
         say!("== wave {}: gate: running `{command}` ==", wave.name);
         let dir = self.fleet.state_dir().join("gates").join(run_id);
         let file = dir.join(format!("{}-outputs.json", wave.name));
-        std::fs::create_dir_all(&dir)
+        let log = dir.join(format!("{}.log", wave.name));
+        let opened = std::fs::create_dir_all(&dir)
             .and_then(|()| {
                 std::fs::write(
                     &file,
                     serde_json::to_string_pretty(outputs).expect("JSON serializes") + "\n",
                 )
             })
-            .map_err(|e| format!("writing {}: {e}", file.display()))?;
+            .and_then(|()| std::fs::File::create(&log))
+            .and_then(|out| Ok((out.try_clone()?, out)))
+            .map_err(|e| format!("writing {}: {e}", dir.display()))?;
         let cwd = self
             .fleet
             .live
@@ -737,46 +767,48 @@ impl Rollout<'_> {
             .env("ORCH_WAVE", &wave.name)
             .env("ORCH_RUN", run_id)
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stdout(opened.0)
+            .stderr(opened.1)
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start the gate command: {e}"))?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let read = |pipe: Option<tokio::process::ChildStdout>| async move {
-            let mut text = String::new();
-            if let Some(mut p) = pipe {
-                let _ = tokio::io::AsyncReadExt::read_to_string(&mut p, &mut text).await;
+        let group = child.id();
+        let kill_group = || {
+            if let Some(pgid) = group {
+                crate::signal::signal_group(pgid, libc::SIGKILL);
             }
-            text
-        };
-        let read_err = |pipe: Option<tokio::process::ChildStderr>| async move {
-            let mut text = String::new();
-            if let Some(mut p) = pipe {
-                let _ = tokio::io::AsyncReadExt::read_to_string(&mut p, &mut text).await;
-            }
-            text
         };
         let mut interrupt = self.interrupt.clone();
-        let status = tokio::select! {
-            (status, out, err) = async {
-                tokio::join!(child.wait(), read(stdout), read_err(stderr))
-            } => {
-                let text = out + &err;
-                if !text.is_empty() {
-                    say_raw!("──── gate of wave {} ────\n{text}", wave.name);
-                    if !text.ends_with('\n') {
-                        say!();
-                    }
-                }
-                status.map_err(|e| format!("waiting for the gate command: {e}"))?
-            }
+        let ended = tokio::select! {
+            status = child.wait() => Ok(status),
+            _ = tokio::time::sleep(timeout) => Err(format!(
+                "the gate command `{command}` did not finish within its timeout of {}; it was stopped",
+                describe_duration(timeout)
+            )),
             _ = interrupt.wait_for(|level| *level > 0) => {
-                let _ = child.kill().await;
-                return Err("interrupted during the gate command".into());
+                Err("interrupted during the gate command".to_string())
             }
         };
+        // What the command left running in its group goes with it.
+        kill_group();
+        let _ = child.wait().await;
+        let text = crate::files::read(&log)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        // The log keeps no secret either, as terraform's logs keep none.
+        let text = self.prepared.redactor.redact(&text);
+        crate::render::write_atomic(&log, text.as_bytes())
+            .map_err(|e| format!("writing {}: {e}", log.display()))?;
+        let text = crate::diag::escape_lines(&text).into_owned();
+        if !text.is_empty() {
+            say_raw!("──── gate of wave {} ────\n{text}", wave.name);
+            if !text.ends_with('\n') {
+                say!();
+            }
+            *shown = Some(text);
+        }
+        let status = ended?.map_err(|e| format!("waiting for the gate command: {e}"))?;
         match status.code() {
             Some(0) => Ok(()),
             Some(code) => Err(format!("the gate command `{command}` exited {code}")),
@@ -830,6 +862,7 @@ impl Rollout<'_> {
                     name: r.name.clone(),
                     status: wave_status_name(r.status).into(),
                     gate: r.gate.clone(),
+                    gate_output: r.gate_output.clone(),
                     nodes: r.rows.clone(),
                 })
                 .collect(),

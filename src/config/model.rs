@@ -200,6 +200,8 @@ pub struct Gate {
     pub command: Option<String>,
     /// Waited before the command runs.
     pub bake: std::time::Duration,
+    /// How long the command may run before orch stops it and the gate fails.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Clone, Debug)]

@@ -12,6 +12,10 @@ const MAX_BAKE: Duration = Duration::from_secs(24 * 3600);
 
 /// A wave's `approve` and `gate`, read from the wave's fields (`settings::read_waves` reads the
 /// rest).
+/// How long a gate's command may run when its wave does not say: long enough for a smoke test or
+/// an alarm check, short enough that a hung one does not hold the rollout for hours.
+pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(600);
+
 pub fn read_extras(w: &mut Fields) -> (bool, Option<Gate>) {
     let approve = w.bool("approve").is_some_and(|a| a.value);
     let gate = w
@@ -38,6 +42,34 @@ fn read_gate(mut g: Fields, diags: &mut Diagnostics) -> Option<Gate> {
                 None
             }
         });
+    let timeout = g
+        .string("timeout")
+        .and_then(|t| match parse_duration(&t.value) {
+            Ok(d) if d.is_zero() => {
+                g.error(
+                    t.span,
+                    format!(
+                        "a gate's `timeout` of `{}` would stop the command before it starts",
+                        t.value
+                    ),
+                )
+                .help = Some("give the command time to run, e.g. 10m (the default)".into());
+                None
+            }
+            Ok(d) => Some(d),
+            Err(why) => {
+                g.error(t.span, why).help =
+                    Some("write a number and a unit: s, m or h, e.g. 30s, 5m, 1h30m".into());
+                None
+            }
+        });
+    if let (Some(t), None) = (g.key_span("timeout"), &command) {
+        g.error(
+            t,
+            "a gate's `timeout` is for its `command`, and this gate has none",
+        )
+        .help = Some("add `command`, or remove `timeout`".into());
+    }
     if command.is_none() && bake.is_none() && !g.diags.has_errors() {
         let span = g.span();
         g.error(span, "a gate needs `command`, `bake` or both");
@@ -47,6 +79,7 @@ fn read_gate(mut g: Fields, diags: &mut Diagnostics) -> Option<Gate> {
     ok.then(|| Gate {
         command: command.map(|c| c.value),
         bake: bake.unwrap_or_default(),
+        timeout: timeout.unwrap_or(DEFAULT_GATE_TIMEOUT),
     })
 }
 

@@ -146,12 +146,16 @@ fn waves(out: &mut String, report: &Report, entries: &[Entry]) {
     for wave in &report.waves {
         let _ = write!(
             out,
-            "<tr class=\"wave\" data-wave=\"{}\"><td>{}</td><td class=\"{}\">{}</td><td>{}</td><td>",
+            "<tr class=\"wave\" data-wave=\"{}\"><td>{}</td><td class=\"{}\">{}</td><td>{}{}</td><td>",
             escape(&wave.name),
             escape(&wave.name),
             class(&wave.status),
             escape(&wave.status),
-            escape(wave.gate.as_deref().unwrap_or("-"))
+            escape(wave.gate.as_deref().unwrap_or("-")),
+            wave.gate_output.as_deref().map_or_else(String::new, |text| format!(
+                "<details><summary>its output</summary><pre>{}</pre></details>",
+                escape(text)
+            ))
         );
         for e in entries
             .iter()
@@ -411,6 +415,7 @@ mod tests {
                 name: "w<script>".into(),
                 status: "gate\"failed".into(),
                 gate: Some("<b>".into()),
+                gate_output: None,
                 nodes: vec![bad],
             }],
         };
@@ -440,12 +445,14 @@ mod tests {
                     name: "canary".into(),
                     status: "passed".into(),
                     gate: Some("passed".into()),
+                    gate_output: None,
                     nodes: vec![row("dev/us-east-1/app", "ok")],
                 },
                 Wave {
                     name: "prod".into(),
                     status: "not started".into(),
                     gate: None,
+                    gate_output: None,
                     nodes: vec![row("prod/eu-west-1/data", "not started")],
                 },
             ],

@@ -94,6 +94,9 @@ pub struct Wave {
     pub name: String,
     pub status: String,
     pub gate: Option<String>,
+    /// What the gate's command printed (redacted, escapes neutralized), when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_output: Option<String>,
     pub nodes: Vec<Row>,
 }
 
