@@ -414,8 +414,10 @@ fn finish(
         nodes: rows,
         waves: Vec::new(),
     };
-    crate::report::publish(request.report.as_deref(), &report);
-    Outcome { code }
+    let published = crate::report::publish(request.report.as_deref(), &report);
+    Outcome {
+        code: if published || code != 0 { code } else { 1 },
+    }
 }
 
 /// A node's summary status that is not a failure.

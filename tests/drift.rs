@@ -84,7 +84,7 @@ fn a_state_in_a_format_of_a_newer_terraform_is_unknown_never_in_sync() {
 }
 
 #[test]
-fn a_report_that_cannot_be_a_file_and_changed_are_refused_before_anything_runs() {
+fn a_report_that_cannot_be_written_and_changed_are_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     tree(root);
@@ -92,6 +92,11 @@ fn a_report_that_cannot_be_a_file_and_changed_are_refused_before_anything_runs()
     for (report, says) in [
         ("out.md", "is a directory: name a file in it"),
         ("missing/drift.md", "the directory missing does not exist"),
+        // A directory no one may write in, root included.
+        (
+            "/sys/drift.md",
+            "orch cannot write in /sys (Permission denied",
+        ),
     ] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_orch"))
             .arg("--live")

@@ -401,8 +401,10 @@ impl Rollout<'_> {
         } else {
             0
         };
-        self.summary(None, &results, code);
-        code
+        match self.summary(None, &results, code) {
+            false if code == 0 => 1,
+            _ => code,
+        }
     }
 
     async fn run(
@@ -459,7 +461,7 @@ impl Rollout<'_> {
                 gate_output: None,
             });
         }
-        self.summary(Some(journal), &results, code);
+        let published = self.summary(Some(journal), &results, code);
         if code == 0 {
             say!(
                 "rollout {} finished: {} wave(s) passed",
@@ -472,7 +474,7 @@ impl Rollout<'_> {
                 journal.id
             );
         }
-        Ok(code)
+        Ok(if published || code != 0 { code } else { 1 })
     }
 
     /// Approval, apply and gate of one wave.
@@ -819,7 +821,8 @@ impl Rollout<'_> {
     }
 
     /// The summary, wave by wave, and the `--report` JSON with the same grouping.
-    fn summary(&self, journal: Option<&Journal>, results: &[WaveResult], code: u8) {
+    /// Returns false when the report could not be written.
+    fn summary(&self, journal: Option<&Journal>, results: &[WaveResult], code: u8) -> bool {
         say!();
         for result in results {
             say!(
@@ -867,7 +870,7 @@ impl Rollout<'_> {
                 })
                 .collect(),
         };
-        crate::report::publish(self.options.args.execution.report.as_deref(), &report);
+        crate::report::publish(self.options.args.execution.report.as_deref(), &report)
     }
 }
 

@@ -41,14 +41,34 @@ pub fn parse_path_named(text: &str, stem: &str) -> Result<PathBuf, String> {
             crate::diag::escape(text.trim_end_matches('/'))
         ));
     }
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(format!(
-            "`{}`: the directory {} does not exist (orch does not create it)",
-            shown(&path),
-            shown(parent)
-        )),
-        _ => Ok(path),
-    }
+    let dir = match path.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
+        Some(parent) if !parent.is_dir() => {
+            return Err(format!(
+                "`{}`: the directory {} does not exist (orch does not create it)",
+                shown(&path),
+                shown(parent)
+            ))
+        }
+        Some(parent) => parent,
+        None => Path::new("."),
+    };
+    // The report is written at the end, through a new file in its directory renamed over it:
+    // one made and removed now says the run will not end with a lost report.
+    let probe = dir.join(format!(".orch-report-check-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            format!(
+                "`{}`: orch cannot write in {} ({e}); name a report in a directory it can write",
+                shown(&path),
+                shown(dir)
+            )
+        })?;
+    Ok(path)
 }
 
 /// The format `path`'s extension names; an Err suggests `stem.json`, `stem.html`, `stem.md`.
@@ -138,15 +158,18 @@ pub fn write(path: &Path, report: &Report) -> std::io::Result<()> {
 }
 
 /// Writes the report to `path` when one was asked for, and when `GITHUB_STEP_SUMMARY` names a
-/// file (a GitHub Actions job) appends the run's Markdown to it. Says what could not be written.
-pub fn publish(path: Option<&Path>, report: &Report) {
+/// file (a GitHub Actions job) appends the run's Markdown to it. Says what could not be written,
+/// and returns false then: a run whose report was lost does not exit 0.
+pub fn publish(path: Option<&Path>, report: &Report) -> bool {
+    let mut ok = true;
     if let Some(path) = path {
         if let Err(e) = write(path, report) {
             say!("error: cannot write the report {}: {e}", path.display());
+            ok = false;
         }
     }
     let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) else {
-        return;
+        return ok;
     };
     let whole = path.map_or("the job's log".to_string(), |p| p.display().to_string());
     let appended = std::fs::OpenOptions::new()
@@ -161,7 +184,9 @@ pub fn publish(path: Option<&Path>, report: &Report) {
             "error: cannot append the summary to GITHUB_STEP_SUMMARY ({}): {e}",
             Path::new(&summary).display()
         );
+        ok = false;
     }
+    ok
 }
 
 /// What the page folds under a node: its log from the first `terraform plan` on (init's output

@@ -131,6 +131,7 @@ pub struct NodeRun {
     pub provisional: bool,
     #[serde(serialize_with = "seconds")]
     pub duration: Duration,
+    /// 1, and 1 more for each retry of a transient error (0: no terraform ran).
     pub attempts: u32,
     pub error: Option<String>,
     pub log: PathBuf,
@@ -723,7 +724,8 @@ impl NodeJob {
                 });
             }
             attempt += 1;
-            self.attempts += 1;
+            // Tries of the node, not terraform calls: 1, and 1 more for each retry.
+            self.attempts = self.attempts.max(1) + u32::from(attempt > 1);
             self.note(&format!(
                 "$ {} {}\n",
                 self.context.binary.path.display(),
