@@ -424,7 +424,13 @@ fn finish(
 pub(crate) fn succeeded(status: &str) -> bool {
     matches!(
         status,
-        "ok" | "changes" | "no changes" | "unchanged" | "in sync" | "drifted" | "deleted"
+        "ok" | "changes"
+            | "no changes"
+            | "unchanged"
+            | "applied earlier"
+            | "in sync"
+            | "drifted"
+            | "deleted"
     )
 }
 

@@ -522,6 +522,24 @@ fn a_failed_node_stops_the_rollout_and_resume_applies_nothing_twice() {
         wave_statuses(&resumed.report),
         ["passed", "passed", "passed"]
     );
+    // The report says what the first run applied, from the journal.
+    let status = |w: usize, address: &str| {
+        resumed.report["waves"][w]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == address)
+            .map(|n| n["status"].clone())
+    };
+    assert_eq!(
+        status(0, "dev/us-east-1/app"),
+        Some("applied earlier".into())
+    );
+    assert_eq!(
+        status(1, "prod/us-east-1/data"),
+        Some("applied earlier".into())
+    );
+    assert_eq!(status(1, "prod/us-east-1/grant"), Some("ok".into()));
     assert_eq!(common::only_journal(tree.root())["status"], "finished");
     let again = orch(&tree, &["rollout", "--resume"], &[]);
     assert_eq!(again.code, 1);

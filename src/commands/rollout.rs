@@ -545,7 +545,7 @@ impl Rollout<'_> {
         let mut save_error = None;
         let fleet = self.fleet.clone();
         let rows = self
-            .phase(Action::Apply, nodes, applied_before, &mut |event| {
+            .phase(Action::Apply, nodes, applied_before.clone(), &mut |event| {
                 let (node, status) = match event {
                     Event::Finished { node, output } => (
                         *node,
@@ -573,7 +573,23 @@ impl Rollout<'_> {
         if let Some(e) = save_error {
             return Err(e.into());
         }
-        let all_unchanged = rows.iter().all(|r| r.status == "unchanged");
+        // A node an earlier run of this rollout applied, and nothing changed since: the report
+        // says so, from the journal, rather than "unchanged".
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .map(|mut r| {
+                let before = applied_before
+                    .iter()
+                    .any(|&i| self.fleet.nodes[i].address.to_string() == r.address);
+                if before && r.status == "unchanged" {
+                    r.status = APPLIED_EARLIER.into();
+                }
+                r
+            })
+            .collect();
+        let all_unchanged = rows
+            .iter()
+            .all(|r| r.status == "unchanged" || r.status == APPLIED_EARLIER);
         result.rows = rows;
         if self.interrupted() {
             result.status = WaveStatus::Interrupted;
@@ -582,7 +598,7 @@ impl Rollout<'_> {
         if result
             .rows
             .iter()
-            .any(|r| r.status != "ok" && r.status != "unchanged")
+            .any(|r| !matches!(r.status.as_str(), "ok" | "unchanged" | APPLIED_EARLIER))
         {
             result.gate = Some("not reached: a node of the wave did not apply".into());
             return Ok(result);
@@ -873,6 +889,9 @@ impl Rollout<'_> {
         crate::report::publish(self.options.args.execution.report.as_deref(), &report)
     }
 }
+
+/// The status of a node an earlier run of a resumed rollout applied, unchanged since.
+const APPLIED_EARLIER: &str = "applied earlier";
 
 fn wave_status_name(status: WaveStatus) -> &'static str {
     match status {

@@ -260,7 +260,9 @@ fn outputs(out: &mut String, entries: &[Entry]) {
 /// The CSS class of a status: its colour in the grid, the table and the legend.
 fn class(status: &str) -> &'static str {
     match status {
-        "ok" | "no changes" | "unchanged" | "passed" | "done" | "in sync" => "s-ok",
+        "ok" | "no changes" | "unchanged" | "applied earlier" | "passed" | "done" | "in sync" => {
+            "s-ok"
+        }
         "changes" | "drifted" | "deleted" => "s-changes",
         "failed" | "interrupted" => "s-failed",
         // "not applied" and the like: a node of a stack whose run stopped on another node.
