@@ -103,9 +103,14 @@ async fn wait(
         let _ = child.wait().await;
         return Err(Error::Files(e));
     }
-    // Only escalations from now on concern this process.
-    interrupt.borrow_and_update();
-    let mut interrupted = false;
+    // An interrupt that came after the caller's last look (it looks before each spawn) and
+    // before this process existed concerns it all the same: it would otherwise run to its end,
+    // unsignalled, while orch stops. Later ones arrive through `changed`.
+    let level = *interrupt.borrow_and_update();
+    let mut interrupted = level > 0;
+    if interrupted {
+        signal_group(pgid, if level >= 3 { libc::SIGKILL } else { libc::SIGINT });
+    }
     loop {
         tokio::select! {
             status = child.wait() => {
