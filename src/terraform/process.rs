@@ -109,7 +109,14 @@ async fn wait(
     let level = *interrupt.borrow_and_update();
     let mut interrupted = level > 0;
     if interrupted {
-        signal_group(pgid, if level >= 3 { libc::SIGKILL } else { libc::SIGINT });
+        signal_group(
+            pgid,
+            if level >= 3 {
+                libc::SIGKILL
+            } else {
+                libc::SIGINT
+            },
+        );
     }
     loop {
         tokio::select! {
