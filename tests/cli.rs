@@ -327,3 +327,59 @@ fn a_kind_the_templates_lack_is_one_clear_error() {
         out.stderr
     );
 }
+
+#[test]
+fn an_endpoint_that_does_not_answer_stops_the_run_at_once() {
+    let tree = shipped_copy();
+    // A port nothing listens on: bound, then let go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    for args in [
+        vec![
+            "--profile",
+            "sandbox",
+            "--endpoint",
+            &endpoint,
+            "plan",
+            "--all",
+        ],
+        vec!["--endpoint", &endpoint, "apply", "--all", "--auto-approve"],
+        vec![
+            "--profile",
+            "sandbox",
+            "--endpoint",
+            &endpoint,
+            "rollout",
+            "--auto-approve",
+        ],
+        vec![
+            "--profile",
+            "sandbox",
+            "--endpoint",
+            &endpoint,
+            "drift",
+            "--all",
+        ],
+    ] {
+        let started = std::time::Instant::now();
+        let out = tree.run(&args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            out.stderr.contains(&format!(
+                "the endpoint {endpoint} does not answer (Connection refused"
+            )) && out.stderr.contains("nothing was run"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!tree.path(".orch/work").exists(), "{args:?}: something ran");
+    }
+}

@@ -111,6 +111,13 @@ impl Loaded {
         if let Some(endpoint) = &global.endpoint {
             profile.get_or_insert(Profile { endpoint: None }).endpoint = Some(endpoint.clone());
         }
+        if let Some(endpoint) = profile.as_ref().and_then(|p| p.endpoint.as_deref()) {
+            answers(endpoint).map_err(|why| {
+                AppError::Usage(format!(
+                    "the endpoint {endpoint} does not answer ({why}); nothing was run. Is the emulator up? `scripts/sandbox orch --profile sandbox ...` runs one for a command, or pass --endpoint URL"
+                ))
+            })?;
+        }
         Ok(profile)
     }
 
@@ -203,4 +210,39 @@ pub fn one(d: Diagnostic) -> Diagnostics {
 /// Prints on stdout; a closed pipe (`orch graph | head`) is not an error worth a message.
 pub fn print(text: &str) {
     let _ = std::io::stdout().write_all(text.as_bytes());
+}
+
+/// Whether something listens at `endpoint`'s host and port: a TCP connection, within a second
+/// per address. A run against an endpoint that is down would otherwise spend a minute on
+/// failed nodes, each after the provider's retries.
+fn answers(endpoint: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs as _;
+    let (scheme, rest) = endpoint
+        .split_once("://")
+        .ok_or_else(|| "it is not a URL".to_string())?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        443
+    } else {
+        80
+    };
+    let with_port = match authority.rsplit_once(':') {
+        Some((_, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            authority.to_string()
+        }
+        _ => format!("{authority}:{default_port}"),
+    };
+    let addresses: Vec<_> = with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .collect();
+    let mut last = format!("{authority} has no address");
+    for address in addresses {
+        match std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(1)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
 }
