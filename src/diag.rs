@@ -406,9 +406,33 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// `n` things in words: `1 node`, `2 nodes`, `0 nodes`: `one` is the singular, and the plural
+/// adds an `s`, or is `many` when given (`dependencies`).
+pub fn count(n: usize, one: &str) -> String {
+    count_of(n, one, &format!("{one}s"))
+}
+
+/// [`count`] with its own plural.
+pub fn count_of(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{escape, escape_lines, excerpt, token_width};
+    use super::{count, count_of, escape, escape_lines, excerpt, token_width};
+
+    #[test]
+    fn one_thing_is_singular_and_any_other_number_plural() {
+        assert_eq!(count(1, "node"), "1 node");
+        assert_eq!(count(0, "node"), "0 nodes");
+        assert_eq!(count(13, "node"), "13 nodes");
+        assert_eq!(count_of(1, "dependency", "dependencies"), "1 dependency");
+        assert_eq!(count_of(7, "dependency", "dependencies"), "7 dependencies");
+    }
 
     #[test]
     fn escapes_what_would_act_on_a_terminal() {

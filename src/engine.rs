@@ -182,9 +182,9 @@ pub fn execute(setup: &Setup, request: Request) -> std::io::Result<Outcome> {
             }
             if !request.auto_approve
                 && !crate::prompt::ask(&format!(
-                    "{} {} nodes as planned above? Only 'yes' is accepted: ",
+                    "{} {} as planned above? Only 'yes' is accepted: ",
                     request.action.name(),
-                    planned.len()
+                    crate::diag::count(planned.len(), "node")
                 ))?
             {
                 say!("nothing was {}", past(request.action));
@@ -370,8 +370,8 @@ fn finish(
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     if request.drift {
         say!(
-            "{} nodes: {} in sync, {} drifted, {} deleted or pending deletion outside orch, {} unknown (not read), {} skipped or not started; logs in {}",
-            rows.len(),
+            "{}: {} in sync, {} drifted, {} deleted or pending deletion outside orch, {} unknown (not read), {} skipped or not started; logs in {}",
+            crate::diag::count(rows.len(), "node"),
             count("in sync"),
             count("drifted"),
             count("deleted"),
@@ -386,8 +386,8 @@ fn finish(
         );
     } else {
         say!(
-            "{} nodes: {} ok, {} with changes, {} without, {}{} failed{}, {} skipped or not started; logs in {}",
-            rows.len(),
+            "{}: {} ok, {} with changes, {} without, {}{} failed{}, {} skipped or not started; logs in {}",
+            crate::diag::count(rows.len(), "node"),
             count("ok"),
             count("changes"),
             count("no changes"),

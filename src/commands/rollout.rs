@@ -361,7 +361,11 @@ impl Rollout<'_> {
         let mut results = Vec::new();
         for (w, nodes) in plan {
             let wave = self.wave(*w);
-            say!("== wave {} ({} nodes): plan ==", wave.name, nodes.len());
+            say!(
+                "== wave {} ({}): plan ==",
+                wave.name,
+                crate::diag::count(nodes.len(), "node")
+            );
             if let Err(e) = self.remote_first(nodes) {
                 say!("error: {e}");
                 results.push(WaveResult {
@@ -501,9 +505,9 @@ impl Rollout<'_> {
         }
         if wave.approve && !self.options.args.auto_approve {
             say!(
-                "== wave {} ({} nodes): plan for approval ==",
+                "== wave {} ({}): plan for approval ==",
                 wave.name,
-                nodes.len()
+                crate::diag::count(nodes.len(), "node")
             );
             let planned = self
                 .phase(Action::Plan, nodes, BTreeSet::new(), &mut |_| {})
@@ -514,9 +518,9 @@ impl Rollout<'_> {
                 return Ok(result);
             }
             let question = format!(
-                "roll out wave {} ({} nodes) as planned above? Only 'yes' is accepted: ",
+                "roll out wave {} ({}) as planned above? Only 'yes' is accepted: ",
                 wave.name,
-                nodes.len()
+                crate::diag::count(nodes.len(), "node")
             );
             if !crate::prompt::ask(&question)? {
                 result.gate = Some(
@@ -529,7 +533,11 @@ impl Rollout<'_> {
         journal.waves[w].status = WaveStatus::Applying;
         journal.waves[w].gate_error = None;
         journal.save(&state_dir)?;
-        say!("== wave {} ({} nodes): apply ==", wave.name, nodes.len());
+        say!(
+            "== wave {} ({}): apply ==",
+            wave.name,
+            crate::diag::count(nodes.len(), "node")
+        );
         // Nodes this run applied already: no terraform at all while their inputs are the same.
         let applied_before: BTreeSet<usize> = nodes
             .iter()

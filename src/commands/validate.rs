@@ -13,13 +13,13 @@ pub fn exec(loaded: &Loaded, live: &Path) -> Result<(), AppError> {
         .filter(|n| n.key_ref().is_none() || matches!(n.kind, NodeKind::Replica(_)))
         .count();
     println!(
-        "{}: {} nodes ({} keys and replicas, {} consumers) in {} accounts, {} dependencies; valid{}",
+        "{}: {} ({}, {}) in {}, {}; valid{}",
         live.display(),
-        fleet.nodes.len(),
-        keys,
-        fleet.nodes.len() - keys,
-        fleet.accounts.len(),
-        loaded.dag.graph.edge_count(),
+        crate::diag::count(fleet.nodes.len(), "node"),
+        crate::diag::count_of(keys, "key or replica", "keys and replicas"),
+        crate::diag::count(fleet.nodes.len() - keys, "consumer"),
+        crate::diag::count(fleet.accounts.len(), "account"),
+        crate::diag::count_of(loaded.dag.graph.edge_count(), "dependency", "dependencies"),
         loaded.layout.summary()
     );
     Ok(())

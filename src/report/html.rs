@@ -47,9 +47,9 @@ pub fn page(report: &Report, entries: &[Entry]) -> String {
     let _ = writeln!(out, "<h1>{}</h1>", escape(&title));
     let _ = writeln!(
         out,
-        "<p class=\"meta\">exit code {}; {} nodes: {}; orch {:.1} CPU-s, terraform {:.1} CPU-s</p>",
+        "<p class=\"meta\">exit code {}; {}: {}; orch {:.1} CPU-s, terraform {:.1} CPU-s</p>",
         report.exit_code,
-        entries.len(),
+        crate::diag::count(entries.len(), "node"),
         status_counts(entries),
         report.orch_cpu_seconds,
         report.terraform_cpu_seconds

@@ -92,9 +92,9 @@ pub fn run(report: &Report, whole: &str) -> String {
         .map(|(s, n)| format!("{n} {}", text(s)))
         .collect();
     let mut doc = format!(
-        "## orch {}: {} nodes\n\n{} · exit code {} · run {}\n",
+        "## orch {}: {}\n\n{} · exit code {} · run {}\n",
         text(&report.action),
-        rows.len(),
+        crate::diag::count(rows.len(), "node"),
         counted.join(", "),
         report.exit_code,
         text(&report.run)
