@@ -164,9 +164,8 @@ fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() 
     assert_eq!(waves(&third), ["passed", "passed", "passed"]);
     assert_eq!(only_journal(root)["status"], "finished");
 
-    // The fleet is converged, and every account has its new replica.
-    let plan = orch(root, endpoint, &["plan", "--all", "--detailed-exitcode"]);
-    assert_eq!(plan.code, 0, "a final plan shows changes:\n{}", plan.stderr);
+    // The fleet is converged (each wave's gate planned its nodes afresh with no changes; nothing
+    // changed since), and every account has its new replica.
     let changed = orch(root, endpoint, &["plan", "--all", "--changed"]);
     assert_eq!(changed.code, 0, "{}", changed.stderr);
     assert_eq!(
