@@ -148,7 +148,7 @@ fn a_new_region_is_rolled_out_wave_by_wave_through_a_failed_gate_and_a_ctrl_c() 
         prod.as_array()
             .unwrap()
             .iter()
-            .all(|n| n["status"] == "unchanged"),
+            .all(|n| n["status"] == "applied earlier"),
         "prod was applied again: {prod}"
     );
     assert_eq!(only_journal(root)["status"], "interrupted");
