@@ -54,8 +54,8 @@ pub fn open(path: &Path) -> io::Result<File> {
 /// Whether something is at `path` (links followed), and if so that it is a regular file: the
 /// check of a file orch will hand to terraform, which would block on a FIFO as surely.
 pub fn is_file(path: &Path) -> io::Result<bool> {
-    match std::fs::metadata(path) {
-        Ok(_) => open(path).map(|_| true),
+    match open(path) {
+        Ok(_) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }

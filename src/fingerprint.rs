@@ -1,11 +1,10 @@
 //! Change detection (`--changed`): a node's fingerprint covers everything that shapes its
 //! terraform run (the rendered module files, tfvars included, so layering, templates and orch's
 //! own version are covered; the terraform binary's version; the lock file of the root module it
-//! runs in, its own or its stack's; its own recorded outputs, which
-//! its dependents read; the recorded outputs of its dependencies). It is recorded in
-//! `.orch/outputs/<address>.fingerprint` after a successful apply and forgotten before an apply
-//! starts, so a node whose apply failed or was cut short stays changed. Computing it never runs
-//! terraform.
+//! runs in, its own or its stack's; its own recorded outputs, which its dependents read; the
+//! recorded outputs of its dependencies). It is recorded in `.orch/outputs/<address>.fingerprint`
+//! after a successful apply and forgotten before an apply starts, so a node whose apply failed or
+//! was cut short stays changed. Computing it never runs terraform.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -143,7 +142,11 @@ pub fn changed<E>(
     let mut changed: BTreeSet<usize> = candidates
         .iter()
         .copied()
-        .filter(|i| records.get(i) != now.get(i) || !records.contains_key(i))
+        .filter(|i| {
+            records
+                .get(i)
+                .is_none_or(|record| now.get(i) != Some(record))
+        })
         .collect();
     let mut stack: Vec<usize> = changed.iter().copied().collect();
     while let Some(i) = stack.pop() {

@@ -173,16 +173,9 @@ fn transient_errors_are_retried_with_backoff_a_bounded_number_of_times() {
     assert_eq!(throttled, 2);
     assert_eq!(run.status("dev/us-east-1/app"), "changes");
     // The report counts tries of the node, not terraform calls (init, plan): 1 and 2 retries.
-    let attempts = |run: &common::fake::Run, address: &str| {
-        run.report["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["address"] == address)
-            .map(|n| n["attempts"].clone())
-    };
-    assert_eq!(attempts(&run, "dev/us-east-1/app"), Some(3.into()));
-    assert_eq!(attempts(&run, "prod/us-east-1/data"), Some(1.into()));
+    let attempts = |address: &str| common::report_row(&run.report, address)["attempts"].clone();
+    assert_eq!(attempts("dev/us-east-1/app"), 3);
+    assert_eq!(attempts("prod/us-east-1/data"), 1);
 
     let tree = Tree::new();
     let run = orch(

@@ -311,16 +311,9 @@ fn deleted_outputs_mark_their_node_changed_and_its_dependents_do_not_fail() {
         .path(".orch/outputs/prod/us-east-1/data.json")
         .is_file());
     // The same outputs as before: its dependents had nothing new to read.
-    let status = |address: &str| {
-        run.report["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["address"] == address)
-            .map(|n| n["status"].clone())
-    };
-    assert_eq!(status("prod/eu-west-1/data"), Some("unchanged".into()));
-    assert_eq!(status("prod/us-east-1/grant"), Some("unchanged".into()));
+    let status = |address: &str| common::report_row(&run.report, address)["status"].clone();
+    assert_eq!(status("prod/eu-west-1/data"), "unchanged");
+    assert_eq!(status("prod/us-east-1/grant"), "unchanged");
     assert!(planned_when_changed(&tree, &[]).is_empty());
 }
 
@@ -524,22 +517,11 @@ fn a_failed_node_stops_the_rollout_and_resume_applies_nothing_twice() {
     );
     // The report says what the first run applied, from the journal.
     let status = |w: usize, address: &str| {
-        resumed.report["waves"][w]["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["address"] == address)
-            .map(|n| n["status"].clone())
+        common::report_row(&resumed.report["waves"][w], address)["status"].clone()
     };
-    assert_eq!(
-        status(0, "dev/us-east-1/app"),
-        Some("applied earlier".into())
-    );
-    assert_eq!(
-        status(1, "prod/us-east-1/data"),
-        Some("applied earlier".into())
-    );
-    assert_eq!(status(1, "prod/us-east-1/grant"), Some("ok".into()));
+    assert_eq!(status(0, "dev/us-east-1/app"), "applied earlier");
+    assert_eq!(status(1, "prod/us-east-1/data"), "applied earlier");
+    assert_eq!(status(1, "prod/us-east-1/grant"), "ok");
     assert_eq!(common::only_journal(tree.root())["status"], "finished");
     let again = orch(&tree, &["rollout", "--resume"], &[]);
     assert_eq!(again.code, 1);
@@ -910,31 +892,15 @@ fn the_nodes_of_waves_that_never_started_are_in_the_report_as_not_started() {
     let run = orch(&tree, &["rollout"], &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(wave_statuses(&run.report), ["failed", "not started"]);
-    let rows: Vec<(String, String)> = run.report["waves"][1]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| {
-            (
-                n["address"].as_str().unwrap().to_string(),
-                n["status"].as_str().unwrap().to_string(),
-            )
-        })
+    let rows: BTreeSet<(String, String)> = common::report_statuses(&run.report["waves"][1])
+        .into_iter()
         .collect();
-    let expected: Vec<(String, String)> = PROD_PRIMARY
+    let expected: BTreeSet<(String, String)> = PROD_PRIMARY
         .iter()
         .chain(&REST)
         .map(|a| (a.to_string(), "not started".to_string()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
         .collect();
-    assert_eq!(
-        rows.into_iter()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>(),
-        expected
-    );
+    assert_eq!(rows, expected);
 }
 
 #[test]

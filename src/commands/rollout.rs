@@ -550,10 +550,15 @@ impl Rollout<'_> {
                     .any(|n| n.address == address && n.status == NodeStatus::Applied)
             })
             .collect();
+        // Their addresses, for the rows the report gives them.
+        let earlier: BTreeSet<String> = applied_before
+            .iter()
+            .map(|&i| self.fleet.nodes[i].address.to_string())
+            .collect();
         let mut save_error = None;
         let fleet = self.fleet.clone();
         let rows = self
-            .phase(Action::Apply, nodes, applied_before.clone(), &mut |event| {
+            .phase(Action::Apply, nodes, applied_before, &mut |event| {
                 let (node, status) = match event {
                     Event::Finished { node, output } => (
                         *node,
@@ -586,10 +591,7 @@ impl Rollout<'_> {
         let rows: Vec<Row> = rows
             .into_iter()
             .map(|mut r| {
-                let before = applied_before
-                    .iter()
-                    .any(|&i| self.fleet.nodes[i].address.to_string() == r.address);
-                if before && r.status == "unchanged" {
+                if earlier.contains(&r.address) && r.status == "unchanged" {
                     r.status = APPLIED_EARLIER.into();
                 }
                 r

@@ -10,12 +10,12 @@ use crate::diag::Diagnostics;
 /// The longest bake orch accepts: a day. Longer waits belong to a scheduler, not to one process.
 const MAX_BAKE: Duration = Duration::from_secs(24 * 3600);
 
-/// A wave's `approve` and `gate`, read from the wave's fields (`settings::read_waves` reads the
-/// rest).
 /// How long a gate's command may run when its wave does not say: long enough for a smoke test or
 /// an alarm check, short enough that a hung one does not hold the rollout for hours.
 pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// A wave's `approve` and `gate`, read from the wave's fields (`settings::read_waves` reads the
+/// rest).
 pub fn read_extras(w: &mut Fields) -> (bool, Option<Gate>) {
     let approve = w.bool("approve").is_some_and(|a| a.value);
     let gate = w

@@ -106,9 +106,8 @@ async fn wait(
     // An interrupt that came after the caller's last look (it looks before each spawn) and
     // before this process existed concerns it all the same: it would otherwise run to its end,
     // unsignalled, while orch stops. Later ones arrive through `changed`.
-    let level = *interrupt.borrow_and_update();
-    let mut interrupted = level > 0;
-    if interrupted {
+    // Ctrl-C is passed on as SIGINT; the third one kills.
+    let pass_on = |level: Level| {
         signal_group(
             pgid,
             if level >= 3 {
@@ -117,6 +116,11 @@ async fn wait(
                 libc::SIGINT
             },
         );
+    };
+    let level = *interrupt.borrow_and_update();
+    let mut interrupted = level > 0;
+    if interrupted {
+        pass_on(level);
     }
     loop {
         tokio::select! {
@@ -132,8 +136,7 @@ async fn wait(
                     return child.wait().await.map_err(Error::Spawn);
                 }
                 interrupted = true;
-                let level = *interrupt.borrow();
-                signal_group(pgid, if level >= 3 { libc::SIGKILL } else { libc::SIGINT });
+                pass_on(*interrupt.borrow());
             }
         }
     }

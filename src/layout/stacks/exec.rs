@@ -19,7 +19,8 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::plan_text::{self, Failure};
-use super::{module_name, Stacks, STACKS_DIR};
+use super::render::RenderedStack;
+use super::{module_name, Stack, Stacks, STACKS_DIR};
 use crate::config::Fleet;
 use crate::render::{Renderer, TemplateCache};
 use crate::scheduler::{self, Event, Executor, Options};
@@ -193,7 +194,15 @@ pub(super) struct Unit<'a> {
     pub dir: PathBuf,
 }
 
-impl Unit<'_> {
+impl<'a> Unit<'a> {
+    /// `stack` as `renderer` rendered it.
+    pub fn of(rendered: &'a RenderedStack, renderer: &Renderer, stack: &Stack) -> Unit<'a> {
+        Unit {
+            nodes: rendered.nodes.iter().map(|(i, r)| (*i, r)).collect(),
+            dir: renderer.stack_dir(stack),
+        }
+    }
+
     /// The fingerprint of member `i` as it runs in this stack now.
     pub fn fingerprint(&self, fleet: &Fleet, i: usize, version: &str) -> String {
         crate::fingerprint::compute(
@@ -271,10 +280,7 @@ impl StackJob {
             Ok(r) => r,
             Err(e) => return self.all_failed(&self.targets, &e.to_string(), job),
         };
-        let unit = Unit {
-            nodes: rendered.nodes.iter().map(|(i, r)| (*i, r)).collect(),
-            dir: renderer.stack_dir(stack),
-        };
+        let unit = Unit::of(&rendered, renderer, stack);
         let written: BTreeMap<usize, Written> = unit
             .nodes
             .iter()

@@ -270,10 +270,7 @@ impl Layout for StacksLayout {
         for s in self.stacks.holding(nodes) {
             let stack = &self.stacks.stacks[s];
             let rendered = renderer.render_stack(stack, &mut cache)?;
-            let unit = exec::Unit {
-                nodes: rendered.nodes.iter().map(|(i, r)| (*i, r)).collect(),
-                dir: renderer.stack_dir(stack),
-            };
+            let unit = exec::Unit::of(&rendered, renderer, stack);
             for &i in stack.members.iter().filter(|i| nodes.contains(i)) {
                 out.insert(i, unit.fingerprint(renderer.fleet, i, version));
             }
